@@ -1,0 +1,199 @@
+"""Exceptions raised by aiconfig.
+
+Every error is an :class:`AiconfigError`. The tree has three branches, following python-tuf's
+split between untrustworthy content and transport::
+
+    AiconfigError
+    ├── ContentError                 the bytes are not a valid config
+    │   ├── ConfigParseError         not well-formed or hostile YAML (tags, bombs, duplicates)
+    │   ├── InterpolationError       ${oc.env:...} could not be resolved
+    │   ├── ConfigValidationError    the values do not fit the schema
+    │   └── ForkError                a fork file is stale, touches locked paths, or is malformed
+    ├── TrustError                   the config is not trusted to run
+    │   ├── UnsignedConfigError      no signature at all
+    │   ├── SignatureFormatError     truncated or garbage signature file
+    │   ├── BadSignatureError        signature does not match the bytes
+    │   ├── UntrustedKeyError        signed by a key not in allowed_signers
+    │   ├── RevokedKeyError          signed by a revoked key
+    │   ├── KeyValidityError         key used outside valid-after/valid-before
+    │   ├── NamespaceError           signature made for another namespace (e.g. git)
+    │   ├── ThresholdError           fewer distinct reviewers than the policy asks
+    │   ├── RollbackError            meta.version lower than one already accepted
+    │   └── ExpiredConfigError       meta.expires is in the past
+    └── ResourceError                the outside world failed
+        ├── ConfigFileError          a file cannot be read or written
+        ├── CaptureDeviceError       a capture device is missing or refused
+        └── InferenceServerError     the inference server is down or misconfigured
+
+Each error carries one or more :class:`Problem` records; ``str(error)`` renders one line per
+problem, naming the file, line, key path and what to do. Secret values are never part of a
+message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "AiconfigError",
+    "BadSignatureError",
+    "CaptureDeviceError",
+    "ConfigFileError",
+    "ConfigParseError",
+    "ConfigValidationError",
+    "ContentError",
+    "ExpiredConfigError",
+    "ForkError",
+    "InferenceServerError",
+    "InterpolationError",
+    "KeyValidityError",
+    "NamespaceError",
+    "Problem",
+    "ResourceError",
+    "RevokedKeyError",
+    "RollbackError",
+    "SignatureFormatError",
+    "ThresholdError",
+    "TrustError",
+    "UnsignedConfigError",
+    "UntrustedKeyError",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one place in one file."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    path: str | None = None
+    expected: str | None = None
+    got: str | None = None
+    source: str | None = None
+    hint: str | None = None
+
+    def render(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file if self.line is None else f"{self.file}:{self.line}"
+        head = ": ".join(p for p in (where, self.path) if p)
+        text = f"{head}: {self.message}" if head else self.message
+        details = []
+        if self.expected is not None:
+            details.append(f"expected {self.expected}")
+        if self.got is not None:
+            details.append(f"got {self.got}")
+        if self.source is not None:
+            details.append(f"from {self.source}")
+        if details:
+            text += f" ({', '.join(details)})"
+        if self.hint:
+            text += f"; {self.hint}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class AiconfigError(Exception):
+    """Root of every error aiconfig raises."""
+
+    problems: list[Problem]
+
+    def __init__(self, message: str | Problem | list[Problem], **where: Any) -> None:
+        if isinstance(message, list):
+            problems = message
+        elif isinstance(message, Problem):
+            problems = [message]
+        else:
+            problems = [Problem(message, **where)]
+        self.problems = problems
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        return "\n".join(p.render() for p in self.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": type(self).__name__, "problems": [p.to_dict() for p in self.problems]}
+
+
+class ContentError(AiconfigError):
+    """The bytes do not form a valid config."""
+
+
+class ConfigParseError(ContentError):
+    """The file is not well-formed YAML, or uses a construct the hardened profile refuses."""
+
+
+class InterpolationError(ContentError):
+    """An ``${oc.env:...}`` interpolation could not be resolved."""
+
+
+class ConfigValidationError(ContentError):
+    """Values do not fit the schema."""
+
+
+class ForkError(ContentError):
+    """A fork file is stale, overrides a locked path, or is malformed."""
+
+
+class TrustError(AiconfigError):
+    """The config is not trusted to run."""
+
+
+class UnsignedConfigError(TrustError):
+    """No signature exists for the config."""
+
+
+class SignatureFormatError(TrustError):
+    """A signature file is truncated, garbage, or not SSHSIG."""
+
+
+class BadSignatureError(TrustError):
+    """A signature does not match the file bytes (tampered file or swapped signature)."""
+
+
+class UntrustedKeyError(TrustError):
+    """The signing key is not listed in allowed_signers."""
+
+
+class RevokedKeyError(TrustError):
+    """The signing key has been revoked."""
+
+
+class KeyValidityError(TrustError):
+    """The signing key is used outside its valid-after/valid-before window."""
+
+
+class NamespaceError(TrustError):
+    """The signature was made for another namespace."""
+
+
+class ThresholdError(TrustError):
+    """Fewer distinct trusted principals signed than the policy requires."""
+
+
+class RollbackError(TrustError):
+    """``meta.version`` is lower than a version already accepted for this config name."""
+
+
+class ExpiredConfigError(TrustError):
+    """``meta.expires`` is in the past."""
+
+
+class ResourceError(AiconfigError):
+    """Something outside the config failed: files, devices, servers."""
+
+
+class ConfigFileError(ResourceError):
+    """A file cannot be read or written."""
+
+
+class CaptureDeviceError(ResourceError):
+    """A capture device is missing, busy or refused."""
+
+
+class InferenceServerError(ResourceError):
+    """The inference server is down, loading, or does not serve the configured model."""

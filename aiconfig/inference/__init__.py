@@ -1,0 +1,1 @@
+"""Inference with explicit latency budgets and backpressure."""

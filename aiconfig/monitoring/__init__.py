@@ -1,0 +1,1 @@
+"""OpenTelemetry set-up for aiconfig jobs (the only place that touches the SDK)."""

@@ -1,0 +1,284 @@
+"""The typed config hierarchy.
+
+Every model is frozen (assignment raises) and forbids unknown keys. Collections are tuples and
+read-only mappings, so a loaded config cannot be changed in place: forks make new objects.
+Defaults come from the System 0 seed (capture at 30 fps of the "League of Legends" window,
+H.264, webcam 640x480 off, system audio 44.1 kHz stereo off) and the harness contract
+(vLLM sidecar at http://127.0.0.1:8000).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date, datetime, time, timezone
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AIConfig",
+    "AlertConfig",
+    "AudioConfig",
+    "CaptureConfig",
+    "DatasetConfig",
+    "InferenceConfig",
+    "InputConfig",
+    "MetaConfig",
+    "ModelConfig",
+    "MonitoringConfig",
+    "OptimizerConfig",
+    "TrainingConfig",
+    "VLLMConfig",
+    "WebcamConfig",
+    "is_secret_key",
+]
+
+SCHEMA_VERSION = 1
+
+_SECRET_RE = re.compile(r"token|secret|password|passwd|api_key|apikey|credential", re.I)
+
+
+def is_secret_key(key: str) -> bool:
+    """True for key names whose values must never be echoed (``*token*``, ``api_key``...)."""
+    return bool(_SECRET_RE.search(key))
+
+
+def _freeze_mapping(value: dict[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+FrozenFloatMap = Annotated[
+    dict[str, Annotated[float, Field(gt=0)]],
+    AfterValidator(_freeze_mapping),
+    PlainSerializer(lambda v: dict(v), return_type=dict),
+]
+FrozenStrMap = Annotated[
+    dict[str, str],
+    AfterValidator(_freeze_mapping),
+    PlainSerializer(lambda v: dict(v), return_type=dict),
+]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+Resolution = Annotated[tuple[PositiveInt, PositiveInt], Field(description="[width, height]")]
+HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/:]+(:\d{1,5})?(/\S*)?$")]
+
+
+def _check_port(url: str | None) -> str | None:
+    if url is None:
+        return None
+    m = re.match(r"^https?://[^\s/:]+:(\d+)", url)
+    if m and not 0 < int(m.group(1)) < 65536:
+        raise ValueError(f"port {m.group(1)} is outside 1-65535")
+    return url
+
+
+Url = Annotated[HttpUrl, AfterValidator(_check_port)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class MetaConfig(_Frozen):
+    """Identity and trust metadata; all of it is inside the signed bytes."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+    version: Annotated[int, Field(ge=1, strict=True)]
+    schema_version: Literal[1] = SCHEMA_VERSION
+    expires: datetime | None = None
+    locked: tuple[str, ...] = ()
+    description: str = ""
+
+    @field_validator("expires", mode="before")
+    @classmethod
+    def _date_to_datetime(cls, v: Any) -> Any:
+        if isinstance(v, date) and not isinstance(v, datetime):
+            return datetime.combine(v, time.min, tzinfo=timezone.utc)
+        return v
+
+    @field_validator("expires")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            return v.replace(tzinfo=timezone.utc)
+        return v
+
+
+class ModelConfig(_Frozen):
+    """The policy network that maps frames and inputs to actions."""
+
+    name: str = "lol-bc-policy"
+    architecture: Literal["cnn_lstm", "transformer", "resnet_mlp"] = "transformer"
+    checkpoint: str | None = None
+    input_resolution: Resolution = (256, 144)
+    frame_stack: Annotated[int, Field(ge=1, le=64)] = 4
+    hidden_size: Annotated[int, Field(ge=8, le=65536)] = 512
+    num_layers: Annotated[int, Field(ge=1, le=512)] = 6
+    num_heads: Annotated[int, Field(ge=1, le=256)] = 8
+    dropout: Probability = 0.1
+    action_space: tuple[str, ...] = ("move", "attack", "q", "w", "e", "r", "d", "f")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+
+class OptimizerConfig(_Frozen):
+    name: Literal["adamw", "adam", "sgd"] = "adamw"
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
+    betas: tuple[Probability, Probability] = (0.9, 0.999)
+    momentum: Probability = 0.9
+    eps: Annotated[float, Field(gt=0.0)] = 1e-8
+
+
+class DatasetConfig(_Frozen):
+    sessions_dir: str = "./sessions"
+    train_split: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
+    shuffle: bool = True
+    num_workers: Annotated[int, Field(ge=0, le=256)] = 4
+    min_session_s: Annotated[float, Field(ge=0.0)] = 10.0
+
+
+class TrainingConfig(_Frozen):
+    seed: Annotated[int, Field(ge=0)] = 0
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 64
+    lr: Annotated[float, Field(gt=0.0, le=10.0)] = 3e-4
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_steps: Annotated[int, Field(ge=0)] = 500
+    max_steps: PositiveInt | None = None
+    gradient_clip: Annotated[float, Field(gt=0.0)] | None = 1.0
+    label_smoothing: Probability = 0.0
+    mixed_precision: bool = False
+    deterministic: bool = True
+    checkpoint_dir: str = "./checkpoints"
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+
+
+class VLLMConfig(_Frozen):
+    """Client settings for the external vLLM sidecar (never launched by aiconfig)."""
+
+    base_url: Url = "http://127.0.0.1:8000"
+    model: str = "Qwen/Qwen2.5-0.5B-Instruct"
+    api_key: SecretStr | None = None
+    max_tokens: PositiveInt = 256
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.0
+    connect_timeout_s: Annotated[float, Field(gt=0.0)] = 2.0
+    retries_on_busy: Annotated[int, Field(ge=0, le=20)] = 2
+
+
+class InferenceConfig(_Frozen):
+    """Every call has an explicit budget; overload is refused, not queued forever."""
+
+    backend: Literal["torch", "vllm"] = "torch"
+    latency_budget_ms: Annotated[float, Field(gt=0.0, le=600_000)] = 50.0
+    max_concurrency: Annotated[int, Field(ge=1, le=4096)] = 4
+    max_queue: Annotated[int, Field(ge=0, le=100_000)] = 16
+    max_batch_size: PositiveInt = 1
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    compile: bool = False
+    seed: Annotated[int, Field(ge=0)] = 0
+    vllm: VLLMConfig = Field(default_factory=VLLMConfig)
+
+
+class AlertConfig(_Frozen):
+    """Alert dampening: at most ``max_alerts`` per ``window_s`` per model."""
+
+    enabled: bool = True
+    window_s: Annotated[float, Field(gt=0.0)] = 60.0
+    max_alerts: PositiveInt = 3
+    webhook_url: Url | None = None
+
+
+class MonitoringConfig(_Frozen):
+    enabled: bool = True
+    service_name: str = "aiconfig"
+    exporters: tuple[Literal["console", "otlp", "jsonl"], ...] = ("jsonl",)
+    otlp_endpoint: Url = "http://127.0.0.1:4318"
+    otlp_token: SecretStr | None = None
+    jsonl_path: str = "telemetry.jsonl"
+    sample_ratio: Probability = 1.0
+    latency_thresholds_ms: FrozenFloatMap = Field(default_factory=dict)
+    resource_attributes: FrozenStrMap = Field(default_factory=dict)
+    alert: AlertConfig = Field(default_factory=AlertConfig)
+
+
+class WebcamConfig(_Frozen):
+    enabled: bool = False
+    device: Annotated[int, Field(ge=0)] | str = 0
+    resolution: Resolution = (640, 480)
+    fps: Annotated[int, Field(gt=0, le=120)] = 30
+
+
+class AudioConfig(_Frozen):
+    """System audio only (monitor/loopback devices); never a microphone."""
+
+    enabled: bool = False
+    sample_rate: Literal[44100, 48000] = 44100
+    channels: Annotated[int, Field(ge=1, le=2)] = 2
+    device: str | None = None
+
+
+class InputConfig(_Frozen):
+    enabled: bool = True
+    mouse_moves: bool = True
+    focus_only: bool = True
+
+
+class CaptureConfig(_Frozen):
+    fps: Annotated[int, Field(gt=0, le=240)] = 30
+    duration_s: Annotated[float, Field(gt=0.0)] | None = None
+    window_title: Annotated[str, Field(min_length=1)] = "League of Legends"
+    allow_any: bool = False
+    codec: Literal["h264"] = "h264"
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = (
+        "superfast"
+    )
+    crf: Annotated[int, Field(ge=0, le=51)] = 23
+    keyframe_interval_s: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    resolution: Resolution = (1920, 1080)
+    output_dir: str = "./sessions"
+    webcam: WebcamConfig = Field(default_factory=WebcamConfig)
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    input: InputConfig = Field(default_factory=InputConfig)
+
+
+class AIConfig(_Frozen):
+    """Single source of truth for one experiment: model, training, inference, monitoring, capture."""
+
+    meta: MetaConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+
+    @model_validator(mode="after")
+    def _locked_paths_exist(self) -> AIConfig:
+        for dotted in self.meta.locked:
+            if not path_exists(type(self), dotted):
+                raise ValueError(f"meta.locked names '{dotted}', which is not a config path")
+        return self
+
+
+def path_exists(model: type[BaseModel], dotted: str) -> bool:
+    """True when ``dotted`` names a field (or a sub-model) of ``model``."""
+    current: Any = model
+    for part in dotted.split("."):
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return False
+        field = current.model_fields.get(part)
+        if field is None:
+            return False
+        current = field.annotation
+    return True

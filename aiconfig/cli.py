@@ -1,0 +1,65 @@
+"""The ``aiconfig`` command line.
+
+Each subcommand lives in ``aiconfig/commands/<name>.py`` and exposes ``add_parser(subparsers)``
+and ``run(args) -> int``. Those modules import only argparse at module level; anything heavy
+(capture, torch, OpenTelemetry SDK, deepdiff) is imported inside ``run`` so ``aiconfig
+validate`` starts fast.
+
+Exit codes: 0 success, 1 a handled error (one clear line per problem on stderr, no traceback),
+2 usage error. ``diff`` exits 1 when the two sides differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import AiconfigError
+
+# One entry per subcommand module, in the order shown by --help.
+COMMANDS: tuple[str, ...] = (
+    "validate",
+    "show",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with one line, never a traceback."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="aiconfig",
+        description="Signed, typed, forkable, diffable experiment configs.",
+    )
+    parser.add_argument("--version", action="version", version=f"aiconfig {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMANDS:
+        module = importlib.import_module(f"aiconfig.commands.{name.replace('-', '_')}")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except AiconfigError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(f"error: {problem.render()}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 1

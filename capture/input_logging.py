@@ -1,6 +1,8 @@
 """Keyboard and mouse events (pynput), stamped on the monotonic clock and tied to video frames.
 
-Each event is stamped with ``time.monotonic_ns()`` first thing in the listener callback, then:
+The listeners run in a child process of their own, so the recorder's busy threads (grab, convert,
+encode, and the GIL they share) never delay a timestamp; CLOCK_MONOTONIC is system-wide, so the
+child's stamps line up with the frame timeline. Rows travel to the parent over a pipe. Each event is stamped with ``time.monotonic_ns()`` first thing in the listener callback, then:
 
 * dropped unless the target window has focus at that instant (privacy; asked of the X server
   per event, on this logger's own connection, so a focus switch is never missed);
@@ -11,6 +13,9 @@ Each event is stamped with ``time.monotonic_ns()`` first thing in the listener c
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +26,8 @@ from .timeline import FrameClock
 from .windows import Rect, WindowBackend, open_backend
 
 __all__ = ["InputLogger", "key_fields"]
+
+_STOP_TIMEOUT_S = 5.0
 
 
 def key_fields(key: Any) -> tuple[int | None, dict[str, Any]]:
@@ -37,12 +44,12 @@ def key_fields(key: Any) -> tuple[int | None, dict[str, Any]]:
     return (int(vk) if vk is not None else None), {"key": name}
 
 
-class InputLogger:
-    """Runs pynput keyboard and mouse listeners for the duration of a session."""
+class _Listener:
+    """pynput keyboard and mouse listeners (runs inside the logger's child process)."""
 
     def __init__(
         self,
-        journal: EventJournal,
+        emit: Callable[[tuple[Any, ...]], None],
         clock: FrameClock,
         *,
         region: Callable[[], Rect],
@@ -51,9 +58,8 @@ class InputLogger:
         session_id: str,
         mouse_moves: bool = True,
         focus_only: bool = True,
-        frame_limit: Callable[[], int] | None = None,
     ) -> None:
-        self._journal = journal
+        self._send = emit
         self._clock = clock
         self._region = region
         self._handle = handle
@@ -146,7 +152,7 @@ class InputLogger:
             session_id=self._session_id,
             metadata=extra or None,
         )
-        self._journal.add(event.row())
+        self._send(event.row())
         self.logged += 1
 
     def _on_press(self, key: Any) -> None:
@@ -171,3 +177,130 @@ class InputLogger:
     def _on_scroll(self, x: float, y: float, dx: float, dy: float) -> None:
         t_ns = time.monotonic_ns()
         self._emit(t_ns, "mouse_scroll", xy=(x, y), delta=float(dy), meta={"delta_x": dx})
+
+
+def _child_main(
+    conn: Any,
+    region: Any,
+    t0_ns: int,
+    fps: int,
+    options: dict[str, Any],
+) -> None:
+    """Child process: listen until told to stop (or the parent dies), sending rows over ``conn``."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, -5)  # only with privilege; harmless otherwise
+    parent = os.getppid()
+    send_lock = threading.Lock()
+
+    def send(row: tuple[Any, ...]) -> None:
+        with send_lock:
+            conn.send(("row", row))
+
+    def current_region() -> Rect:
+        with region.get_lock():
+            return Rect(*region[:])
+
+    listener = _Listener(send, FrameClock(t0_ns, fps), region=current_region, **options)
+    try:
+        listener.start()
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as a stream failure
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", None))
+    while True:
+        if conn.poll(0.25):
+            break
+        if os.getppid() != parent:  # the recorder was killed: nothing left to send to
+            listener.stop()
+            return
+    listener.stop()
+    with send_lock:
+        conn.send(("done", (listener.logged, listener.suppressed)))
+    conn.close()
+
+
+class InputLogger:
+    """Runs the pynput listeners in a child process and feeds their rows to the journal."""
+
+    def __init__(
+        self,
+        journal: EventJournal,
+        clock: FrameClock,
+        *,
+        region: Rect,
+        handle: int | None,
+        window_id: str | None,
+        session_id: str,
+        mouse_moves: bool = True,
+        focus_only: bool = True,
+    ) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._journal = journal
+        self._region: Any = ctx.Array("i", [region.left, region.top, region.width, region.height])
+        self._conn, child_conn = ctx.Pipe()
+        options = {
+            "handle": handle,
+            "window_id": window_id,
+            "session_id": session_id,
+            "mouse_moves": mouse_moves,
+            "focus_only": focus_only,
+        }
+        self._proc = ctx.Process(
+            target=_child_main,
+            args=(child_conn, self._region, clock.t0_ns, clock.fps, options),
+            name="capture-input",
+            daemon=True,
+        )
+        self._child_conn = child_conn
+        self._reader: threading.Thread | None = None
+        self._done = threading.Event()
+        self.logged = 0
+        self.suppressed = 0
+        self.error: str | None = None
+
+    def set_region(self, rect: Rect) -> None:
+        with self._region.get_lock():
+            self._region[:] = [rect.left, rect.top, rect.width, rect.height]
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        """Start the child and wait until its listeners are live; raises on failure."""
+        from aiconfig.errors import CaptureDeviceError
+
+        self._proc.start()
+        self._child_conn.close()
+        if not self._conn.poll(timeout_s):
+            self._proc.kill()
+            raise CaptureDeviceError("input listener did not start within 20 s; check DISPLAY")
+        kind, value = self._conn.recv()
+        if kind != "ready":
+            self._proc.join(timeout=_STOP_TIMEOUT_S)
+            raise CaptureDeviceError(f"input listener failed: {value}")
+        self._reader = threading.Thread(target=self._read, name="capture-input-rx", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                kind, value = self._conn.recv()
+                if kind == "row":
+                    self._journal.add(value)
+                    self.logged += 1
+                elif kind == "done":
+                    self.logged, self.suppressed = value
+                    return
+        except (EOFError, OSError):
+            self.error = self.error or "input listener exited unexpectedly"
+        finally:
+            self._done.set()
+
+    def stop(self) -> None:
+        """Stop the listeners and wait until every row they sent is in the journal."""
+        if self._reader is not None:
+            with contextlib.suppress(OSError):
+                self._conn.send("stop")
+            self._done.wait(_STOP_TIMEOUT_S)
+        self._proc.join(timeout=_STOP_TIMEOUT_S)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+        self._conn.close()

@@ -86,6 +86,7 @@ class ScreenRecorder:
         self.stop_reason: str | None = None
         self.window_moves = 0
         self.window_resized = False
+        self.on_region: Callable[[Rect], None] | None = None
         self._journal = journal
         self._on_stop = on_stop
         self._stop = threading.Event()
@@ -236,9 +237,12 @@ class ScreenRecorder:
         width = min(rect.width, self.width)
         height = min(rect.height, self.height)
         region = Rect(rect.left, rect.top, width, height).clamp_into(screen)
-        if (region.left, region.top) != (self.region.left, self.region.top):
-            self.window_moves += 1
-        self.region = region
+        if region != self.region:
+            if (region.left, region.top) != (self.region.left, self.region.top):
+                self.window_moves += 1
+            self.region = region
+            if self.on_region is not None:
+                self.on_region(region)
         self.focus.update(focused, index)
         return True
 

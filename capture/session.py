@@ -213,7 +213,7 @@ def run_capture(
                 logger = InputLogger(
                     journal,
                     clock,
-                    region=lambda: recorder.region,
+                    region=recorder.region,
                     handle=target.handle,
                     window_id=window_id,
                     session_id=session_id,
@@ -221,6 +221,8 @@ def run_capture(
                     focus_only=cfg.input.focus_only,
                 )
                 logger.start()
+                recorder.on_region = logger.set_region
+                logger.set_region(recorder.region)
                 streams["input"] = "recording"
             except Exception as exc:  # noqa: BLE001 - input failing must not stop video
                 input_error = f"{type(exc).__name__}: {exc}"
@@ -251,6 +253,9 @@ def run_capture(
             stop_ns = time.monotonic_ns()
             if logger is not None:
                 logger.stop()
+                if logger.error:
+                    input_error = logger.error
+                    streams["input"] = "failed"
             recorder.stop()
             recorder.join()
             journal.close()

@@ -31,8 +31,7 @@ def remux_readable(path: Path) -> int:
     try:
         src: Any = av.open(str(path))
     except (av.error.FFmpegError, OSError):
-        path.unlink(missing_ok=True)
-        return 0
+        return 0  # nothing readable; keep the file as evidence, validation will say so
     try:
         in_stream = src.streams.video[0]
         dst: Any = av.open(str(tmp), "w", format="mp4", options={"movflags": MP4_MOVFLAGS})

@@ -81,6 +81,15 @@ def validate_session(session: Path) -> list[str]:
     import pyarrow.parquet as pq
 
     problems: list[str] = []
+    try:
+        status = json.loads((session / MANIFEST_FILE).read_text()).get("status")
+    except (OSError, ValueError):
+        status = None
+    if status == "recording":
+        return [
+            "the session was not finalized (recorder killed or still running); "
+            f"run 'python -m capture recover {session}'"
+        ]
     for name in (FRAMES_FILE, EVENTS_FILE, METADATA_FILE, MANIFEST_FILE):
         if not (session / name).is_file():
             problems.append(f"{name} is missing")

@@ -55,7 +55,12 @@ class VideoWriter:
         self._closed = False
         try:
             self._container: Any = av.open(
-                str(path), mode="w", format="mp4", options={"movflags": MP4_MOVFLAGS}
+                str(path),
+                mode="w",
+                format="mp4",
+                # flush_packets: hand every finished fragment to the OS at once, so a SIGKILL
+                # keeps it (the I/O buffer would otherwise hold the first ~32 KiB back).
+                options={"movflags": MP4_MOVFLAGS, "flush_packets": "1"},
             )
         except OSError as exc:
             raise CaptureDeviceError(

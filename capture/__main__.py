@@ -17,7 +17,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from aiconfig.errors import AiconfigError
+from pydantic import ValidationError
+
+from aiconfig.errors import AiconfigError, ConfigValidationError
+from aiconfig.schema import CaptureConfig
+
+from .recover import recover_session
+from .session import run_capture
+from .validate import validate_session
 
 __all__ = ["build_parser", "main", "record_args", "resolution"]
 
@@ -33,7 +40,9 @@ def resolution(text: str) -> tuple[int, int]:
     try:
         w, h = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}"
+        ) from None
     if w <= 0 or h <= 0:
         raise argparse.ArgumentTypeError(f"resolution must be positive, got {text!r}")
     return w, h
@@ -43,18 +52,28 @@ def record_args(parser: argparse.ArgumentParser) -> None:
     """The seed's recording flags (shared with ``aiconfig capture``); defaults are None."""
     parser.add_argument("--duration", type=float, metavar="N", help="seconds to capture (∞)")
     parser.add_argument("--fps", type=int, metavar="N", help="target frame rate (30)")
-    parser.add_argument("--allow-any", action="store_true", default=None,
-                        help="record the primary monitor when the window is absent (testing)")
-    parser.add_argument("--window-title", metavar="TITLE",
-                        help="exact title of the window to record ('League of Legends')")
+    parser.add_argument(
+        "--allow-any",
+        action="store_true",
+        default=None,
+        help="record the primary monitor when the window is absent (testing)",
+    )
+    parser.add_argument(
+        "--window-title",
+        metavar="TITLE",
+        help="exact title of the window to record ('League of Legends')",
+    )
     parser.add_argument("--webcam", action="store_true", default=None, help="enable webcam")
     parser.add_argument("--webcam-device", metavar="N", help="camera device (0)")
-    parser.add_argument("--webcam-resolution", type=resolution, metavar="WxH",
-                        help="camera resolution (640x480)")
-    parser.add_argument("--audio", action="store_true", default=None,
-                        help="enable system audio")
-    parser.add_argument("--preset", choices=["ultrafast", "superfast", "veryfast", "faster",
-                                             "fast", "medium"], help="x264 preset (superfast)")
+    parser.add_argument(
+        "--webcam-resolution", type=resolution, metavar="WxH", help="camera resolution (640x480)"
+    )
+    parser.add_argument("--audio", action="store_true", default=None, help="enable system audio")
+    parser.add_argument(
+        "--preset",
+        choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"],
+        help="x264 preset (superfast)",
+    )
     parser.add_argument("--crf", type=int, metavar="N", help="x264 quality, 0-51 (23)")
     parser.add_argument("--no-input", action="store_true", help="do not log keyboard/mouse")
     parser.add_argument("--out", metavar="DIR", help="directory for session_* (./sessions)")
@@ -91,8 +110,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.webcam:
         webcam["enabled"] = True
     if args.webcam_device is not None:
-        webcam["device"] = int(args.webcam_device) if args.webcam_device.isdigit() else (
-            args.webcam_device
+        webcam["device"] = (
+            int(args.webcam_device) if args.webcam_device.isdigit() else (args.webcam_device)
         )
     if args.webcam_resolution is not None:
         webcam["resolution"] = args.webcam_resolution
@@ -117,11 +136,6 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def make_config(base: Any, over: dict[str, Any]) -> Any:
     """A new CaptureConfig: ``base`` (a CaptureConfig or None) with ``over`` applied."""
-    from pydantic import ValidationError
-
-    from aiconfig.errors import ConfigValidationError
-    from aiconfig.schema import CaptureConfig
-
     data = base.model_dump() if base is not None else {}
     try:
         return CaptureConfig.model_validate(_merge(data, over))
@@ -145,8 +159,8 @@ def _keyboard_stop(stop: threading.Event) -> Iterator[None]:
         signal.signal(sig, handler)
     restore_tty: Any = None
     if sys.stdin is not None and sys.stdin.isatty():
-        import termios
-        import tty
+        import termios  # noqa: PLC0415 - POSIX-only; only needed on a terminal
+        import tty  # noqa: PLC0415
 
         fd = sys.stdin.fileno()
         saved = termios.tcgetattr(fd)
@@ -194,8 +208,6 @@ def status_line(status: Any) -> str:
 
 def record(cfg: Any, *, quiet: bool, provenance: dict[str, Any] | None = None) -> int:
     """Run one session with the live status line; print the session path."""
-    from .session import run_capture
-
     sys.setswitchinterval(0.001)  # keep input timestamps tight while threads encode
     stop = threading.Event()
 
@@ -225,16 +237,12 @@ def _session_command(name: str, argv: Sequence[str]) -> int:
         sys.stderr.write(f"error: {args.session}: no such session directory\n")
         return 1
     if name == "validate":
-        from .validate import validate_session
-
         problems = validate_session(args.session)
         for problem in problems:
             sys.stderr.write(f"invalid: {problem}\n")
         if not problems:
             print(f"{args.session}: valid")
         return 1 if problems else 0
-    from .recover import recover_session
-
     meta = recover_session(args.session)
     rec = meta.get("recovery", {})
     print(

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 __all__ = [
     "COLUMNS",
     "EventJournal",
@@ -56,8 +59,6 @@ _NAMES = tuple(name for name, _ in COLUMNS)
 
 def event_schema() -> Any:
     """The seed's ``event_schema`` as a pyarrow schema (every column nullable)."""
-    import pyarrow as pa
-
     types = {
         "int64": pa.int64(),
         "int32": pa.int32(),
@@ -135,13 +136,9 @@ def frame_row(
 
 
 def _batch(rows: list[tuple[Any, ...]]) -> Any:
-    import pyarrow as pa
-
     schema = event_schema()
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in _NAMES]
-    arrays = [
-        pa.array(list(col), type=schema.field(i).type) for i, col in enumerate(columns)
-    ]
+    arrays = [pa.array(list(col), type=schema.field(i).type) for i, col in enumerate(columns)]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
@@ -149,8 +146,6 @@ class EventJournal:
     """Thread-safe row buffer appended to an Arrow IPC stream file by :meth:`flush`."""
 
     def __init__(self, path: Path) -> None:
-        import pyarrow as pa
-
         self.path = path
         self._lock = threading.Lock()
         self._rows: list[tuple[Any, ...]] = []
@@ -192,8 +187,6 @@ class EventJournal:
 
 def read_journal(path: Path) -> tuple[Any, bool]:
     """Read every complete batch of a journal. Returns ``(table, truncated)``."""
-    import pyarrow as pa
-
     batches = []
     truncated = False
     try:
@@ -213,8 +206,6 @@ def read_journal(path: Path) -> tuple[Any, bool]:
 
 def journal_to_parquet(table: Any, path: Path, *, rows_per_group: int) -> None:
     """Write ``table`` (sorted by stream then time) to ``path`` atomically, Snappy."""
-    import pyarrow.parquet as pq
-
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(
         table,

@@ -15,6 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
 from .constants import (
     EVENTS_FILE,
     EVENTS_JOURNAL,
@@ -90,8 +94,6 @@ def _now_iso() -> str:
 
 
 def _load_events(session: Path) -> tuple[Any, bool]:
-    import pyarrow.parquet as pq
-
     journal = session / EVENTS_JOURNAL
     if journal.is_file():
         return read_journal(journal)
@@ -107,9 +109,6 @@ def finalize_session(
     live: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``events.parquet``, ``metadata.json`` and ``manifest.json``; return the metadata."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     meta: dict[str, Any] = json.loads((session / METADATA_FILE).read_text())
     fps = int(meta["fps"])
     t0 = int(meta["start_monotonic_ns"]) if meta.get("start_monotonic_ns") is not None else None
@@ -117,9 +116,7 @@ def finalize_session(
     video = probe_video(session / FRAMES_FILE, fps) if (session / FRAMES_FILE).is_file() else None
     n_video = video.frames if video is not None else 0
 
-    is_frame = pc.and_(
-        pc.equal(table["event_type"], "frame"), pc.equal(table["stream"], "screen")
-    )
+    is_frame = pc.and_(pc.equal(table["event_type"], "frame"), pc.equal(table["stream"], "screen"))
     frame_refs = pc.if_else(is_frame, table["frame_ref"], pa.scalar(-1, pa.int32()))
     n_rows_frames = int(pc.sum(pc.cast(is_frame, pa.int64())).as_py() or 0)
     n_frames = min(n_video, n_rows_frames)

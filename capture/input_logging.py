@@ -2,7 +2,9 @@
 
 The listeners run in a child process of their own, so the recorder's busy threads (grab, convert,
 encode, and the GIL they share) never delay a timestamp; CLOCK_MONOTONIC is system-wide, so the
-child's stamps line up with the frame timeline. Rows travel to the parent over a pipe. Each event is stamped with ``time.monotonic_ns()`` first thing in the listener callback, then:
+child's stamps line up with the frame timeline. Rows travel to the parent over a pipe.
+
+Each event is stamped with ``time.monotonic_ns()`` first thing in the listener callback, then:
 
 * dropped unless the target window has focus at that instant (privacy; asked of the X server
   per event, on this logger's own connection, so a focus switch is never missed);
@@ -20,6 +22,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from aiconfig.errors import CaptureDeviceError
 
 from .events import EventJournal, InputEvent
 from .timeline import FrameClock
@@ -75,7 +79,8 @@ class _Listener:
         self.suppressed = 0
 
     def start(self) -> None:
-        from pynput import keyboard, mouse
+        # pynput connects to the display when imported: import it only once one is known good.
+        from pynput import keyboard, mouse  # noqa: PLC0415
 
         kb = keyboard.Listener(on_press=self._on_press, on_release=self._on_release)
         ms = mouse.Listener(
@@ -264,8 +269,6 @@ class InputLogger:
 
     def start(self, timeout_s: float = 20.0) -> None:
         """Start the child and wait until its listeners are live; raises on failure."""
-        from aiconfig.errors import CaptureDeviceError
-
         self._proc.start()
         self._child_conn.close()
         if not self._conn.poll(timeout_s):

@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import av
+
 from aiconfig.errors import ConfigFileError
 
 from .constants import FRAMES_FILE, MANIFEST_FILE, METADATA_FILE, MP4_MOVFLAGS, STATUS_RECORDING
@@ -24,8 +26,6 @@ __all__ = ["recover_session", "remux_readable"]
 
 def remux_readable(path: Path) -> int:
     """Rewrite ``path`` with only its readable packets; returns how many were kept."""
-    import av
-
     tmp = path.with_name(f".{path.name}.recover.mp4")
     kept = 0
     try:

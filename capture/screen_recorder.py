@@ -10,6 +10,7 @@ moves), and whether it has focus; a closed window ends the recording cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -17,6 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import cv2
+import mss
+import numpy as np
 
 from .constants import GEOMETRY_POLL_S
 from .events import EventJournal, frame_row
@@ -135,10 +140,8 @@ class ScreenRecorder:
                 self.started.set()
                 # Unblock neighbours so join() returns.
                 for q in (self._convert_q, self._encode_q):
-                    try:
+                    with contextlib.suppress(queue.Full):
                         q.put_nowait(_STOP)
-                    except queue.Full:
-                        pass
 
         return run
 
@@ -149,8 +152,6 @@ class ScreenRecorder:
 
     # -- grab ---------------------------------------------------------------------------
     def _grab_loop(self) -> None:
-        import mss
-
         backend = open_backend() if self.target.handle is not None else None
         screen = open_backend().screen() if backend is None else backend.screen()
         stats = self.stats
@@ -225,10 +226,12 @@ class ScreenRecorder:
 
     def _poll(self, backend: Any, screen: Rect, index: int) -> bool:
         """Follow the window; False when it is gone."""
-        assert self.target.handle is not None
+        handle = self.target.handle
+        if handle is None:
+            return True
         try:
-            rect = backend.geometry(self.target.handle)
-            focused = backend.has_focus(self.target.handle)
+            rect = backend.geometry(handle)
+            focused = backend.has_focus(handle)
         except WindowGoneError:
             self._finish("window_closed")
             return False
@@ -248,9 +251,6 @@ class ScreenRecorder:
 
     # -- convert ------------------------------------------------------------------------
     def _convert_loop(self) -> None:
-        import cv2
-        import numpy as np
-
         while True:
             item = self._convert_q.get()
             if item is _STOP or item[0] is _STOP:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import metrics, trace
+
 from aiconfig.errors import CaptureDeviceError, ConfigFileError
 from aiconfig.schema import CaptureConfig
 
@@ -107,8 +109,6 @@ def run_capture(
     run_id: str | None = None,
 ) -> SessionResult:
     """Record until ``cfg.duration_s`` passes, ``stop`` is set, or the window closes."""
-    from opentelemetry import metrics, trace
-
     tracer = trace.get_tracer("capture")
     meter = metrics.get_meter("capture")
     frames_counter = meter.create_counter("capture.frames", unit="{frame}")
@@ -118,7 +118,7 @@ def run_capture(
     session = create_session_dir(Path(output_dir or cfg.output_dir))
     session_id = session.name
     window_id = title if title is not None else "screen"
-    extra = {"run_id": run_id} if run_id else {}
+    extra: dict[str, Any] = {"run_id": run_id} if run_id else {}
     if provenance is not None:
         extra["provenance"] = provenance
     write_manifest(session, STATUS_RECORDING, extra)
@@ -182,8 +182,12 @@ def run_capture(
             "window": {
                 "title": title,
                 "x11_window_id": None if target.handle is None else hex(target.handle),
-                "initial_rect": [target.rect.left, target.rect.top, target.rect.width,
-                                 target.rect.height],
+                "initial_rect": [
+                    target.rect.left,
+                    target.rect.top,
+                    target.rect.width,
+                    target.rect.height,
+                ],
                 "allow_any": cfg.allow_any,
             },
             "video": {
@@ -284,9 +288,7 @@ def run_capture(
                 "moves": recorder.window_moves,
                 "resized": recorder.window_resized,
             },
-            "trajectories": [
-                {"start_frame": a, "end_frame": b} for a, b in recorder.focus.segments
-            ]
+            "trajectories": [{"start_frame": a, "end_frame": b} for a, b in recorder.focus.segments]
             if target.handle is not None
             else [{"start_frame": 0, "end_frame": max(0, recorder.stats.frames - 1)}],
         }

@@ -8,7 +8,8 @@ exactly. Every slot of the timeline gets one video frame:
 * a **padded** frame (``is_duplicate``) when the grabber missed the slot (it was late by a whole
   period): the previous picture is repeated, ``padded_frames`` counts them;
 * a **dropped** frame (``is_duplicate`` too) when a fresh grab had to be thrown away because the
-  convert/encode pipeline was full: the previous picture is repeated, ``dropped_frames`` counts them.
+  convert/encode pipeline was full: the previous picture is repeated, ``dropped_frames`` counts
+  them.
 
 An input event at monotonic time ``t`` refers to ``frame_ref = floor((t - t0_ns) * fps / 1e9)``,
 the frame on screen at that instant.
@@ -54,7 +55,8 @@ class ClockMapping:
             m1 = time.monotonic_ns()
             if best is None or m1 - m0 < best[2]:
                 best = ((m0 + m1) // 2, w, m1 - m0)
-        assert best is not None
+        if best is None:  # pragma: no cover - the loop above always runs
+            raise RuntimeError("clock mapping failed")
         return cls(monotonic_ns=best[0], wall_ns=best[1], uncertainty_ns=best[2])
 
     def to_wall(self, monotonic_ns: int) -> int:

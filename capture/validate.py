@@ -10,11 +10,15 @@ manifest's sha256 digests match the files.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+import av
+import pyarrow.parquet as pq
 
 from .constants import EVENTS_FILE, FRAMES_FILE, MANIFEST_FILE, METADATA_FILE
 from .events import event_schema
@@ -43,8 +47,6 @@ def sha256_file(path: Path) -> str:
 
 def probe_video(path: Path, fps: int) -> VideoInfo:
     """Count packets, and check PTS == index and keyframe spacing, without decoding."""
-    import av
-
     info = VideoInfo()
     try:
         container: Any = av.open(str(path))
@@ -78,8 +80,6 @@ def probe_video(path: Path, fps: int) -> VideoInfo:
 
 def validate_session(session: Path) -> list[str]:
     """Every problem found in ``session`` (empty when it is valid)."""
-    import pyarrow.parquet as pq
-
     problems: list[str] = []
     try:
         status = json.loads((session / MANIFEST_FILE).read_text()).get("status")
@@ -116,7 +116,8 @@ def validate_session(session: Path) -> list[str]:
         return problems
     rows = table.to_pydict()
     frames = [
-        i for i, (kind, stream) in enumerate(zip(rows["event_type"], rows["stream"], strict=True))
+        i
+        for i, (kind, stream) in enumerate(zip(rows["event_type"], rows["stream"], strict=True))
         if kind == "frame" and stream == "screen"
     ]
     refs = [rows["frame_ref"][i] for i in frames]
@@ -125,22 +126,18 @@ def validate_session(session: Path) -> list[str]:
     t0 = meta.get("start_monotonic_ns")
     if frames and t0 is not None:
         off_grid = sum(
-            1
-            for n, i in enumerate(frames)
-            if rows["t_ns"][i] != t0 + (n * 1_000_000_000) // fps
+            1 for n, i in enumerate(frames) if rows["t_ns"][i] != t0 + (n * 1_000_000_000) // fps
         )
         if off_grid:
             problems.append(f"{off_grid} frame rows have t_ns off the {fps} fps grid")
     for stream in set(rows["stream"]):
         times = [t for t, s in zip(rows["t_ns"], rows["stream"], strict=True) if s == stream]
-        if any(b < a for a, b in zip(times, times[1:], strict=False)):
+        if any(b < a for a, b in itertools.pairwise(times)):
             problems.append(f"t_ns is not monotonic in stream {stream!r}")
     dups = sum(1 for i in frames if rows["is_duplicate"][i])
     counted = int(meta.get("padded_frames", 0)) + int(meta.get("dropped_frames", 0))
     if dups != counted:
-        problems.append(
-            f"{dups} duplicate frame rows but metadata counts {counted} padded+dropped"
-        )
+        problems.append(f"{dups} duplicate frame rows but metadata counts {counted} padded+dropped")
     n_inputs = 0
     for i, stream in enumerate(rows["stream"]):
         if stream != "input":

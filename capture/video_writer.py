@@ -12,6 +12,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
+
 from aiconfig.errors import CaptureDeviceError
 
 from .constants import MP4_MOVFLAGS
@@ -39,8 +41,6 @@ class VideoWriter:
         keyframe_interval_s: float = 1.0,
         threads: int = 0,
     ) -> None:
-        import av
-
         if width % 2 or height % 2:
             raise CaptureDeviceError(
                 f"{path.name}: video size {width}x{height} is odd; yuv420p needs even sizes"
@@ -90,8 +90,6 @@ class VideoWriter:
 
     def write_i420(self, i420: Any, index: int) -> None:
         """Encode one frame (an ``(h*3/2, w)`` uint8 I420 array) at PTS ``index``."""
-        import av
-
         frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         frame.pts = index
         frame.time_base = Fraction(1, self.fps)

@@ -13,10 +13,14 @@ python-xlib connections are not thread-safe: every thread that needs one calls
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from Xlib import display as xdisplay
+from Xlib import error as xerror
 
 from aiconfig.errors import CaptureDeviceError
 
@@ -101,9 +105,6 @@ class X11Backend:
     """EWMH-aware window lookup on one python-xlib connection."""
 
     def __init__(self, display: str) -> None:
-        from Xlib import display as xdisplay
-        from Xlib import error as xerror
-
         try:
             self._d: Any = xdisplay.Display(display)
         except (xerror.DisplayError, xerror.ConnectionClosedError, OSError) as exc:
@@ -141,7 +142,7 @@ class X11Backend:
             win = stack.pop()
             try:
                 children = win.query_tree().children
-            except Exception:  # noqa: BLE001 - destroyed while walking
+            except Exception:  # noqa: BLE001, S112 - destroyed while walking: skip it
                 continue
             found.extend(children)
             stack.extend(children)
@@ -156,15 +157,13 @@ class X11Backend:
                 if attrs.map_state != 2:  # IsViewable
                     continue
                 rect = self.geometry(win.id)
-            except (WindowGoneError, Exception):  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S112 - vanished between list and query: skip it
                 continue
             return WindowInfo(handle=int(win.id), title=title, rect=rect)
         return None
 
     # -- following ----------------------------------------------------------------------
     def geometry(self, handle: int) -> Rect:
-        from Xlib import error as xerror
-
         win = self._d.create_resource_object("window", handle)
         try:
             geo = win.get_geometry()
@@ -207,7 +206,5 @@ class X11Backend:
         return Rect(0, 0, int(geo.width), int(geo.height))
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # closing twice or after the server died
             self._d.close()
-        except Exception:  # noqa: BLE001 - closing twice or after the server died
-            pass

@@ -63,7 +63,7 @@ class Injector:
 
     def __init__(self) -> None:
         from Xlib import display
-        from Xlib.ext import xtest  # noqa: F401 - registers the extension methods
+        from Xlib.ext import xtest
 
         self.d: Any = display.Display()
         self._xtest = xtest
@@ -118,3 +118,10 @@ def run_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m capture ARGS`` to completion, output captured, exit code not checked."""
+    return subprocess.run(
+        capture_cmd(*args), check=False, capture_output=True, text=True, env=run_env()
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from capture_helpers import Injector, capture_cmd, open_window, run_env
+from capture_helpers import Injector, capture_cmd, open_window, run_cli, run_env
 
 pytestmark = [pytest.mark.x11, pytest.mark.slow]
 
@@ -22,7 +22,9 @@ def test_sigkill_then_recover(xvfb: str, injector: Injector, tmp_path: Path) -> 
         injector.focus(win.handle)
         proc = subprocess.Popen(
             capture_cmd("--out", str(tmp_path), "--fps", "30", "--quiet"),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             env=run_env(),
         )
         deadline = time.monotonic() + 20
@@ -51,15 +53,12 @@ def test_sigkill_then_recover(xvfb: str, injector: Injector, tmp_path: Path) -> 
 
     manifest = json.loads((session / "manifest.json").read_text())
     assert manifest["status"] == "recording"
-    bad = subprocess.run(capture_cmd("validate", str(session)), capture_output=True, text=True,
-                         env=run_env())
+    bad = run_cli("validate", str(session))
     assert bad.returncode == 1 and "recover" in bad.stderr
 
-    fixed = subprocess.run(capture_cmd("recover", str(session)), capture_output=True, text=True,
-                           env=run_env())
+    fixed = run_cli("recover", str(session))
     assert fixed.returncode == 0, fixed.stderr
-    good = subprocess.run(capture_cmd("validate", str(session)), capture_output=True, text=True,
-                          env=run_env())
+    good = run_cli("validate", str(session))
     assert good.returncode == 0, good.stderr
 
     meta = json.loads((session / "metadata.json").read_text())
@@ -73,6 +72,5 @@ def test_sigkill_then_recover(xvfb: str, injector: Injector, tmp_path: Path) -> 
     assert not (session / "events.journal.arrows").exists()
     assert json.loads((session / "manifest.json").read_text())["status"] == "recovered"
 
-    again = subprocess.run(capture_cmd("recover", str(session)), capture_output=True, text=True,
-                           env=run_env())
+    again = run_cli("recover", str(session))
     assert again.returncode == 1 and again.stderr.count("\n") == 1

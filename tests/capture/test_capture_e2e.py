@@ -142,7 +142,11 @@ def test_recording_matches_injected_input(
 
     # The session validates on its own.
     check = subprocess.run(
-        capture_cmd("validate", str(session)), capture_output=True, text=True, env=run_env()
+        check=False,
+        args=capture_cmd("validate", str(session)),
+        capture_output=True,
+        text=True,
+        env=run_env(),
     )
     assert check.returncode == 0, check.stderr
 
@@ -161,7 +165,7 @@ def test_recording_matches_injected_input(
     matched: list[int] = []
     errors_ms: list[float] = []
     cursor = 0
-    for kind, (before, after) in focused:
+    for kind, (before, _after) in focused:
         while cursor < len(recorded) and not (
             recorded[cursor][0] == kind and recorded[cursor][1] >= before
         ):
@@ -178,8 +182,9 @@ def test_recording_matches_injected_input(
     # Keystrokes while another window had focus are not logged.
     first_u, last_u = unfocused[0][0], unfocused[-1][1]
     leaked = [
-        i for i in inputs if first_u <= table["t_ns"][i] <= last_u
-        and table["event_type"][i].startswith("key")
+        i
+        for i in inputs
+        if first_u <= table["t_ns"][i] <= last_u and table["event_type"][i].startswith("key")
     ]
     assert leaked == []
     assert max(p for p, _ in other.paints) == 3  # the keys did reach the other window
@@ -200,10 +205,24 @@ def test_recording_matches_injected_input(
     assert table["delta"][scroll] == 1.0
 
     # The video is the window's size and shows each repaint at the right frame.
-    probe = json.loads(subprocess.run(
-        ["ffprobe", "-v", "error", "-count_packets", "-show_entries",
-         "stream=width,height,nb_read_packets,has_b_frames,pix_fmt", "-of", "json",
-         str(session / "frames.mp4")], capture_output=True, text=True, check=True).stdout)
+    probe = json.loads(
+        subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-count_packets",
+                "-show_entries",
+                "stream=width,height,nb_read_packets,has_b_frames,pix_fmt",
+                "-of",
+                "json",
+                str(session / "frames.mp4"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     stream = probe["streams"][0]
     assert (stream["width"], stream["height"]) == (LOL_RECT[2], LOL_RECT[3])
     assert int(stream["nb_read_packets"]) == len(frame_rows)

@@ -30,7 +30,14 @@ def main() -> int:
     d = display.Display()
     screen = d.screen()
     win = screen.root.create_window(
-        x, y, w, h, 0, screen.root_depth, X.InputOutput, X.CopyFromParent,
+        x,
+        y,
+        w,
+        h,
+        0,
+        screen.root_depth,
+        X.InputOutput,
+        X.CopyFromParent,
         background_pixel=screen.black_pixel,
         event_mask=X.ExposureMask | X.KeyPressMask | X.StructureNotifyMask,
         override_redirect=False,

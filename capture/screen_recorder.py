@@ -188,11 +188,18 @@ class ScreenRecorder:
                         next_poll = now + int(GEOMETRY_POLL_S * 1e9)
                         if backend is not None and not self._poll(backend, screen, index):
                             break
+                    if self._convert_q.full():
+                        # The pipeline is behind: skip the grab (saving its CPU for the
+                        # encoder) and repeat the previous picture in this slot.
+                        self._row(index, clock.t_ns(index), last_capture, "dropped")
+                        stats.dropped += 1
+                        index += 1
+                        continue
                     t_capture = time.monotonic_ns()
                     shot = sct.grab(self.region.as_mss())
                     try:
                         self._convert_q.put_nowait((index, shot.raw, self.region))
-                    except queue.Full:
+                    except queue.Full:  # pragma: no cover - only this thread fills the queue
                         self._row(index, clock.t_ns(index), last_capture, "dropped")
                         stats.dropped += 1
                     else:

@@ -74,7 +74,7 @@ def _scalar(ev: Any, file: str) -> tuple[Any, str | None]:
         raise _refuse(file, ev, f"tag '{ev.tag}' is not allowed", "remove the tag")
     if ev.style is not None and ev.style != "":  # quoted or block scalar: always a string
         return ev.value, None
-    tag = _RESOLVER.resolve(yaml.ScalarNode, ev.value, ev.implicit)
+    tag = _RESOLVER.resolve(yaml.ScalarNode, ev.value, ev.implicit)  # type: ignore[no-untyped-call]
     if tag == "tag:yaml.org,2002:str":
         if _FLOAT_NO_DOT.match(ev.value):
             return float(ev.value.replace("_", "")), None
@@ -208,7 +208,9 @@ class _Builder:
     def _attach(self, value: Any, ev: Any, stack: list[Any], pending: list[Any]) -> None:
         self._attach_value(value, ev.start_mark.line + 1, stack, pending)
 
-    def _attach_value(self, value: Any, line: int | None, stack: list[Any], pending: list[Any]) -> None:
+    def _attach_value(
+        self, value: Any, line: int | None, stack: list[Any], pending: list[Any]
+    ) -> None:
         if not stack:
             return
         container, path, _, info = stack[-1]
@@ -218,7 +220,9 @@ class _Builder:
         if not info.get("awaiting_value"):
             if isinstance(value, (dict, list)):
                 raise ConfigParseError(
-                    "a mapping or list used as a key", file=self.file, line=line,
+                    "a mapping or list used as a key",
+                    file=self.file,
+                    line=line,
                     hint="keys must be plain strings",
                 )
             pending.append((value, line))
@@ -283,10 +287,10 @@ def parse_yaml(data: bytes, file: str, limits: Limits | None = None) -> ParsedYa
         return _Builder(file, limits).build(yaml.parse(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
+        where = mark.line + 1 if mark else None
         problem = (exc.problem or exc.context or "malformed YAML").strip()
         raise ConfigParseError(
-            f"YAML syntax error: {problem}", file=file, line=line, hint="fix the syntax"
+            f"YAML syntax error: {problem}", file=file, line=where, hint="fix the syntax"
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigParseError(

@@ -83,7 +83,10 @@ def interpolate(
                 )
         for var, comma in _ENV.findall(text):
             value = env.get(var)
-            result.env_used[var] = value
+            secret = is_secret_key(var) or any(
+                isinstance(p, str) and is_secret_key(p) for p in path
+            )
+            result.env_used[var] = "<redacted>" if secret and value is not None else value
             if value is None and not comma:
                 problems.append(
                     Problem(
@@ -111,6 +114,16 @@ def _resolve(
     lines: Mapping[Path, int],
     env: Mapping[str, str],
 ) -> dict[str, Any]:
+    slow: list[tuple[Path, str]] = []
+    for path, text in found:
+        value = fast_resolve(text, env)
+        if value is _SLOW:
+            slow.append((path, text))
+        else:
+            _set(data, path, value)
+    if not slow:
+        return data
+    found = slow
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -141,6 +154,44 @@ def _resolve(
         ) from None
     finally:
         _restore_environ(saved)
+
+
+_SLOW: Any = object()
+_FAST_EXPR = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)(?:,([^${}\\\s,'\"]+))?\}")
+_FAST_DEFAULT = re.compile(
+    r"^(?:0|[1-9][0-9]*|[A-Za-z_/][A-Za-z0-9_./@:-]*|\./[A-Za-z0-9_./@:-]*)$"
+)
+_KEYWORDS = {"true", "false", "null", "nan", "inf"}
+
+
+def fast_resolve(text: str, env: Mapping[str, str]) -> Any:
+    """Resolve the common ``${oc.env:VAR[,plain-default]}`` forms without importing OmegaConf.
+
+    Returns ``_SLOW`` for anything else; OmegaConf then resolves it. A Hypothesis test checks
+    that both paths agree on every string this accepts.
+    """
+    matches = list(_FAST_EXPR.finditer(text))
+    rest = _FAST_EXPR.sub("", text)
+    if not matches or "$" in rest or "\\" in rest or "{" in rest or "}" in rest:
+        return _SLOW
+    out: list[str] = []
+    pos = 0
+    for m in matches:
+        var, default = m.group(1), m.group(2)
+        value = env.get(var)
+        if value is None:
+            if default is None or not _FAST_DEFAULT.match(default):
+                return _SLOW
+            if default == "null" and m.span() == (0, len(text)):
+                return None
+            if default.lower() in _KEYWORDS:
+                return _SLOW
+            value = default
+        out.append(text[pos : m.start()])
+        out.append(value)
+        pos = m.end()
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _has_node_reference(text: str) -> bool:

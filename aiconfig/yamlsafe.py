@@ -152,7 +152,7 @@ class _Builder:
                 value, size = self.anchors[ev.anchor]
                 self._count(ev, size)
                 value = _deep_copy(value)
-                self.out.lines.setdefault(path, ev.start_mark.line + 1)
+                self.out.lines.setdefault(path, self._line_of(parent, pending_key, ev))
                 self._attach(value, ev, stack, pending_key)
                 if not stack:
                     root = value
@@ -167,7 +167,7 @@ class _Builder:
                 if path[-1:] != ("<key>",):
                     if trap is not None:
                         self.out.yaml11_bools[path] = trap
-                    self.out.lines.setdefault(path, ev.start_mark.line + 1)
+                    self.out.lines.setdefault(path, self._line_of(parent, pending_key, ev))
                 if ev.anchor:
                     self.anchors[ev.anchor] = (value, 1)
                 self._attach(value, ev, stack, pending_key)
@@ -176,7 +176,7 @@ class _Builder:
             elif kind in ("MappingStartEvent", "SequenceStartEvent"):
                 if ev.tag not in (None, "!"):
                     raise _refuse(self.file, ev, f"tag '{ev.tag}' is not allowed", "remove it")
-                self.out.lines.setdefault(path, ev.start_mark.line + 1)
+                self.out.lines.setdefault(path, self._line_of(parent, pending_key, ev))
                 container: Any = {} if kind == "MappingStartEvent" else []
                 stack.append((container, path, ev.anchor, {"_start": self.nodes}))
             else:  # pragma: no cover - libyaml emits no other event kinds
@@ -194,6 +194,15 @@ class _Builder:
             )
         self.out.data = root
         return self.out
+
+    @staticmethod
+    def _line_of(parent: Any, pending_key: list[Any], ev: Any) -> int:
+        """Line of the key for mapping values (where people look), else of the value."""
+        if parent is not None and parent[3].get("awaiting_value") and pending_key:
+            key_line = pending_key[-1][1]
+            if isinstance(key_line, int):
+                return key_line
+        return int(ev.start_mark.line) + 1
 
     def _child_path(self, parent: Any, pending_key: list[Any]) -> Path:
         if parent is None:

@@ -148,15 +148,17 @@ def verify_signatures(
     store = TrustStore.load(find_keys_dir(config, keys))
     threshold, rule = store.policy.threshold_for(store.relpath(config))
     try:
-        text = sig_file.read_text(encoding="utf-8")
+        text = sig_file.read_bytes().decode("utf-8", "replace")
     except FileNotFoundError:
         raise UnsignedConfigError(
             f"not signed: {sig_file.name} not found",
             file=file,
             hint=f"have a reviewer run 'aiconfig sign {file} --key ~/.ssh/id_ed25519'",
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SignatureFormatError(f"cannot read signature: {exc}", file=str(sig_file)) from None
+    except OSError as exc:
+        raise SignatureFormatError(
+            f"cannot read signature: {exc.strerror}", file=str(sig_file)
+        ) from None
     blocks = split_armored(text)
     if not blocks:
         raise SignatureFormatError(

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -71,7 +72,7 @@ def _sign_in_process(key_path: Path, data: bytes) -> str | None:
         key = serialization.load_ssh_private_key(
             raw, password=passphrase.encode() if passphrase else None
         )
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         return None  # encrypted (or unusual): let ssh-keygen ask for the passphrase
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         return None

@@ -106,8 +106,8 @@ def split_armored(text: str) -> list[str]:
     """Every armored block in a signature file, in order."""
     blocks: list[str] = []
     current: list[str] | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
+    for raw in text.split("\n"):
+        line = raw.removesuffix("\r")
         if line == BEGIN:
             current = [line]
         elif line == END and current is not None:
@@ -120,13 +120,16 @@ def split_armored(text: str) -> list[str]:
 
 
 def parse_armored(block: str) -> SshSignature:
-    lines = [ln.strip() for ln in block.strip().splitlines()]
+    lines = block.strip("\n").split("\n")
     if len(lines) < 3 or lines[0] != BEGIN or lines[-1] != END:
         raise SshsigFormatError("not an armored SSH signature")
+    body = "".join(lines[1:-1])
     try:
-        blob = base64.b64decode("".join(lines[1:-1]), validate=True)
+        blob = base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
         raise SshsigFormatError("signature is not valid base64") from None
+    if base64.b64encode(blob).decode() != body:  # refuse malleable (non-canonical) encodings
+        raise SshsigFormatError("signature is not canonical base64")
     if not blob.startswith(MAGIC):
         raise SshsigFormatError("missing SSHSIG magic")
     off = len(MAGIC)

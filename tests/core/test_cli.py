@@ -105,7 +105,7 @@ def test_show_formats(write_config: Writer) -> None:
     )
     data = json.loads(resolved.stdout)
     assert data["capture"]["fps"] == 30
-    assert data["monitoring"]["otlp_token"] == "**********"
+    assert data["monitoring"]["otlp_token"] == "**********"  # noqa: S105 - the redaction mask
     assert "s3cr3t" not in raw.stdout + resolved.stdout + resolved.stderr
 
 

@@ -41,7 +41,9 @@ def test_fast_path_matches_omegaconf(text: str, env: dict[str, str]) -> None:
     try:
         os.environ.clear()
         os.environ.update(env)
-        expected = OmegaConf.to_container(OmegaConf.create({"v": text}), resolve=True)["v"]
+        container = OmegaConf.to_container(OmegaConf.create({"v": text}), resolve=True)
+        assert isinstance(container, dict)
+        expected = container["v"]
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -239,7 +239,9 @@ def diff_configs(
             _put(pruned_b, key, value)
     if not pruned_a and not pruned_b:
         return [], []
-    kwargs: dict[str, Any] = {"verbose_level": 2, "view": "tree"}
+    # threshold_to_diff_deeper=0: the pruned trees share few keys by construction; never
+    # collapse a dict into one whole-value change.
+    kwargs: dict[str, Any] = {"verbose_level": 2, "view": "tree", "threshold_to_diff_deeper": 0}
     if float_tol:
         kwargs["math_epsilon"] = float_tol
     tree = DeepDiff(pruned_a, pruned_b, **kwargs)

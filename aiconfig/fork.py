@@ -21,7 +21,6 @@ merges and validates. ``Provenance.lineage`` records every step from the root ba
 from __future__ import annotations
 
 import hashlib
-import re
 import shlex
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -33,7 +32,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from .errors import ForkError, Problem
 from .interpolate import interpolate
-from .overrides import apply_overrides
+from .overrides import apply_overrides, parse_path
 from .provenance import Provenance, Signer
 from .schema import AIConfig
 from .yamlsafe import ParsedYaml
@@ -195,7 +194,8 @@ def resolve_fork(
     overrides = dict(doc.overrides)
     lines = {k: parsed.lines.get(("overrides", k), 0) for k in overrides}
     resolved = interpolate(overrides, file, {(k,): v for k, v in lines.items()}, env)
-    sources = {str(k[0]): v for k, v in resolved.sources.items()}
+    sources = {k: file for k in overrides}
+    sources.update({str(k[0]): v for k, v in resolved.sources.items()})
     meta = doc.meta.model_dump(exclude_unset=True)
     meta.setdefault("description", "")
     meta.setdefault("version", doc.meta.version)
@@ -243,7 +243,8 @@ def fork_for_experiment(
     lineage = base_prov.lineage or (
         lineage_step(base_prov.path, base_prov.sha256, config, base_prov.signers, {}),
     )
-    step = lineage_step("<memory>", "", merged, (), overrides, base=base_prov.path)
+    typed = _values_at(merged, overrides)
+    step = lineage_step("<memory>", "", merged, (), typed, base=base_prov.path)
     return merged.with_provenance(
         Provenance(
             path="<memory>",
@@ -256,7 +257,16 @@ def fork_for_experiment(
     )
 
 
-_PLAIN = re.compile(r"^[A-Za-z0-9_./-]+$")
+def _values_at(config: AIConfig, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The typed, JSON-safe values the merged config holds at each overridden path."""
+    dumped = config.model_dump(mode="json")
+    out = {}
+    for dotted in overrides:
+        node: Any = dumped
+        for seg in parse_path(dotted):
+            node = node[seg]
+        out[dotted] = node
+    return out
 
 
 def render_fork(

@@ -199,6 +199,17 @@ def _put(tree: dict[str, Any], key: Key, value: Any) -> None:
     node[str(key[-1])] = value
 
 
+def _parents(tree: dict[str, Any], full: Mapping[str, Any], key: Key) -> None:
+    """Create in ``tree`` the dicts along ``key`` that exist in ``full``."""
+    node, src = tree, full
+    for part in key[:-1]:
+        child = src.get(str(part)) if isinstance(src, Mapping) else None
+        if not isinstance(child, dict):
+            return
+        node = node.setdefault(str(part), {})
+        src = child
+
+
 def _json_safe(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
@@ -225,23 +236,36 @@ def diff_configs(
     """(value changes, meta changes) between two configs, sorted by path."""
     from deepdiff import DeepDiff
 
+    dump_a, dump_b = old.model_dump(mode="json"), new.model_dump(mode="json")
     a: dict[Key, Any] = {}
     b: dict[Key, Any] = {}
-    _flatten(old.model_dump(mode="json"), (), a)
-    _flatten(new.model_dump(mode="json"), (), b)
+    _flatten(dump_a, (), a)
+    _flatten(dump_b, (), b)
     pruned_a: dict[str, Any] = {}
     pruned_b: dict[str, Any] = {}
     for key, value in a.items():
-        if key not in b or not _same(value, b[key]):
+        if key not in b:
+            _put(pruned_a, key, value)
+            _parents(pruned_b, dump_b, key)  # so DeepDiff sees the key removed, not the parent
+        elif not _same(value, b[key]):
             _put(pruned_a, key, value)
     for key, value in b.items():
-        if key not in a or not _same(value, a[key]):
+        if key not in a:
+            _put(pruned_b, key, value)
+            _parents(pruned_a, dump_a, key)
+        elif not _same(value, a[key]):
             _put(pruned_b, key, value)
     if not pruned_a and not pruned_b:
         return [], []
     # threshold_to_diff_deeper=0: the pruned trees share few keys by construction; never
     # collapse a dict into one whole-value change.
-    kwargs: dict[str, Any] = {"verbose_level": 2, "view": "tree", "threshold_to_diff_deeper": 0}
+    # ignore_private_variables=False: a map key such as "__x" is data, not a private attribute.
+    kwargs: dict[str, Any] = {
+        "verbose_level": 2,
+        "view": "tree",
+        "threshold_to_diff_deeper": 0,
+        "ignore_private_variables": False,
+    }
     if float_tol:
         kwargs["math_epsilon"] = float_tol
     tree = DeepDiff(pruned_a, pruned_b, **kwargs)

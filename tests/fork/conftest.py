@@ -38,6 +38,7 @@ class Project:
             sign_file(path, key)
 
     def load(self, path: Path, **kw: object) -> AIConfig:
+        kw.setdefault("keys", self.root / "keys")
         return load(path, data_root=self.data_root, env=ENV, **kw)  # type: ignore[arg-type]
 
     def cli(self, *argv: str) -> list[str]:

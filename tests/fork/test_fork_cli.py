@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from conftest import Project
@@ -21,7 +20,7 @@ def test_fork_writes_typed_signed_file_and_keeps_base(
     project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = project.baseline.read_bytes()
-    code, out, err = run(
+    code, _, err = run(
         capsys,
         *project.cli(
             "fork",
@@ -218,5 +217,6 @@ def test_markdown_escapes_pipes(project: Project, capsys: pytest.CaptureFixture[
     code, out, _ = run(
         capsys, "diff", str(project.baseline), str(project.exp / "p.yaml"), "--format", "markdown"
     )
+    assert code == 1
     row = next(line for line in out.splitlines() if "model.name" in line)
     assert row.count(" | ") == 3 and "a\\|b`c" in row

@@ -86,7 +86,7 @@ def test_locked_path_refused_at_load(project: Project) -> None:
 
 def test_unknown_path_did_you_mean(project: Project) -> None:
     path = write_fork(project, "x", {"training.optimzer.lr": 1})
-    with pytest.raises(ForkError, match="did you mean 'training.optimizer'"):
+    with pytest.raises(ForkError, match=r"did you mean 'training\.optimizer'"):
         project.load(path)
 
 

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Project
@@ -46,7 +47,7 @@ def gitdiff(
     return code, out
 
 
-def files(out: str) -> dict[str, dict[str, object]]:
+def files(out: str) -> dict[str, dict[str, Any]]:
     return {f["label"]: f for f in json.loads(out)["files"]}
 
 
@@ -68,9 +69,7 @@ def test_added_fork_is_compared_with_its_base(
     assert code == 1
     entry = files(out)["experiments/hi-lr.yaml"]
     assert entry["status"] == "added"
-    changes = entry["changes"]
-    assert isinstance(changes, list)
-    assert [c["path"] for c in changes] == ["training.lr"]
+    assert [c["path"] for c in entry["changes"]] == ["training.lr"]
     code, out = gitdiff(repo, capsys, second, second)
     assert code == 0 and files(out) == {}
 
@@ -92,8 +91,8 @@ def test_changed_baseline_flags_its_forks_as_stale(
     assert set(report) == {"experiments/baseline.yaml", "experiments/hi-lr.yaml"}
     base = report["experiments/baseline.yaml"]
     assert base["status"] == "modified"
-    assert [c["path"] for c in base["changes"]] == ["training.epochs"]  # type: ignore[union-attr]
-    assert {"path": "meta.version", "kind": "changed", "old": 1, "new": 2} in base["meta_changes"]  # type: ignore[operator]
+    assert [c["path"] for c in base["changes"]] == ["training.epochs"]
+    assert {"path": "meta.version", "kind": "changed", "old": 1, "new": 2} in base["meta_changes"]
     stale = report["experiments/hi-lr.yaml"]
     assert stale["status"] == "base-changed"
     assert "stale fork" in str(stale["note"]) and "aiconfig fork" in str(stale["note"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shlex
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,15 @@ def test_stale_base_names_both_digests_and_refork_command(project: Project) -> N
     assert old in text and new in text
     assert "aiconfig fork" in text and "--set training.lr=0.001" in text and "--force" in text
     assert len(text.splitlines()) == 1
+    # the printed command really re-forks (after the base change is reviewed and re-signed)
+    from aiconfig.cli import main
+
+    project.sign(project.baseline, project.lead, project.research)
+    command = text.split("re-fork: ", 1)[1].split(" (and re-sign")[0]
+    argv = shlex.split(command)[1:]
+    assert main(project.cli(*argv, "--sign-key", str(project.lead))) == 0
+    cfg = project.load(path)
+    assert cfg.training.lr == 1e-3 and cfg.meta.version == 2
 
 
 def test_locked_path_refused_at_load(project: Project) -> None:

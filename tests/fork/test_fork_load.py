@@ -80,7 +80,7 @@ def test_stale_base_names_both_digests_and_refork_command(project: Project) -> N
     from aiconfig.cli import main
 
     project.sign(project.baseline, project.lead, project.research)
-    command = text.split("re-fork: ", 1)[1].split(" (and re-sign")[0]
+    command = text.split("re-fork: ", 1)[1].split(" (and re-sign", maxsplit=1)[0]
     argv = shlex.split(command)[1:]
     assert main(project.cli(*argv, "--sign-key", str(project.lead))) == 0
     cfg = project.load(path)

@@ -26,6 +26,9 @@ COMMANDS: tuple[str, ...] = (
     "keygen",
     "sign",
     "verify",
+    "fork",
+    "lineage",
+    "diff",
 )
 
 

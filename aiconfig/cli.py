@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "fork",
     "lineage",
     "diff",
+    "capture",
 )
 
 

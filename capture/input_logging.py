@@ -80,7 +80,7 @@ class _Listener:
 
     def start(self) -> None:
         # pynput connects to the display when imported: import it only once one is known good.
-        from pynput import keyboard, mouse  # noqa: PLC0415
+        from pynput import keyboard, mouse
 
         kb = keyboard.Listener(on_press=self._on_press, on_release=self._on_release)
         ms = mouse.Listener(

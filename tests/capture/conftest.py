@@ -7,7 +7,8 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from capture_helpers import Injector
+
+from tests.capture.capture_helpers import Injector
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from capture_helpers import Injector, capture_cmd, open_window, run_cli, run_env
+
+from tests.capture.capture_helpers import Injector, capture_cmd, open_window, run_cli, run_env
 
 pytestmark = [pytest.mark.x11, pytest.mark.slow]
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from capture_helpers import Injector, XWindow, capture_cmd, open_window, run_env
+
+from tests.capture.capture_helpers import Injector, XWindow, capture_cmd, open_window, run_env
 
 pytestmark = [pytest.mark.x11, pytest.mark.slow]
 

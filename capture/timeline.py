@@ -82,8 +82,15 @@ class FrameClock:
         return self.t0_ns + (index * 1_000_000_000) // self.fps
 
     def index_at(self, t_ns: int) -> int:
-        """Index of the frame on screen at ``t_ns`` (may be negative before the first frame)."""
-        return ((t_ns - self.t0_ns) * self.fps) // 1_000_000_000
+        """Index of the frame on screen at ``t_ns``: ``t_ns(i) <= t_ns < t_ns(i + 1)``.
+
+        Negative before the first frame. (``t_ns(i)`` is rounded down to whole nanoseconds, so
+        the plain quotient can be one short right at a frame boundary; correct for that.)
+        """
+        index = ((t_ns - self.t0_ns) * self.fps) // 1_000_000_000
+        if self.t_ns(index + 1) <= t_ns:
+            index += 1
+        return index
 
 
 @dataclass(slots=True)

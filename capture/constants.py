@@ -30,6 +30,6 @@ JOURNAL_FLUSH_S: Final = 0.5
 """How often buffered events are appended to the journal (bounds what a SIGKILL loses)."""
 
 GEOMETRY_POLL_S: Final = 0.1
-"""How often the grabber re-reads the target window's position and focus."""
+"""How often the grabber re-reads which window has focus (geometry is read every frame)."""
 
 MP4_MOVFLAGS: Final = "frag_keyframe+empty_moov+default_base_moof"

@@ -4,8 +4,9 @@ The stages are joined by small bounded queues, so memory stays flat however long
 runs, and a slow stage never blocks the grabber: when the convert queue is full the fresh grab is
 dropped and its slot repeats the previous picture (see :mod:`capture.timeline`). The grabber
 sleeps until each slot's presentation time, so ``t_capture_ns`` sits within scheduling jitter of
-``t_ns``. Every ``GEOMETRY_POLL_S`` it re-reads the window's position (following it when it
-moves), and whether it has focus; a closed window ends the recording cleanly.
+``t_ns``. Before every grab it re-reads the window's position (following it when it moves, and
+never grabbing after it closed: a closed window ends the recording cleanly); every
+``GEOMETRY_POLL_S`` it also asks which window has focus, for the session's trajectories.
 """
 
 from __future__ import annotations
@@ -184,9 +185,13 @@ class ScreenRecorder:
                         self._row(index, clock.t_ns(index), last_capture, "padded")
                         stats.padded += 1
                         index += 1
-                    if now >= next_poll:
-                        next_poll = now + int(GEOMETRY_POLL_S * 1e9)
-                        if backend is not None and not self._poll(backend, screen, index):
+                    if backend is not None:
+                        # Geometry before every grab (one round trip): a moved window is
+                        # followed at once and a closed one never shows what was under it.
+                        check_focus = now >= next_poll
+                        if check_focus:
+                            next_poll = now + int(GEOMETRY_POLL_S * 1e9)
+                        if not self._poll(backend, screen, index, check_focus):
                             break
                     if self._convert_q.full():
                         # The pipeline is behind: skip the grab (saving its CPU for the
@@ -231,14 +236,14 @@ class ScreenRecorder:
         )
         self.stats.frames = index + 1
 
-    def _poll(self, backend: Any, screen: Rect, index: int) -> bool:
+    def _poll(self, backend: Any, screen: Rect, index: int, check_focus: bool) -> bool:
         """Follow the window; False when it is gone."""
         handle = self.target.handle
         if handle is None:
             return True
         try:
             rect = backend.geometry(handle)
-            focused = backend.has_focus(handle)
+            focused = backend.has_focus(handle) if check_focus else self.focus.focused
         except WindowGoneError:
             self._finish("window_closed")
             return False

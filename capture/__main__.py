@@ -63,18 +63,35 @@ def _session_command(name: str, argv: Sequence[str]) -> int:
     return 0 if meta["validation"]["ok"] else 1
 
 
+def _check_audio(device: str | None) -> int:
+    from .audio_recorder import check_audio
+
+    report = check_audio(device)
+    for source in report["sources"]:
+        kind = "monitor" if source["monitor"] else "NOT a monitor (never used)"
+        print(f"  {source['name']}: {kind}")
+    level = report["rms_dbfs"]
+    print(f"would record {report['selected']!r}: {report['why']}")
+    print(
+        f"1 s test: level {'silence' if level is None else f'{level} dBFS'}, peak {report['peak']}"
+        + ("; play something to hear it" if level is None or level < -60 else "")
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in ("validate", "recover"):
             return _session_command(argv[0], argv[1:])
         args = build_parser().parse_args(argv)
-        if args.webcam or args.audio:
+        if args.webcam:
             sys.stderr.write(
-                "error: --webcam and --audio are not implemented yet (issue 6); "
-                "record without them\n"
+                "error: --webcam is not implemented yet (issue 6); record without it\n"
             )
             return 1
+        if args.check_audio:
+            return _check_audio(args.audio_device)
         cfg = make_config(None, overrides(args))
         return record(cfg, quiet=args.quiet)
     except AiconfigError as exc:

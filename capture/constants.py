@@ -32,4 +32,7 @@ JOURNAL_FLUSH_S: Final = 0.5
 GEOMETRY_POLL_S: Final = 0.1
 """How often the grabber re-reads which window has focus (geometry is read every frame)."""
 
+AUDIO_SILENCE_FAIL_S: Final = 2.0
+"""An audio stream that delivers nothing for this long is marked failed (device gone)."""
+
 MP4_MOVFLAGS: Final = "frag_keyframe+empty_moov+default_base_moof"

@@ -174,7 +174,7 @@ def finalize_session(
             "event_counts": counts,
         }
     )
-    for key in ("stop_reason", "streams", "window", "trajectories"):
+    for key in ("stop_reason", "streams", "window", "trajectories", "audio_info", "webcam_info"):
         if key in live:
             meta[key] = live[key]
     if t0 is not None:

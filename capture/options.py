@@ -54,6 +54,12 @@ def record_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--audio", action="store_true", default=None, help="enable system audio")
     parser.add_argument(
+        "--audio-device", metavar="SOURCE", help="monitor source (default: the default sink's)"
+    )
+    parser.add_argument(
+        "--check-audio", action="store_true", help="list audio sources, test 1 s, and exit"
+    )
+    parser.add_argument(
         "--preset",
         choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"],
         help="x264 preset (superfast)",
@@ -91,8 +97,13 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         webcam["resolution"] = args.webcam_resolution
     if webcam:
         out["webcam"] = webcam
+    audio: dict[str, Any] = {}
     if args.audio:
-        out["audio"] = {"enabled": True}
+        audio["enabled"] = True
+    if getattr(args, "audio_device", None) is not None:
+        audio["device"] = args.audio_device
+    if audio:
+        out["audio"] = audio
     if args.no_input:
         out["input"] = {"enabled": False}
     return out

@@ -18,8 +18,17 @@ import av
 
 from aiconfig.errors import ConfigFileError
 
-from .constants import FRAMES_FILE, MANIFEST_FILE, METADATA_FILE, MP4_MOVFLAGS, STATUS_RECORDING
-from .finalize import finalize_session
+from .audio_recorder import fix_wav_header
+from .constants import (
+    AUDIO_FILE,
+    FRAMES_FILE,
+    MANIFEST_FILE,
+    METADATA_FILE,
+    MP4_MOVFLAGS,
+    STATUS_RECORDING,
+    STATUS_RECOVERED,
+)
+from .finalize import finalize_session, write_json_atomic, write_manifest
 
 __all__ = ["recover_session", "remux_readable"]
 
@@ -72,4 +81,21 @@ def recover_session(session: Path) -> dict[str, Any]:
         )
     if (session / FRAMES_FILE).is_file():
         remux_readable(session / FRAMES_FILE)
-    return finalize_session(session, recovered=True)
+    audio_frames = None
+    if (session / AUDIO_FILE).is_file():
+        audio_frames = fix_wav_header(session / AUDIO_FILE)
+    meta = finalize_session(session, recovered=True)
+    if audio_frames is not None:
+        info = dict(meta.get("audio_info") or {})
+        rate = int(info.get("sample_rate") or 44100)
+        info.update(
+            {
+                "frames": audio_frames,
+                "duration_s": round(audio_frames / rate, 6),
+                "recovered": "header rebuilt from the file size; timing fit lost",
+            }
+        )
+        meta["audio_info"] = info
+        write_json_atomic(session / METADATA_FILE, meta)
+        write_manifest(session, STATUS_RECOVERED)
+    return meta

@@ -20,7 +20,10 @@ from opentelemetry import metrics, trace
 from aiconfig.errors import CaptureDeviceError, ConfigFileError
 from aiconfig.schema import CaptureConfig
 
+from .audio_recorder import AudioRecorder
 from .constants import (
+    AUDIO_FILE,
+    AUDIO_SILENCE_FAIL_S,
     EVENTS_JOURNAL,
     FORMAT_VERSION,
     FRAMES_FILE,
@@ -98,6 +101,31 @@ def _pick_target(cfg: CaptureConfig) -> tuple[ScreenTarget, str | None]:
         backend.close()
 
 
+def _start_audio(cfg: CaptureConfig, session: Path) -> tuple[AudioRecorder | None, str | None]:
+    """The audio stream, or ``(None, reason)``: a failed device never stops the session."""
+    if not cfg.audio.enabled:
+        return None, None
+    try:
+        audio = AudioRecorder(
+            session / AUDIO_FILE,
+            sample_rate=cfg.audio.sample_rate,
+            channels=cfg.audio.channels,
+            device=cfg.audio.device,
+        )
+        audio.open()
+        audio.start()
+    except CaptureDeviceError as exc:
+        (session / AUDIO_FILE).unlink(missing_ok=True)
+        return None, str(exc)
+    # PortAudio's ALSA->PulseAudio path takes about a second to deliver its first block; start
+    # the video only once sound flows, and trim the lead-in (see AudioRecorder.align).
+    if not audio.wait_for_data(AUDIO_SILENCE_FAIL_S * 2):
+        audio.stop()
+        (session / AUDIO_FILE).unlink(missing_ok=True)
+        return None, f"audio source {audio.source!r} delivered nothing in 4 s"
+    return audio, None
+
+
 def run_capture(
     cfg: CaptureConfig,
     *,
@@ -146,14 +174,19 @@ def run_capture(
             on_stop=on_stop,
             max_frames=max_frames,
         )
+        audio, audio_error = _start_audio(cfg, session)
         recorder.start()
         if not recorder.started.wait(10.0) or recorder.clock is None:
             recorder.stop()
             recorder.join()
+            if audio is not None:
+                audio.stop()
             raise CaptureDeviceError(
                 f"screen grabber did not start: {'; '.join(recorder.stats.errors) or 'timeout'}"
             )
         clock = recorder.clock
+        if audio is not None:
+            audio.align(clock.t0_ns)
         mapping = ClockMapping.now()
         logger: InputLogger | None = None
         streams = {"screen": "recording", "input": "off"}
@@ -212,6 +245,10 @@ def run_capture(
             "provenance": provenance,
         }
         write_json_atomic(session / METADATA_FILE, meta)
+        streams["audio"] = "off" if not cfg.audio.enabled else ("recording" if audio else "failed")
+        if audio is not None:  # so that a killed session still knows the audio format
+            meta["audio_info"] = audio.info(clock.t0_ns)
+            write_json_atomic(session / METADATA_FILE, meta)
         if cfg.input.enabled:
             try:
                 logger = InputLogger(
@@ -237,6 +274,14 @@ def run_capture(
         try:
             while not stop.wait(min(JOURNAL_FLUSH_S, status_interval_s)):
                 journal.flush()
+                if (
+                    audio is not None
+                    and streams["audio"] == "recording"
+                    and audio.seconds_since_data() > AUDIO_SILENCE_FAIL_S
+                ):
+                    streams["audio"] = "failed"
+                    audio.stats.error = "no audio delivered for 2 s (device removed?)"
+                    audio.stats.failed_at_ns = time.monotonic_ns()
                 now = time.monotonic()
                 stats = recorder.stats
                 if on_status is not None:
@@ -262,6 +307,8 @@ def run_capture(
                     streams["input"] = "failed"
             recorder.stop()
             recorder.join()
+            if audio is not None:
+                audio.stop(end_ns=clock.t_ns(recorder.stats.frames))
             journal.close()
         frames_counter.add(recorder.stats.frames)
         drops_counter.add(recorder.stats.padded + recorder.stats.dropped)
@@ -269,8 +316,9 @@ def run_capture(
         if reason == "stopped" and stop_reason and stop_reason[0] != "stopped":
             reason = stop_reason[0]
         streams["screen"] = "failed" if recorder.stats.errors else "complete"
-        if streams["input"] == "recording":
-            streams["input"] = "complete"
+        for name in ("input", "audio"):
+            if streams[name] == "recording":
+                streams[name] = "complete"
         live = {
             "stop_monotonic_ns": stop_ns,
             "stop_reason": reason,
@@ -282,7 +330,12 @@ def run_capture(
                     "logged": logger.logged if logger else 0,
                     "suppressed_unfocused": logger.suppressed if logger else 0,
                 },
+                "audio": {
+                    "status": streams["audio"],
+                    "error": audio_error or (audio.stats.error if audio else None),
+                },
             },
+            "audio_info": audio.info(clock.t0_ns) if audio is not None else None,
             "window": {
                 **meta["window"],  # type: ignore[dict-item]
                 "moves": recorder.window_moves,

@@ -17,7 +17,7 @@ from ..errors import ConfigValidationError
 from ._common import add_trust_options, load_from_args
 
 # CaptureConfig fields a flag may change without a reviewed fork.
-OVERRIDABLE = frozenset({"duration_s", "output_dir", "webcam.device"})
+OVERRIDABLE = frozenset({"duration_s", "output_dir", "webcam.device", "audio.device"})
 
 
 def add_parser(sub: Any) -> None:
@@ -74,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
         over["output_dir"] = os.environ["AP_OUT_DIR"]
     checked_overrides(cfg, over, args.config)
     capture_cfg = make_config(cfg.capture, over)
-    if capture_cfg.webcam.enabled or capture_cfg.audio.enabled:
+    if capture_cfg.webcam.enabled:
         raise ConfigValidationError(
-            "capture.webcam / capture.audio are not implemented yet (issue 6)",
+            "capture.webcam is not implemented yet (issue 6)",
             file=args.config,
             hint="set them to enabled: false in a fork to record screen and input",
         )

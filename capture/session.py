@@ -126,6 +126,14 @@ def _start_audio(cfg: CaptureConfig, session: Path) -> tuple[AudioRecorder | Non
     return audio, None
 
 
+def _audio_problem(audio: AudioRecorder) -> str | None:
+    if audio.seconds_since_data() > AUDIO_SILENCE_FAIL_S:
+        return "no audio delivered for 2 s (device removed?)"
+    if not audio.source_present():
+        return f"audio source {audio.source!r} vanished; stopped listening rather than follow it"
+    return None
+
+
 def run_capture(
     cfg: CaptureConfig,
     *,
@@ -274,14 +282,11 @@ def run_capture(
         try:
             while not stop.wait(min(JOURNAL_FLUSH_S, status_interval_s)):
                 journal.flush()
-                if (
-                    audio is not None
-                    and streams["audio"] == "recording"
-                    and audio.seconds_since_data() > AUDIO_SILENCE_FAIL_S
-                ):
-                    streams["audio"] = "failed"
-                    audio.stats.error = "no audio delivered for 2 s (device removed?)"
-                    audio.stats.failed_at_ns = time.monotonic_ns()
+                if audio is not None and streams["audio"] == "recording":
+                    problem = _audio_problem(audio)
+                    if problem is not None:
+                        streams["audio"] = "failed"
+                        audio.fail(problem)
                 now = time.monotonic()
                 stats = recorder.stats
                 if on_status is not None:

@@ -1,0 +1,126 @@
+"""System audio against a real PulseAudio daemon: a tone played into the null sink comes back
+at its frequency, aligned with the video; broken devices degrade alone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.capture.capture_helpers import capture_cmd, run_cli, run_env
+
+pytestmark = [pytest.mark.x11, pytest.mark.audio, pytest.mark.slow]
+
+
+def _tone(path: Path, hz: float, seconds: float, rate: int = 44100) -> None:
+    t = np.arange(int(seconds * rate)) / rate
+    mono = (0.5 * 32767 * np.sin(2 * np.pi * hz * t)).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.repeat(mono, 2).tobytes())
+
+
+def _record(out: Path, *args: str) -> tuple[Path, dict[str, object]]:
+    proc = subprocess.run(
+        capture_cmd("--allow-any", "--quiet", "--out", str(out), *args),
+        capture_output=True,
+        text=True,
+        env=run_env(),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    session = Path(proc.stdout.strip())
+    return session, json.loads((session / "metadata.json").read_text())
+
+
+def test_tone_is_recovered_at_its_frequency(
+    xvfb: str, pulse: dict[str, str], tmp_path: Path
+) -> None:
+    tone = tmp_path / "tone.wav"
+    _tone(tone, 997.0, 8.0)
+    player = threading.Timer(
+        0.2, lambda: subprocess.run(["paplay", "--device=capsink", str(tone)], check=False)
+    )
+    player.start()
+    session, meta = _record(tmp_path, "--duration", "4", "--audio", "--no-input")
+    player.join()
+    info = meta["audio_info"]
+    assert isinstance(info, dict)
+    assert info["device"] == "capsink.monitor"
+    assert meta["streams"]["audio"]["status"] == "complete"  # type: ignore[index]
+    with wave.open(str(session / "audio.wav")) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (44100, 2, 2)
+        frames = w.getnframes()
+        pcm = np.frombuffer(w.readframes(frames), dtype="<i2").reshape(-1, 2)
+    # Same length as the video (within 0.5 %), starting at the first frame.
+    assert abs(frames / 44100 - float(meta["duration_s"])) <= 0.005 * float(meta["duration_s"])
+    assert abs(float(info["first_sample_after_video_start_ms"])) < 15
+    left = pcm[-2 * 44100 :, 0].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(left * np.hanning(len(left))))
+    peak_hz = float(np.argmax(spectrum)) * 44100 / len(left)
+    assert abs(peak_hz - 997.0) <= 1.0
+    check = run_cli("validate", str(session))
+    assert check.returncode == 0, check.stderr
+
+
+def test_check_audio_names_the_monitor(pulse: dict[str, str]) -> None:
+    proc = run_cli("--check-audio")
+    assert proc.returncode == 0, proc.stderr
+    assert "capsink.monitor" in proc.stdout and "would record" in proc.stdout
+    bad = run_cli("--check-audio", "--audio-device", "nope")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "module-null-sink" in bad.stderr
+
+
+def test_microphones_and_missing_devices_are_refused_video_goes_on(
+    xvfb: str, pulse: dict[str, str], tmp_path: Path
+) -> None:
+    subprocess.run(
+        ["pactl", "load-module", "module-null-source", "source_name=fakemic"],
+        capture_output=True,
+        env=run_env(),
+        check=True,
+    )
+    for device, why in (("fakemic", "not a monitor"), ("nosuch", "does not exist")):
+        session, meta = _record(
+            tmp_path, "--duration", "1", "--audio", "--audio-device", device, "--no-input"
+        )
+        audio = meta["streams"]["audio"]  # type: ignore[index]
+        assert audio["status"] == "failed" and why in audio["error"]
+        assert meta["frame_count"] == 30 and not (session / "audio.wav").exists()
+        assert run_cli("validate", str(session)).returncode == 0
+
+
+def test_sink_unloaded_mid_run(xvfb: str, pulse: dict[str, str], tmp_path: Path) -> None:
+    env = {**run_env()}
+    module = subprocess.run(
+        ["pactl", "load-module", "module-null-sink", "sink_name=gone"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout.strip()
+    unload = threading.Timer(
+        4.0, lambda: subprocess.run(["pactl", "unload-module", module], env=env, check=False)
+    )
+    unload.start()
+    started = time.monotonic()
+    session, meta = _record(
+        tmp_path, "--duration", "6", "--audio", "--audio-device", "gone.monitor", "--no-input"
+    )
+    unload.join()
+    assert time.monotonic() - started >= 6
+    audio = meta["streams"]["audio"]  # type: ignore[index]
+    assert meta["frame_count"] == 180
+    assert audio["status"] == "failed", audio
+    info = meta["audio_info"]
+    assert isinstance(info, dict) and info["failed_at_ns"] is not None
+    assert 0.2 < float(info["duration_s"]) < 5.0
+    assert run_cli("validate", str(session)).returncode == 0

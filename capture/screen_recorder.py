@@ -89,6 +89,7 @@ class ScreenRecorder:
         self.focus = FocusTracker()
         self.clock: FrameClock | None = None
         self.started = threading.Event()
+        self.grab_done = threading.Event()
         self.stop_reason: str | None = None
         self.window_moves = 0
         self.window_resized = False
@@ -217,6 +218,7 @@ class ScreenRecorder:
                     index += 1
         finally:
             self._finish("stopped")
+            self.grab_done.set()
             self._convert_q.put((_STOP, index))
             if backend is not None:
                 backend.close()

@@ -30,12 +30,14 @@ from .constants import (
     JOURNAL_FLUSH_S,
     METADATA_FILE,
     STATUS_RECORDING,
+    WEBCAM_FILE,
 )
 from .events import EventJournal
 from .finalize import finalize_session, write_json_atomic, write_manifest
 from .input_logging import InputLogger
 from .screen_recorder import ScreenRecorder, ScreenTarget
 from .timeline import ClockMapping
+from .webcam_recorder import WebcamRecorder, open_camera
 from .windows import open_backend
 
 __all__ = ["SessionResult", "Status", "create_session_dir", "run_capture"]
@@ -126,6 +128,28 @@ def _start_audio(cfg: CaptureConfig, session: Path) -> tuple[AudioRecorder | Non
     return audio, None
 
 
+def _open_webcam(
+    cfg: CaptureConfig, session: Path, journal: EventJournal, session_id: str
+) -> tuple[WebcamRecorder | None, str | None]:
+    """The webcam stream, or ``(None, reason)``: a missing camera never stops the session."""
+    if not cfg.webcam.enabled:
+        return None, None
+    try:
+        container = open_camera(cfg.webcam.device, cfg.webcam.resolution, cfg.webcam.fps)
+        return WebcamRecorder(
+            container,
+            session / WEBCAM_FILE,
+            journal,
+            device=cfg.webcam.device,
+            fps=cfg.webcam.fps,
+            session_id=session_id,
+            preset=cfg.preset,
+        ), None
+    except CaptureDeviceError as exc:
+        (session / WEBCAM_FILE).unlink(missing_ok=True)
+        return None, str(exc)
+
+
 def _audio_problem(audio: AudioRecorder) -> str | None:
     if audio.seconds_since_data() > AUDIO_SILENCE_FAIL_S:
         return "no audio delivered for 2 s (device removed?)"
@@ -183,18 +207,23 @@ def run_capture(
             max_frames=max_frames,
         )
         audio, audio_error = _start_audio(cfg, session)
+        webcam, webcam_error = _open_webcam(cfg, session, journal, session_id)
         recorder.start()
         if not recorder.started.wait(10.0) or recorder.clock is None:
             recorder.stop()
             recorder.join()
             if audio is not None:
                 audio.stop()
+            if webcam is not None:
+                webcam.stop()
             raise CaptureDeviceError(
                 f"screen grabber did not start: {'; '.join(recorder.stats.errors) or 'timeout'}"
             )
         clock = recorder.clock
         if audio is not None:
             audio.align(clock.t0_ns)
+        if webcam is not None:
+            webcam.start(clock.t0_ns)
         mapping = ClockMapping.now()
         logger: InputLogger | None = None
         streams = {"screen": "recording", "input": "off"}
@@ -254,6 +283,12 @@ def run_capture(
         }
         write_json_atomic(session / METADATA_FILE, meta)
         streams["audio"] = "off" if not cfg.audio.enabled else ("recording" if audio else "failed")
+        streams["webcam"] = (
+            "off" if not cfg.webcam.enabled else ("recording" if webcam else "failed")
+        )
+        if webcam is not None:
+            meta["webcam_info"] = webcam.info()
+            write_json_atomic(session / METADATA_FILE, meta)
         if audio is not None:  # so that a killed session still knows the audio format
             meta["audio_info"] = audio.info(clock.t0_ns)
             write_json_atomic(session / METADATA_FILE, meta)
@@ -282,6 +317,8 @@ def run_capture(
         try:
             while not stop.wait(min(JOURNAL_FLUSH_S, status_interval_s)):
                 journal.flush()
+                if webcam is not None and streams["webcam"] == "recording" and webcam.stats.error:
+                    streams["webcam"] = "failed"
                 if audio is not None and streams["audio"] == "recording":
                     problem = _audio_problem(audio)
                     if problem is not None:
@@ -305,15 +342,21 @@ def run_capture(
                     )
         finally:
             stop_ns = time.monotonic_ns()
+            recorder.stop()
+            recorder.grab_done.wait(10.0)
+            end_ns = clock.t_ns(recorder.stats.frames)
+            if webcam is not None:
+                webcam.set_end(end_ns)
+            if audio is not None:
+                audio.stop(end_ns=end_ns)
+            if webcam is not None:
+                webcam.stop()
+            recorder.join()
             if logger is not None:
                 logger.stop()
                 if logger.error:
                     input_error = logger.error
                     streams["input"] = "failed"
-            recorder.stop()
-            recorder.join()
-            if audio is not None:
-                audio.stop(end_ns=clock.t_ns(recorder.stats.frames))
             journal.close()
         frames_counter.add(recorder.stats.frames)
         drops_counter.add(recorder.stats.padded + recorder.stats.dropped)
@@ -321,7 +364,9 @@ def run_capture(
         if reason == "stopped" and stop_reason and stop_reason[0] != "stopped":
             reason = stop_reason[0]
         streams["screen"] = "failed" if recorder.stats.errors else "complete"
-        for name in ("input", "audio"):
+        if webcam is not None and webcam.stats.error:
+            streams["webcam"] = "failed"
+        for name in ("input", "audio", "webcam"):
             if streams[name] == "recording":
                 streams[name] = "complete"
         live = {
@@ -335,12 +380,19 @@ def run_capture(
                     "logged": logger.logged if logger else 0,
                     "suppressed_unfocused": logger.suppressed if logger else 0,
                 },
+                "webcam": {
+                    "status": streams["webcam"],
+                    "error": webcam_error or (webcam.stats.error if webcam else None),
+                },
                 "audio": {
                     "status": streams["audio"],
                     "error": audio_error or (audio.stats.error if audio else None),
                 },
             },
             "audio_info": audio.info(clock.t0_ns) if audio is not None else None,
+            "webcam_info": webcam.info()
+            if webcam is not None
+            else (None if webcam_error is None else {"device": cfg.webcam.device}),
             "window": {
                 **meta["window"],  # type: ignore[dict-item]
                 "moves": recorder.window_moves,

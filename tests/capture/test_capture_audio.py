@@ -9,6 +9,7 @@ import threading
 import time
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ def _tone(path: Path, hz: float, seconds: float, rate: int = 44100) -> None:
         w.writeframes(np.repeat(mono, 2).tobytes())
 
 
-def _record(out: Path, *args: str) -> tuple[Path, dict[str, object]]:
+def _record(out: Path, *args: str) -> tuple[Path, dict[str, Any]]:
     proc = subprocess.run(
         capture_cmd("--allow-any", "--quiet", "--out", str(out), *args),
         capture_output=True,
@@ -55,7 +56,7 @@ def test_tone_is_recovered_at_its_frequency(
     info = meta["audio_info"]
     assert isinstance(info, dict)
     assert info["device"] == "capsink.monitor"
-    assert meta["streams"]["audio"]["status"] == "complete"  # type: ignore[index]
+    assert meta["streams"]["audio"]["status"] == "complete"
     with wave.open(str(session / "audio.wav")) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (44100, 2, 2)
         frames = w.getnframes()
@@ -92,7 +93,7 @@ def test_microphones_and_missing_devices_are_refused_video_goes_on(
         session, meta = _record(
             tmp_path, "--duration", "1", "--audio", "--audio-device", device, "--no-input"
         )
-        audio = meta["streams"]["audio"]  # type: ignore[index]
+        audio = meta["streams"]["audio"]
         assert audio["status"] == "failed" and why in audio["error"]
         assert meta["frame_count"] == 30 and not (session / "audio.wav").exists()
         assert run_cli("validate", str(session)).returncode == 0
@@ -117,7 +118,7 @@ def test_sink_unloaded_mid_run(xvfb: str, pulse: dict[str, str], tmp_path: Path)
     )
     unload.join()
     assert time.monotonic() - started >= 6
-    audio = meta["streams"]["audio"]  # type: ignore[index]
+    audio = meta["streams"]["audio"]
     assert meta["frame_count"] == 180
     assert audio["status"] == "failed", audio
     info = meta["audio_info"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 import time
 import wave
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.capture.capture_helpers import capture_cmd, run_cli, run_env
+from tests.capture.capture_helpers import Injector, capture_cmd, open_window, run_cli, run_env
 
 pytestmark = [pytest.mark.x11, pytest.mark.audio, pytest.mark.slow]
 
@@ -125,3 +126,82 @@ def test_sink_unloaded_mid_run(xvfb: str, pulse: dict[str, str], tmp_path: Path)
     assert isinstance(info, dict) and info["failed_at_ns"] is not None
     assert 0.2 < float(info["duration_s"]) < 5.0
     assert run_cli("validate", str(session)).returncode == 0
+
+
+def test_audio_video_sync(
+    xvfb: str, pulse: dict[str, str], injector: Injector, tmp_path: Path
+) -> None:
+    """The window flashes (XTEST key) while a click enters the sink at the same instant: the
+    click's time in audio.wav and the flash's paint time agree within 10 ms, and the first frame
+    showing the flash is the first one grabbed after the paint."""
+    import pyarrow.parquet as pq
+
+    win = open_window("League of Legends", (0, 0, 320, 240))
+    try:
+        injector.focus(win.handle)
+        proc = subprocess.Popen(
+            capture_cmd(
+                "--quiet", "--out", str(tmp_path), "--duration", "6", "--fps", "60", "--audio"
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=run_env(),
+        )
+        deadline = time.monotonic() + 20
+        while not list(tmp_path.glob("session_*/metadata.json")):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        time.sleep(1.0)
+        first = time.monotonic_ns() + 800_000_000
+        instants = [first + i * 600_000_000 for i in range(4)]
+        clicker = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("clicker.py")),
+                "3.4",
+                *map(str, instants),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=run_env(),
+        )
+        code = injector.keycode("a")
+        for t in instants:
+            while time.monotonic_ns() < t:
+                time.sleep(0.0002)
+            injector.key_press(code)
+            injector.key_release(code)
+        clicker.communicate(timeout=20)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        win.close()
+    assert proc.returncode == 0, err
+    session = Path(out.strip())
+    meta = json.loads((session / "metadata.json").read_text())
+    t0 = int(meta["start_monotonic_ns"])
+    with wave.open(str(session / "audio.wav")) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)[:, 0]
+    loud = np.flatnonzero(np.abs(pcm) > 15000)
+    clicks: list[int] = []
+    for i in loud:
+        if not clicks or i - clicks[-1] > 4410:
+            clicks.append(int(i))
+    assert len(clicks) == len(instants)
+    audio_times = [t0 + round(c * 1e9 / 44100) for c in clicks]
+    paints = sorted(win.paints)[1:]  # paint 0 is the initial expose
+    assert len(paints) == len(instants)
+    offsets_ms = [(a - p) / 1e6 for a, (_, p) in zip(audio_times, paints, strict=True)]
+    assert max(abs(o) for o in offsets_ms) <= 10.0, offsets_ms
+    # The video side: the flash's first frame is the first grab after the paint.
+    events = pq.read_table(session / "events.parquet").to_pydict()
+    grabs = [
+        (t, c)
+        for t, c, s in zip(events["t_ns"], events["t_capture_ns"], events["stream"], strict=True)
+        if s == "screen"
+    ]
+    for _, paint in paints:
+        t_frame = next(t for t, c in grabs if c is not None and c > paint)
+        # (its grab starts just after its presentation time, so it may be presented a bit
+        # before the paint it shows)
+        assert -1e9 / 60 <= t_frame - paint <= 2 * 1e9 / 60 + 3e6

@@ -20,25 +20,20 @@ from opentelemetry import metrics, trace
 from aiconfig.errors import CaptureDeviceError, ConfigFileError
 from aiconfig.schema import CaptureConfig
 
-from .audio_recorder import AudioRecorder
 from .constants import (
-    AUDIO_FILE,
-    AUDIO_SILENCE_FAIL_S,
     EVENTS_JOURNAL,
     FORMAT_VERSION,
     FRAMES_FILE,
     JOURNAL_FLUSH_S,
     METADATA_FILE,
     STATUS_RECORDING,
-    WEBCAM_FILE,
 )
 from .events import EventJournal
 from .finalize import finalize_session, write_json_atomic, write_manifest
 from .input_logging import InputLogger
-from .screen_recorder import ScreenRecorder, ScreenTarget
+from .screen_recorder import ScreenRecorder
+from .streams import audio_problem, open_webcam, pick_target, start_audio
 from .timeline import ClockMapping
-from .webcam_recorder import WebcamRecorder, open_camera
-from .windows import open_backend
 
 __all__ = ["SessionResult", "Status", "create_session_dir", "run_capture"]
 
@@ -87,77 +82,6 @@ def create_session_dir(root: Path, now: float | None = None) -> Path:
     raise ConfigFileError(f"{root}: too many sessions named {stamp}_*; clean up the directory")
 
 
-def _pick_target(cfg: CaptureConfig) -> tuple[ScreenTarget, str | None]:
-    backend = open_backend()
-    try:
-        info = backend.find(cfg.window_title)
-        if info is not None:
-            return ScreenTarget(info.handle, info.title, info.rect), info.title
-        if not cfg.allow_any:
-            raise CaptureDeviceError(
-                f"no window titled {cfg.window_title!r} is open; start it first, or pass "
-                "--allow-any to record the primary monitor (testing only)"
-            )
-        return ScreenTarget(None, None, backend.screen()), None
-    finally:
-        backend.close()
-
-
-def _start_audio(cfg: CaptureConfig, session: Path) -> tuple[AudioRecorder | None, str | None]:
-    """The audio stream, or ``(None, reason)``: a failed device never stops the session."""
-    if not cfg.audio.enabled:
-        return None, None
-    try:
-        audio = AudioRecorder(
-            session / AUDIO_FILE,
-            sample_rate=cfg.audio.sample_rate,
-            channels=cfg.audio.channels,
-            device=cfg.audio.device,
-        )
-        audio.open()
-        audio.start()
-    except CaptureDeviceError as exc:
-        (session / AUDIO_FILE).unlink(missing_ok=True)
-        return None, str(exc)
-    # PortAudio's ALSA->PulseAudio path takes about a second to deliver its first block; start
-    # the video only once sound flows, and trim the lead-in (see AudioRecorder.align).
-    if not audio.wait_for_data(AUDIO_SILENCE_FAIL_S * 2):
-        audio.stop()
-        (session / AUDIO_FILE).unlink(missing_ok=True)
-        return None, f"audio source {audio.source!r} delivered nothing in 4 s"
-    return audio, None
-
-
-def _open_webcam(
-    cfg: CaptureConfig, session: Path, journal: EventJournal, session_id: str
-) -> tuple[WebcamRecorder | None, str | None]:
-    """The webcam stream, or ``(None, reason)``: a missing camera never stops the session."""
-    if not cfg.webcam.enabled:
-        return None, None
-    try:
-        container = open_camera(cfg.webcam.device, cfg.webcam.resolution, cfg.webcam.fps)
-        return WebcamRecorder(
-            container,
-            session / WEBCAM_FILE,
-            journal,
-            device=cfg.webcam.device,
-            fps=cfg.webcam.fps,
-            session_id=session_id,
-            preset=cfg.preset,
-        ), None
-    except CaptureDeviceError as exc:
-        (session / WEBCAM_FILE).unlink(missing_ok=True)
-        return None, str(exc)
-
-
-def _audio_problem(audio: AudioRecorder) -> str | None:
-    if audio.seconds_since_data() > AUDIO_SILENCE_FAIL_S:
-        return "no audio delivered for 2 s (device removed?)"
-    if not audio.source_present():
-        return f"audio source {audio.source!r} vanished; stopped listening rather than follow it"
-    return None
-
-
 def run_capture(
     cfg: CaptureConfig,
     *,
@@ -174,7 +98,7 @@ def run_capture(
     frames_counter = meter.create_counter("capture.frames", unit="{frame}")
     drops_counter = meter.create_counter("capture.frames_not_fresh", unit="{frame}")
     stop = stop or threading.Event()
-    target, title = _pick_target(cfg)
+    target, title = pick_target(cfg)
     session = create_session_dir(Path(output_dir or cfg.output_dir))
     session_id = session.name
     window_id = title if title is not None else "screen"
@@ -206,8 +130,8 @@ def run_capture(
             on_stop=on_stop,
             max_frames=max_frames,
         )
-        audio, audio_error = _start_audio(cfg, session)
-        webcam, webcam_error = _open_webcam(cfg, session, journal, session_id)
+        audio, audio_error = start_audio(cfg, session)
+        webcam, webcam_error = open_webcam(cfg, session, journal, session_id)
         recorder.start()
         if not recorder.started.wait(10.0) or recorder.clock is None:
             recorder.stop()
@@ -320,7 +244,7 @@ def run_capture(
                 if webcam is not None and streams["webcam"] == "recording" and webcam.stats.error:
                     streams["webcam"] = "failed"
                 if audio is not None and streams["audio"] == "recording":
-                    problem = _audio_problem(audio)
+                    problem = audio_problem(audio)
                     if problem is not None:
                         streams["audio"] = "failed"
                         audio.fail(problem)

@@ -154,8 +154,11 @@ class ScreenRecorder:
 
     # -- grab ---------------------------------------------------------------------------
     def _grab_loop(self) -> None:
-        backend = open_backend() if self.target.handle is not None else None
-        screen = open_backend().screen() if backend is None else backend.screen()
+        backend: Any = open_backend()
+        screen = backend.screen()
+        if self.target.handle is None:
+            backend.close()
+            backend = None
         stats = self.stats
         last_capture: int | None = None
         index = 0
@@ -216,8 +219,13 @@ class ScreenRecorder:
                             stats.first_capture_ns = t_capture
                         stats.last_capture_ns = t_capture
                     index += 1
-        finally:
+        except Exception as exc:  # noqa: BLE001 - X gone, grab refused: the screen stream fails
+            self.stats.errors.append(f"screen grab failed: {exc}")
+            self.stats.failed_at_ns = time.monotonic_ns()
+            self._finish(f"error: screen grab failed: {exc}")
+        else:
             self._finish("stopped")
+        finally:
             self.grab_done.set()
             self._convert_q.put((_STOP, index))
             if backend is not None:

@@ -82,6 +82,25 @@ def create_session_dir(root: Path, now: float | None = None) -> Path:
     raise ConfigFileError(f"{root}: too many sessions named {stamp}_*; clean up the directory")
 
 
+def _wait_s(deadline: int | None, period_s: float) -> float:
+    """Sleep one status period, but wake exactly at the deadline."""
+    if deadline is None:
+        return period_s
+    return max(0.0, min(period_s, (deadline - time.monotonic_ns()) / 1e9))
+
+
+def _stop_reason(reasons: list[str], *, deadline_hit: bool) -> str:
+    """Why the session ended, from what the grabber and the main loop saw."""
+    if deadline_hit or "duration_reached" in reasons:
+        return "duration_reached"
+    if "window_closed" in reasons:
+        return "window_closed"
+    if "nothing_left" in reasons:
+        error = next(r for r in reasons if r.startswith("error"))
+        return f"error: nothing left to record ({error[len('error: ') :]})"
+    return "stopped"
+
+
 def run_capture(
     cfg: CaptureConfig,
     *,
@@ -109,8 +128,16 @@ def run_capture(
     journal = EventJournal(session / EVENTS_JOURNAL)
     stop_reason: list[str] = []
 
+    others_alive: list[Callable[[], bool]] = []
+
     def on_stop(reason: str) -> None:
+        """From the grabber: the window closed, the duration passed, or the screen failed. A
+        failed screen stops the session only when no other stream is still recording."""
         stop_reason.append(reason)
+        if reason.startswith("error"):
+            if any(alive() for alive in others_alive):
+                return
+            stop_reason.append("nothing_left")
         stop.set()
 
     max_frames = None if cfg.duration_s is None else max(1, round(cfg.duration_s * cfg.fps))
@@ -210,6 +237,8 @@ def run_capture(
         streams["webcam"] = (
             "off" if not cfg.webcam.enabled else ("recording" if webcam else "failed")
         )
+        others_alive.append(lambda: streams.get("audio") == "recording")
+        others_alive.append(lambda: streams.get("webcam") == "recording")
         if webcam is not None:
             meta["webcam_info"] = webcam.info()
             write_json_atomic(session / METADATA_FILE, meta)
@@ -239,8 +268,15 @@ def run_capture(
         last_frames = 0
         last_t = time.monotonic()
         try:
-            while not stop.wait(min(JOURNAL_FLUSH_S, status_interval_s)):
+            deadline = None if max_frames is None else clock.t_ns(max_frames)
+            deadline_hit = False
+            while not stop.wait(_wait_s(deadline, min(JOURNAL_FLUSH_S, status_interval_s))):
                 journal.flush()
+                if deadline is not None and time.monotonic_ns() >= deadline:
+                    deadline_hit = True
+                    break  # the grabber enforces the duration; this covers a failed screen
+                if recorder.stats.errors and streams["screen"] == "recording":
+                    streams["screen"] = "failed"
                 if webcam is not None and streams["webcam"] == "recording" and webcam.stats.error:
                     streams["webcam"] = "failed"
                 if audio is not None and streams["audio"] == "recording":
@@ -269,6 +305,8 @@ def run_capture(
             recorder.stop()
             recorder.grab_done.wait(10.0)
             end_ns = clock.t_ns(recorder.stats.frames)
+            if recorder.stats.errors:  # the screen died early: keep the other streams' tail
+                end_ns = max(end_ns, stop_ns if deadline is None else min(stop_ns, deadline))
             if webcam is not None:
                 webcam.set_end(end_ns)
             if audio is not None:
@@ -284,9 +322,7 @@ def run_capture(
             journal.close()
         frames_counter.add(recorder.stats.frames)
         drops_counter.add(recorder.stats.padded + recorder.stats.dropped)
-        reason = recorder.stop_reason or (stop_reason[0] if stop_reason else "stopped")
-        if reason == "stopped" and stop_reason and stop_reason[0] != "stopped":
-            reason = stop_reason[0]
+        reason = _stop_reason(stop_reason, deadline_hit=deadline_hit)
         streams["screen"] = "failed" if recorder.stats.errors else "complete"
         if webcam is not None and webcam.stats.error:
             streams["webcam"] = "failed"
@@ -297,7 +333,11 @@ def run_capture(
             "stop_monotonic_ns": stop_ns,
             "stop_reason": reason,
             "streams": {
-                "screen": {"status": streams["screen"], "errors": recorder.stats.errors},
+                "screen": {
+                    "status": streams["screen"],
+                    "errors": recorder.stats.errors,
+                    "failed_at_ns": recorder.stats.failed_at_ns,
+                },
                 "input": {
                     "status": streams["input"],
                     "error": input_error,

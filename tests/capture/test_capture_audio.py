@@ -205,3 +205,48 @@ def test_audio_video_sync(
         # (its grab starts just after its presentation time, so it may be presented a bit
         # before the paint it shows)
         assert -1e9 / 60 <= t_frame - paint <= 2 * 1e9 / 60 + 3e6
+
+
+def test_sigkill_with_audio_and_webcam_then_recover(
+    xvfb: str, pulse: dict[str, str], tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    import pyarrow.parquet as pq
+
+    proc = subprocess.Popen(
+        capture_cmd(
+            "--allow-any",
+            "--quiet",
+            "--no-input",
+            "--out",
+            str(tmp_path),
+            "--audio",
+            "--webcam",
+            "--webcam-device",
+            "lavfi:testsrc2=size=320x240:rate=30,realtime",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=run_env(),
+    )
+    deadline = time.monotonic() + 20
+    while not list(tmp_path.glob("session_*/metadata.json")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(3.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    session = next(tmp_path.glob("session_*"))
+    fixed = run_cli("recover", str(session))
+    assert fixed.returncode == 0, fixed.stderr
+    assert run_cli("validate", str(session)).returncode == 0
+    meta = json.loads((session / "metadata.json").read_text())
+    with wave.open(str(session / "audio.wav")) as w:
+        audio_s = w.getnframes() / w.getframerate()
+    assert meta["audio_info"]["duration_s"] == pytest.approx(audio_s)
+    assert audio_s > 1.5 and meta["frame_count"] >= 30
+    events = pq.read_table(session / "events.parquet").to_pydict()
+    cam_rows = sum(1 for s in events["stream"] if s == "webcam")
+    assert cam_rows >= 30 and (session / "webcam.mp4").is_file()

@@ -26,6 +26,7 @@ from aiconfig.errors import CaptureDeviceError
 
 from .events import EventJournal, frame_row
 from .timeline import FrameClock
+from .screen_recorder import lower_priority
 from .video_writer import VideoWriter, even_size
 
 __all__ = ["WebcamRecorder", "open_camera"]
@@ -171,6 +172,7 @@ class WebcamRecorder:
             self._q.put((None, next_index))
 
     def _encode_loop(self) -> None:
+        lower_priority()
         previous: Any = None
         written = 0
         while True:

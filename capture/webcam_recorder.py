@@ -25,8 +25,8 @@ import av
 from aiconfig.errors import CaptureDeviceError
 
 from .events import EventJournal, frame_row
-from .timeline import FrameClock
 from .screen_recorder import lower_priority
+from .timeline import FrameClock
 from .video_writer import VideoWriter, even_size
 
 __all__ = ["WebcamRecorder", "open_camera"]

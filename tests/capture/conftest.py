@@ -12,8 +12,8 @@ from tests.capture.capture_helpers import Injector
 
 
 @pytest.fixture(scope="session")
-def xvfb() -> Iterator[str]:
-    """A private Xvfb (display number chosen by the server via -displayfd); sets DISPLAY."""
+def xvfb_server() -> Iterator[str]:
+    """The suite's private Xvfb (the server picks a free display number: -displayfd)."""
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
         [
@@ -37,16 +37,19 @@ def xvfb() -> Iterator[str]:
     if not number:
         proc.kill()
         pytest.fail("Xvfb did not start (is the xvfb package installed?)")
-    name = f":{number}"
-    patch = pytest.MonkeyPatch()
-    patch.setenv("DISPLAY", name)
-    patch.delenv("WAYLAND_DISPLAY", raising=False)
     try:
-        yield name
+        yield f":{number}"
     finally:
-        patch.undo()
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def xvfb(xvfb_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """DISPLAY set to the suite's Xvfb for this test only."""
+    monkeypatch.setenv("DISPLAY", xvfb_server)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    return xvfb_server
 
 
 @pytest.fixture
@@ -59,7 +62,7 @@ def injector(xvfb: str) -> Iterator[Injector]:
 
 
 @pytest.fixture(scope="session")
-def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def pulse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A private PulseAudio daemon with a null sink ``capsink`` (its monitor stands in for the
     system output). Runtime dir and HOME point into a temp dir: nothing touches the real home."""
     import time
@@ -93,12 +96,16 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             proc.kill()
             pytest.fail("PulseAudio did not start (are pulseaudio and pulseaudio-utils installed?)")
         time.sleep(0.1)
-    patch = pytest.MonkeyPatch()
-    for key, value in env.items():
-        patch.setenv(key, value)
     try:
         yield env
     finally:
-        patch.undo()
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def pulse(pulse_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The suite's PulseAudio daemon, its environment set for this test only."""
+    for key, value in pulse_server.items():
+        monkeypatch.setenv(key, value)
+    return pulse_server

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Project
+from tests.fork.conftest import Project
 
 from aiconfig.cli import main
 

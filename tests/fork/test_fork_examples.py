@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT
+from tests.fork.conftest import PROJECT
 
 from aiconfig.cli import main
 from aiconfig.loader import load

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project
+from tests.fork.conftest import Project
 
 from aiconfig.cli import main
 

@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from conftest import Project
+from tests.fork.conftest import Project
 from pydantic import ValidationError
 
 from aiconfig.errors import (

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project, make_project
+from tests.fork.conftest import Project, make_project
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -28,13 +28,23 @@ __all__ = [
 
 
 class JsonLinesFile:
-    """An append-only JSON-lines file shared by the three exporters; ``close`` is idempotent."""
+    """An append-only JSON-lines file shared by the exporters.
+
+    Each exporter holds a reference (``acquire``) and drops it on shutdown (``close``); the file
+    closes when the last one is gone, so the providers may shut down in any order.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._fh: IO[str] | None = None
         self._closed = False
+        self._users = 0
+
+    def acquire(self) -> JsonLinesFile:
+        with self._lock:
+            self._users += 1
+        return self
 
     def write(self, signal: str, items: Sequence[str]) -> None:
         with self._lock:
@@ -51,6 +61,9 @@ class JsonLinesFile:
 
     def close(self) -> None:
         with self._lock:
+            self._users -= 1
+            if self._users > 0:
+                return
             self._closed = True
             if self._fh is not None:
                 self._fh.close()
@@ -59,7 +72,8 @@ class JsonLinesFile:
 
 class JsonLinesSpanExporter(SpanExporter):
     def __init__(self, sink: JsonLinesFile) -> None:
-        self._sink = sink
+        self._sink = sink.acquire()
+        self._stopped = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
@@ -69,13 +83,16 @@ class JsonLinesSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
-        self._sink.close()
+        if not self._stopped:
+            self._stopped = True
+            self._sink.close()
 
 
 class JsonLinesMetricExporter(MetricExporter):
     def __init__(self, sink: JsonLinesFile) -> None:
         super().__init__()
-        self._sink = sink
+        self._sink = sink.acquire()
+        self._stopped = False
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
@@ -90,12 +107,15 @@ class JsonLinesMetricExporter(MetricExporter):
         return True
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self._sink.close()
+        if not self._stopped:
+            self._stopped = True
+            self._sink.close()
 
 
 class JsonLinesLogExporter(LogRecordExporter):
     def __init__(self, sink: JsonLinesFile) -> None:
-        self._sink = sink
+        self._sink = sink.acquire()
+        self._stopped = False
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         try:
@@ -104,5 +124,10 @@ class JsonLinesLogExporter(LogRecordExporter):
             return LogRecordExportResult.FAILURE
         return LogRecordExportResult.SUCCESS
 
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
     def shutdown(self) -> None:
-        self._sink.close()
+        if not self._stopped:
+            self._stopped = True
+            self._sink.close()

@@ -198,7 +198,9 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = body["messages"][-1]["content"] if chat else body["prompt"]
         words = f"echo {prompt}".split()[: int(body.get("max_tokens", 16))]
         if body.get("stream"):
-            self._stream(chat, model, words, bool(body.get("stream_options", {}).get("include_usage")))
+            self._stream(
+                chat, model, words, bool(body.get("stream_options", {}).get("include_usage"))
+            )
             return
         text = " ".join(words)
         usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": len(words)}
@@ -241,7 +243,11 @@ class _Handler(BaseHTTPRequestHandler):
         obj = "chat.completion.chunk" if chat else "text_completion"
         base = {"id": "cmpl-fake-s", "object": obj, "created": 1700000000, "model": model}
         if chat:
-            first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+            first = {
+                "index": 0,
+                "delta": {"role": "assistant", "content": ""},
+                "finish_reason": None,
+            }
             event(json.dumps({**base, "choices": [first]}))
         for i, w in enumerate(words):
             piece = w if i == 0 else " " + w
@@ -255,7 +261,11 @@ class _Handler(BaseHTTPRequestHandler):
             if self.server_ref.behaviour.stream_delay_s:
                 time.sleep(self.server_ref.behaviour.stream_delay_s)
         if usage:
-            u = {"prompt_tokens": 3, "completion_tokens": len(words), "total_tokens": 3 + len(words)}
+            u = {
+                "prompt_tokens": 3,
+                "completion_tokens": len(words),
+                "total_tokens": 3 + len(words),
+            }
             event(json.dumps({**base, "choices": [], "usage": u}))
         event("[DONE]")
         self.wfile.write(b"0\r\n\r\n")

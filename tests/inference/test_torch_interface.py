@@ -186,7 +186,9 @@ def test_compute_overrun_keeps_slot_until_thread_ends() -> None:
 
 def test_inline_overrun_is_reported_after_the_fact() -> None:
     async def main() -> None:
-        m = TorchModelInterface(Slow(delay_s=0.03), device="cpu", latency_budget_ms=5, offload=False)
+        m = TorchModelInterface(
+            Slow(delay_s=0.03), device="cpu", latency_budget_ms=5, offload=False
+        )
         with pytest.raises(LatencyBudgetExceeded) as info:
             await m.infer(torch.ones(1, 4))
         assert info.value.phase == "compute" and info.value.elapsed_ms >= 5

@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import OTel
 
 from aiconfig.inference import (
     AIModelInterface,
@@ -15,6 +14,8 @@ from aiconfig.inference import (
     Overloaded,
     Slot,
 )
+
+from .otel_helpers import OTel
 
 
 class Gated(AIModelInterface[int, int]):

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import OTel
 
 from aiconfig.errors import InferenceServerError
 from aiconfig.inference import (
@@ -22,6 +21,8 @@ from aiconfig.inference import (
     resolve_device,
 )
 from aiconfig.schema import InferenceConfig
+
+from .otel_helpers import OTel
 
 
 def tiny() -> torch.nn.Module:
@@ -114,7 +115,7 @@ def test_preprocess_frames_is_pure_and_shaped() -> None:
     b = preprocess_frames(frames.copy(), size=(32, 18))
     assert a.shape == (2, 3, 18, 32) and a.dtype == torch.float32
     assert torch.equal(a, b)
-    assert 0.0 <= float(a.min()) and float(a.max()) <= 1.0
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
     one = preprocess_frames(frames[0])
     assert one.shape == (1, 3, 36, 64)
     assert float(one[0, 0, 0, 0]) == pytest.approx(frames[0, 0, 0, 0] / 255.0)

@@ -6,8 +6,6 @@ import asyncio
 import time
 
 import pytest
-from conftest import OTel
-from fake_vllm import Behaviour, FakeVLLM
 from pydantic import SecretStr
 
 from aiconfig.inference import (
@@ -20,6 +18,9 @@ from aiconfig.inference import (
     preflight,
 )
 from aiconfig.schema import VLLMConfig
+
+from .fake_vllm import Behaviour, FakeVLLM
+from .otel_helpers import OTel
 
 MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from otlp_receiver import OTLPReceiver
+
+from .otlp_receiver import OTLPReceiver
 
 
 @pytest.fixture

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import ast
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from otlp_receiver import OTLPReceiver
 from pydantic import SecretStr
 
 from aiconfig.inference import AIModelInterface, OfflineModeError, Slot
 from aiconfig.monitoring import setup_telemetry
 from aiconfig.schema import MonitoringConfig
+
+from .otlp_receiver import OTLPReceiver
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -156,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
             if b.loading:
                 self._error(503, "The engine is loading the model.", "ServiceUnavailableError")
                 return
-            data = [
+            data: list[dict[str, Any]] = [
                 {
                     "id": m,
                     "object": "model",

@@ -27,7 +27,7 @@ MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 
 def cfg_for(server: FakeVLLM | str, **kw: object) -> VLLMConfig:
     url = server if isinstance(server, str) else server.base_url
-    return VLLMConfig(base_url=url, connect_timeout_s=1.0, **kw)  # type: ignore[arg-type]
+    return VLLMConfig(base_url=url, connect_timeout_s=1.0, **kw)
 
 
 def fails(diag_checks: list[tuple[str, bool]]) -> list[str]:

@@ -79,7 +79,7 @@ class OTLPReceiver:
         self._thread.join(5)
 
     def spans(self) -> list[Any]:
-        out = []
+        out: list[Any] = []
         with self._lock:
             for req in self.requests["/v1/traces"]:
                 for rs in req.resource_spans:
@@ -88,7 +88,7 @@ class OTLPReceiver:
         return out
 
     def metric_names(self) -> set[str]:
-        names = set()
+        names: set[str] = set()
         with self._lock:
             for req in self.requests["/v1/metrics"]:
                 for rm in req.resource_metrics:
@@ -97,7 +97,7 @@ class OTLPReceiver:
         return names
 
     def log_bodies(self) -> list[str]:
-        out = []
+        out: list[Any] = []
         with self._lock:
             for req in self.requests["/v1/logs"]:
                 for rl in req.resource_logs:

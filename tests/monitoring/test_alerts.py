@@ -33,16 +33,16 @@ class Sinks:
     def __init__(self) -> None:
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
-        self.logs = InMemoryLogRecordExporter()
+        self.logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
         self.logger_provider = LoggerProvider()
         self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(self.logs))
         self.spans = InMemorySpanExporter()
         self.tracer_provider = TracerProvider()
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
 
-    def counter(self) -> dict[tuple[str, str], int]:
+    def counter(self) -> dict[tuple[str, str], float]:
         data = self.reader.get_metrics_data()
-        out: dict[tuple[str, str], int] = {}
+        out: dict[tuple[str, str], float] = {}
         assert data is not None
         for rm in data.resource_metrics:
             for sm in rm.scope_metrics:

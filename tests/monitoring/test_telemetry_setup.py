@@ -87,7 +87,7 @@ def test_sampling_drops_traces_not_metrics() -> None:
             for sm in rm.scope_metrics
             for m in sm.metrics
             if m.name == "aiconfig.inference.duration"
-            for p in m.data.data_points  # type: ignore[union-attr]
+            for p in m.data.data_points
         ]
         assert point.count == 5  # type: ignore[union-attr]
 

@@ -23,6 +23,9 @@ from .errors import AiconfigError
 COMMANDS: tuple[str, ...] = (
     "validate",
     "show",
+    "keygen",
+    "sign",
+    "verify",
 )
 
 

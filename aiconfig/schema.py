@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -21,10 +21,14 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     SecretStr,
     field_validator,
     model_validator,
 )
+
+if TYPE_CHECKING:
+    from .provenance import Provenance
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -45,7 +49,7 @@ __all__ = [
     "is_secret_key",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 _SECRET_RE = re.compile(r"token|secret|password|passwd|api_key|apikey|credential", re.I)
 
@@ -62,12 +66,12 @@ def _freeze_mapping(value: dict[str, Any]) -> Mapping[str, Any]:
 FrozenFloatMap = Annotated[
     dict[str, Annotated[float, Field(gt=0)]],
     AfterValidator(_freeze_mapping),
-    PlainSerializer(lambda v: dict(v), return_type=dict),
+    PlainSerializer(dict, return_type=dict),
 ]
 FrozenStrMap = Annotated[
     dict[str, str],
     AfterValidator(_freeze_mapping),
-    PlainSerializer(lambda v: dict(v), return_type=dict),
+    PlainSerializer(dict, return_type=dict),
 ]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -105,14 +109,14 @@ class MetaConfig(_Frozen):
     @classmethod
     def _date_to_datetime(cls, v: Any) -> Any:
         if isinstance(v, date) and not isinstance(v, datetime):
-            return datetime.combine(v, time.min, tzinfo=timezone.utc)
+            return datetime.combine(v, time.min, tzinfo=UTC)
         return v
 
     @field_validator("expires")
     @classmethod
     def _aware(cls, v: datetime | None) -> datetime | None:
         if v is not None and v.tzinfo is None:
-            return v.replace(tzinfo=timezone.utc)
+            return v.replace(tzinfo=UTC)
         return v
 
 
@@ -241,9 +245,7 @@ class CaptureConfig(_Frozen):
     window_title: Annotated[str, Field(min_length=1)] = "League of Legends"
     allow_any: bool = False
     codec: Literal["h264"] = "h264"
-    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = (
-        "superfast"
-    )
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "superfast"
     crf: Annotated[int, Field(ge=0, le=51)] = 23
     keyframe_interval_s: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     resolution: Resolution = (1920, 1080)
@@ -254,7 +256,7 @@ class CaptureConfig(_Frozen):
 
 
 class AIConfig(_Frozen):
-    """Single source of truth for one experiment: model, training, inference, monitoring, capture."""
+    """One experiment: model, training, inference, monitoring and capture settings."""
 
     meta: MetaConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -262,6 +264,23 @@ class AIConfig(_Frozen):
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
+
+    _provenance: Any = PrivateAttr(default=None)
+
+    @property
+    def provenance(self) -> Provenance:
+        """Where this config came from (file digest, signers, env vars, value sources)."""
+        if self._provenance is None:
+            from .provenance import Provenance
+
+            return Provenance(path="<memory>", sha256="", signed=False)
+        return self._provenance  # type: ignore[no-any-return]
+
+    def with_provenance(self, provenance: Provenance) -> AIConfig:
+        """A copy of this config carrying ``provenance`` (the config itself is unchanged)."""
+        clone = self.model_copy()
+        object.__setattr__(clone, "__pydantic_private__", {"_provenance": provenance})
+        return clone
 
     @model_validator(mode="after")
     def _locked_paths_exist(self) -> AIConfig:

@@ -74,7 +74,7 @@ def _scalar(ev: Any, file: str) -> tuple[Any, str | None]:
         raise _refuse(file, ev, f"tag '{ev.tag}' is not allowed", "remove the tag")
     if ev.style is not None and ev.style != "":  # quoted or block scalar: always a string
         return ev.value, None
-    tag = _RESOLVER.resolve(yaml.ScalarNode, ev.value, ev.implicit)
+    tag = _RESOLVER.resolve(yaml.ScalarNode, ev.value, ev.implicit)  # type: ignore[no-untyped-call]
     if tag == "tag:yaml.org,2002:str":
         if _FLOAT_NO_DOT.match(ev.value):
             return float(ev.value.replace("_", "")), None
@@ -152,7 +152,7 @@ class _Builder:
                 value, size = self.anchors[ev.anchor]
                 self._count(ev, size)
                 value = _deep_copy(value)
-                self.out.lines.setdefault(path, ev.start_mark.line + 1)
+                self.out.lines.setdefault(path, self._line_of(parent, pending_key, ev))
                 self._attach(value, ev, stack, pending_key)
                 if not stack:
                     root = value
@@ -167,7 +167,7 @@ class _Builder:
                 if path[-1:] != ("<key>",):
                     if trap is not None:
                         self.out.yaml11_bools[path] = trap
-                    self.out.lines.setdefault(path, ev.start_mark.line + 1)
+                    self.out.lines.setdefault(path, self._line_of(parent, pending_key, ev))
                 if ev.anchor:
                     self.anchors[ev.anchor] = (value, 1)
                 self._attach(value, ev, stack, pending_key)
@@ -176,7 +176,7 @@ class _Builder:
             elif kind in ("MappingStartEvent", "SequenceStartEvent"):
                 if ev.tag not in (None, "!"):
                     raise _refuse(self.file, ev, f"tag '{ev.tag}' is not allowed", "remove it")
-                self.out.lines.setdefault(path, ev.start_mark.line + 1)
+                self.out.lines.setdefault(path, self._line_of(parent, pending_key, ev))
                 container: Any = {} if kind == "MappingStartEvent" else []
                 stack.append((container, path, ev.anchor, {"_start": self.nodes}))
             else:  # pragma: no cover - libyaml emits no other event kinds
@@ -195,6 +195,15 @@ class _Builder:
         self.out.data = root
         return self.out
 
+    @staticmethod
+    def _line_of(parent: Any, pending_key: list[Any], ev: Any) -> int:
+        """Line of the key for mapping values (where people look), else of the value."""
+        if parent is not None and parent[3].get("awaiting_value") and pending_key:
+            key_line = pending_key[-1][1]
+            if isinstance(key_line, int):
+                return key_line
+        return int(ev.start_mark.line) + 1
+
     def _child_path(self, parent: Any, pending_key: list[Any]) -> Path:
         if parent is None:
             return ()
@@ -208,7 +217,9 @@ class _Builder:
     def _attach(self, value: Any, ev: Any, stack: list[Any], pending: list[Any]) -> None:
         self._attach_value(value, ev.start_mark.line + 1, stack, pending)
 
-    def _attach_value(self, value: Any, line: int | None, stack: list[Any], pending: list[Any]) -> None:
+    def _attach_value(
+        self, value: Any, line: int | None, stack: list[Any], pending: list[Any]
+    ) -> None:
         if not stack:
             return
         container, path, _, info = stack[-1]
@@ -218,7 +229,9 @@ class _Builder:
         if not info.get("awaiting_value"):
             if isinstance(value, (dict, list)):
                 raise ConfigParseError(
-                    "a mapping or list used as a key", file=self.file, line=line,
+                    "a mapping or list used as a key",
+                    file=self.file,
+                    line=line,
                     hint="keys must be plain strings",
                 )
             pending.append((value, line))
@@ -283,10 +296,10 @@ def parse_yaml(data: bytes, file: str, limits: Limits | None = None) -> ParsedYa
         return _Builder(file, limits).build(yaml.parse(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
+        where = mark.line + 1 if mark else None
         problem = (exc.problem or exc.context or "malformed YAML").strip()
         raise ConfigParseError(
-            f"YAML syntax error: {problem}", file=file, line=line, hint="fix the syntax"
+            f"YAML syntax error: {problem}", file=file, line=where, hint="fix the syntax"
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigParseError(

@@ -1,0 +1,48 @@
+"""Options shared by the subcommands that load configs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..schema import AIConfig
+
+
+def add_trust_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keys",
+        metavar="DIR",
+        help="trust store with allowed_signers and policy.yaml (default: $AICONFIG_KEYS or the "
+        "keys/ directory beside the nearest parent of the config)",
+    )
+    parser.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help="where anti-rollback state is kept (default: $AP_DATA_ROOT or ~/.local/state)",
+    )
+    parser.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="DEVELOPMENT ONLY: skip signature checks; provenance is marked unsigned",
+    )
+
+
+def load_from_args(path: str, args: argparse.Namespace) -> AIConfig:
+    from ..loader import load
+
+    if args.allow_unsigned:
+        sys.stderr.write(
+            f"WARNING: {path}: signature verification is OFF (--allow-unsigned); "
+            "never use this for a real run\n"
+        )
+    logging.getLogger("aiconfig").addHandler(logging.NullHandler())
+    logging.getLogger("aiconfig").propagate = False
+    return load(path, allow_unsigned=args.allow_unsigned, keys=args.keys, data_root=args.data_root)
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")

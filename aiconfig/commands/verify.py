@@ -1,0 +1,71 @@
+"""``aiconfig verify FILE...``: who signed, threshold met or not, version, expiry."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._common import print_json
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="check signatures, review threshold, expiry and version; exit 1 on any failure",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    p.add_argument("--keys", metavar="DIR", help="trust store (default: keys/ near the file)")
+    p.add_argument("--data-root", metavar="DIR", help="anti-rollback state directory")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import AiconfigError
+    from ..loader import load_unverified_bytes, read_config_bytes
+    from ..trust import check_freshness, verify_signatures
+
+    results: list[dict[str, Any]] = []
+    failed = False
+    for name in args.files:
+        path = Path(name)
+        try:
+            data = read_config_bytes(path)
+            v = verify_signatures(path, data, keys=args.keys)
+            cfg = load_unverified_bytes(data, name, signers=v.signers)
+            check_freshness(cfg, name, data_root=args.data_root, record=False)
+        except AiconfigError as exc:
+            failed = True
+            results.append({"file": name, "ok": False, **exc.to_dict()})
+            if not args.json:
+                for problem in exc.problems:
+                    sys.stderr.write(f"FAIL {problem.render()}\n")
+            continue
+        entry = {
+            "file": name,
+            "ok": True,
+            "name": cfg.meta.name,
+            "version": cfg.meta.version,
+            "expires": cfg.meta.expires.isoformat() if cfg.meta.expires else None,
+            "threshold": v.threshold,
+            "policy_rule": v.rule,
+            "signers": [
+                {"principal": s.principal, "fingerprint": s.fingerprint} for s in v.signers
+            ],
+            "ignored_signatures": [
+                {"fingerprint": c.fingerprint, "reason": str(c.error)} for c in v.checks if not c.ok
+            ],
+        }
+        results.append(entry)
+        if not args.json:
+            who = ", ".join(f"{s.principal} ({s.fingerprint})" for s in v.signers)
+            sys.stdout.write(
+                f"OK   {name}: {cfg.meta.name} v{cfg.meta.version}, "
+                f"{len(v.principals)}/{v.threshold} reviewers: {who}; "
+                f"expires {entry['expires'] or 'never'}\n"
+            )
+    if args.json:
+        print_json({"ok": not failed, "files": results})
+    return 1 if failed else 0

@@ -1,0 +1,46 @@
+"""Where a loaded config came from: file digest, signers, env vars, the source of each value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .schema import is_secret_key
+
+__all__ = ["Provenance", "Signer"]
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A verified signature: who (principal in allowed_signers) and which key."""
+
+    principal: str
+    fingerprint: str  # "SHA256:..." as ssh-keygen -l prints it
+    key_type: str = "ssh-ed25519"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    path: str
+    sha256: str
+    signed: bool
+    signers: tuple[Signer, ...] = ()
+    env_vars: dict[str, str | None] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    lineage: tuple[dict[str, Any], ...] = ()
+    template: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe record for run manifests; secret env values are redacted."""
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "signed": self.signed,
+            "signers": [s.__dict__ for s in self.signers],
+            "env_vars": {
+                k: ("<redacted>" if is_secret_key(k) and v is not None else v)
+                for k, v in self.env_vars.items()
+            },
+            "sources": dict(self.sources),
+            "lineage": list(self.lineage),
+        }

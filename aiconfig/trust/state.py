@@ -1,0 +1,73 @@
+"""Anti-rollback state: the highest ``meta.version`` accepted per config name, per data root.
+
+One JSON file under the data root, read-modify-written under an exclusive ``fcntl`` lock and
+replaced atomically, so two processes verifying at once never lose an update.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigFileError
+
+__all__ = ["default_data_root", "record_version"]
+
+
+def default_data_root() -> Path:
+    env = os.environ.get("AP_DATA_ROOT")
+    if env:
+        return Path(env)
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
+    return Path(state) / "aiconfig"
+
+
+def record_version(
+    data_root: Path, name: str, version: int, sha256: str, *, record: bool = True
+) -> dict[str, Any] | None:
+    """Return the previous record for ``name`` (or None); store ``version`` if it is newer.
+
+    The caller decides whether the previous record makes this a rollback.
+    """
+    state_dir = data_root / "aiconfig-trust"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        lock_path = state_dir / "versions.lock"
+        with open(lock_path, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            path = state_dir / "versions.json"
+            try:
+                state = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                state = {}
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise ConfigFileError(
+                    "anti-rollback state is corrupt",
+                    file=str(path),
+                    hint="restore it from backup; deleting it disables rollback protection",
+                ) from None
+            previous = state.get(name)
+            if record and (previous is None or version > int(previous["version"])):
+                state[name] = {"version": version, "sha256": sha256}
+                fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".versions.", suffix=".tmp")
+                try:
+                    with os.fdopen(fd, "w", encoding="utf-8") as out:
+                        json.dump(state, out, indent=1, sort_keys=True)
+                        out.flush()
+                        os.fsync(out.fileno())
+                    os.replace(tmp, path)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+            return previous  # type: ignore[no-any-return]
+    except OSError as exc:
+        raise ConfigFileError(
+            f"cannot write anti-rollback state: {exc.strerror}",
+            file=str(state_dir),
+            hint="pass --data-root to a writable directory or set AP_DATA_ROOT",
+        ) from None

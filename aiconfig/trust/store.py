@@ -1,0 +1,267 @@
+"""The trust store in ``keys/``: ``allowed_signers`` (git's format) and ``policy.yaml``.
+
+``allowed_signers`` lines are ``principals [options] keytype base64-key [comment]`` exactly as
+``ssh-keygen -Y verify`` and git read them; options understood: ``namespaces="..."``,
+``valid-after="YYYYMMDD[HHMM[SS]][Z]"``, ``valid-before=...`` and ``cert-authority`` (refused:
+plain keys only). ``policy.yaml`` sets the number of distinct principals that must sign
+(k-of-n) per config path pattern, and lists revoked keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fnmatch
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from ..errors import ConfigFileError, ConfigValidationError
+from .sshsig import fingerprint
+
+__all__ = ["AllowedSigner", "Policy", "TrustStore", "find_keys_dir"]
+
+KEY_TYPES = {
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+}
+
+
+@dataclass(frozen=True)
+class AllowedSigner:
+    principals: tuple[str, ...]
+    key_blob: bytes
+    key_type: str
+    namespaces: tuple[str, ...] | None
+    valid_after: datetime | None
+    valid_before: datetime | None
+    line: int
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.key_blob)
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    pattern: str
+    threshold: Annotated[int, Field(ge=1, le=100)]
+
+
+class Policy(BaseModel):
+    """k-of-n review policy: first matching rule wins, else ``threshold``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    version: int = 1
+    threshold: Annotated[int, Field(ge=1, le=100)] = 1
+    rules: tuple[Rule, ...] = ()
+    revoked: tuple[str, ...] = ()  # fingerprints (SHA256:...) or public key lines
+
+    def threshold_for(self, relpath: str) -> tuple[int, str]:
+        for rule in self.rules:
+            if fnmatch.fnmatchcase(relpath, rule.pattern):
+                return rule.threshold, rule.pattern
+        return self.threshold, "<default>"
+
+    def revoked_fingerprints(self) -> set[str]:
+        out = set()
+        for entry in self.revoked:
+            parts = entry.split()
+            if len(parts) >= 2 and parts[0] in KEY_TYPES:
+                try:
+                    out.add(fingerprint(base64.b64decode(parts[1], validate=True)))
+                except (binascii.Error, ValueError):
+                    continue
+            else:
+                out.add(entry.strip())
+        return out
+
+
+def _tokens(line: str) -> list[str]:
+    """Split on whitespace, keeping double-quoted sections together."""
+    out: list[str] = []
+    buf: list[str] = []
+    quoted = False
+    for ch in line:
+        if ch == '"':
+            quoted = not quoted
+            buf.append(ch)
+        elif ch.isspace() and not quoted:
+            if buf:
+                out.append("".join(buf))
+                buf = []
+        else:
+            buf.append(ch)
+    if quoted:
+        raise ValueError("unterminated quote")
+    if buf:
+        out.append("".join(buf))
+    return out
+
+
+def _options(text: str) -> dict[str, str]:
+    opts: dict[str, str] = {}
+    buf: list[str] = []
+    quoted = False
+    items: list[str] = []
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            items.append("".join(buf))
+            buf = []
+            continue
+        buf.append(ch)
+    items.append("".join(buf))
+    for item in items:
+        name, _, value = item.partition("=")
+        opts[name.strip().lower()] = value.strip().strip('"')
+    return opts
+
+
+def _parse_time(value: str) -> datetime:
+    utc = value.endswith(("Z", "z"))
+    digits = value.rstrip("Zz")
+    fmt = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}.get(len(digits))
+    if fmt is None:
+        raise ValueError(f"bad time '{value}' (want YYYYMMDD[HHMM[SS]][Z])")
+    parsed = datetime.strptime(digits, fmt)
+    return parsed.replace(tzinfo=UTC) if utc else parsed.astimezone()
+
+
+def parse_allowed_signers(text: str, file: str) -> list[AllowedSigner]:
+    signers: list[AllowedSigner] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            toks = _tokens(line)
+            if len(toks) < 3:
+                raise ValueError("want: principals [options] keytype key")
+            principals = tuple(p for p in toks[0].strip('"').split(",") if p)
+            idx = 1
+            opts: dict[str, str] = {}
+            if toks[idx] not in KEY_TYPES:
+                opts = _options(toks[idx])
+                idx += 1
+            if idx + 1 >= len(toks) + 0 and idx >= len(toks):
+                raise ValueError("missing key")
+            key_type = toks[idx]
+            if key_type not in KEY_TYPES:
+                raise ValueError(f"unknown key type '{key_type}'")
+            blob = base64.b64decode(toks[idx + 1], validate=True)
+            if "cert-authority" in opts:
+                raise ValueError("cert-authority entries are not supported; list plain keys")
+            namespaces = (
+                tuple(n.strip() for n in opts["namespaces"].split(","))
+                if "namespaces" in opts
+                else None
+            )
+            signers.append(
+                AllowedSigner(
+                    principals=principals,
+                    key_blob=blob,
+                    key_type=key_type,
+                    namespaces=namespaces,
+                    valid_after=_parse_time(opts["valid-after"]) if "valid-after" in opts else None,
+                    valid_before=(
+                        _parse_time(opts["valid-before"]) if "valid-before" in opts else None
+                    ),
+                    line=number,
+                )
+            )
+        except (ValueError, IndexError, binascii.Error) as exc:
+            raise ConfigFileError(
+                f"bad allowed_signers entry: {exc}",
+                file=file,
+                line=number,
+                hint='format: principal[,principal] [namespaces="aiconfig"] ssh-ed25519 AAAA...',
+            ) from None
+    return signers
+
+
+def find_keys_dir(config_path: Path, keys: str | os.PathLike[str] | None) -> Path:
+    """``--keys``, else ``$AICONFIG_KEYS``, else the nearest ``keys/`` above the config."""
+    if keys is not None:
+        return Path(keys)
+    env = os.environ.get("AICONFIG_KEYS")
+    if env:
+        return Path(env)
+    for parent in config_path.resolve().parents:
+        if (parent / "keys" / "allowed_signers").is_file():
+            return parent / "keys"
+    return Path("keys")
+
+
+@dataclass(frozen=True)
+class TrustStore:
+    root: Path  # the directory holding keys/ (config paths are matched relative to it)
+    signers: tuple[AllowedSigner, ...]
+    policy: Policy
+    revoked: frozenset[str]
+
+    @classmethod
+    def load(cls, keys_dir: Path) -> TrustStore:
+        allowed = keys_dir / "allowed_signers"
+        try:
+            text = allowed.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigFileError(
+                "no trust store: allowed_signers not found",
+                file=str(allowed),
+                hint="pass --keys DIR or set AICONFIG_KEYS (see README: trust model)",
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigFileError(f"cannot read: {exc}", file=str(allowed)) from None
+        signers = parse_allowed_signers(text, str(allowed))
+        policy = _load_policy(keys_dir / "policy.yaml")
+        return cls(
+            root=keys_dir.resolve().parent,
+            signers=tuple(signers),
+            policy=policy,
+            revoked=frozenset(policy.revoked_fingerprints()),
+        )
+
+    def entries_for(self, key_blob: bytes) -> list[AllowedSigner]:
+        return [s for s in self.signers if s.key_blob == key_blob]
+
+    def relpath(self, config: Path) -> str:
+        resolved = config.resolve()
+        try:
+            return resolved.relative_to(self.root).as_posix()
+        except ValueError:
+            return resolved.as_posix()
+
+
+def _load_policy(path: Path) -> Policy:
+    if not path.exists():
+        return Policy()
+    from ..yamlsafe import parse_yaml
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    parsed = parse_yaml(data, str(path))
+    try:
+        return Policy.model_validate(parsed.data)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigValidationError(
+            f"bad policy: {first['msg']}",
+            file=str(path),
+            path=where or None,
+            hint="see README: trust model",
+        ) from None

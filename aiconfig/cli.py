@@ -26,6 +26,8 @@ COMMANDS: tuple[str, ...] = (
     "keygen",
     "sign",
     "verify",
+    "infer",
+    "check-sidecar",
 )
 
 

@@ -74,7 +74,7 @@ _TORCH_NAMES = frozenset(
 
 def __getattr__(name: str) -> Any:
     if name in _TORCH_NAMES:
-        from . import _torch  # noqa: PLC0415 - torch is optional and heavy: import on first use
+        from . import _torch  # torch is optional and heavy: import on first use
 
         return getattr(_torch, name)
     raise AttributeError(f"module 'aiconfig.inference' has no attribute {name!r}")

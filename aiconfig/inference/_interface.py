@@ -246,7 +246,7 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
                 budget,
             )
 
-    def _finish(  # noqa: PLR0917 - hot path: positional args avoid building a record per call
+    def _finish(  # hot path: positional args avoid building a record per call
         self,
         span: trace.Span,
         outcome: str,

@@ -59,7 +59,7 @@ def configure_determinism(seed: int, *, deterministic: bool = True) -> None:
     """Seed every RNG and pick deterministic kernels (process-wide; see the module docstring)."""
     random.seed(seed)
     try:
-        import numpy as np  # noqa: PLC0415 - numpy is optional here
+        import numpy as np  # numpy is optional here
 
         np.random.seed(seed)  # the legacy global RNG, which older code still uses
     except ImportError:  # pragma: no cover - numpy is installed wherever torch is

@@ -207,13 +207,13 @@ def setup_telemetry(
 
 def _otlp(cfg: MonitoringConfig, env: Mapping[str, str]) -> tuple[Any, Any, Any]:
     # Imported here: the OTLP exporter pulls in protobuf and requests (~100 ms).
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import (  # noqa: PLC0415
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import (
         OTLPLogExporter,
     )
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: PLC0415
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
         OTLPMetricExporter,
     )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
         OTLPSpanExporter,
     )
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from opentelemetry import metrics, trace
+from opentelemetry import context, metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ._admission import Admission
@@ -91,6 +91,11 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
     """
 
     backend: str = "abstract"
+    #: True when the backend computes synchronously (:meth:`_execute_inline`, no awaiting).
+    _inline: bool = False
+    #: True when the call's span must be the current span while it runs (children, events).
+    _span_in_context: bool = False
+    _span_kind: SpanKind = SpanKind.INTERNAL
 
     def __init__(
         self,
@@ -117,16 +122,13 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
             description="Time of one inference call, queue included, by outcome",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
         )
+        # Per-call metric cost is the wrapper's main overhead (~8 us a record), so the hot path
+        # records one histogram; queue waits are recorded only for calls that did queue, and
+        # every span and result still carries queue_ms and compute_ms.
         self._m_queue = meter.create_histogram(
             "aiconfig.inference.queue.duration",
             unit="s",
-            description="Time a call waited for a concurrency slot",
-            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
-        )
-        self._m_compute = meter.create_histogram(
-            "aiconfig.inference.compute.duration",
-            unit="s",
-            description="Time a call spent computing after it got a slot",
+            description="Time waited for a concurrency slot, by calls that had to queue",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
         )
         self._m_depth = meter.create_up_down_counter(
@@ -139,10 +141,11 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
             unit="{call}",
             description="Calls refused (overloaded) or failed past their latency budget",
         )
-        base = {"aiconfig.model": name, "aiconfig.inference.backend": self.backend}
-        self._attrs = base
+        # Metric attributes stay minimal: the SDK hashes them on every record.
+        self._attrs_min = {"aiconfig.model": name}
+        self._attrs = {"aiconfig.model": name}
         self._attrs_by_outcome = {
-            o: {**base, "aiconfig.inference.outcome": o}
+            o: {"aiconfig.model": name, "aiconfig.inference.outcome": o}
             for o in ("ok", "overloaded", "budget_exceeded", "error")
         }
         self._span_name = f"inference {name}"
@@ -157,8 +160,9 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         """Extra attributes for the call's span (the vLLM client adds GenAI semconv ones)."""
         return self._attrs
 
-    def _span_kind(self) -> SpanKind:
-        return SpanKind.INTERNAL
+    def _execute_inline(self, inputs: InT) -> OutT:
+        """Synchronous compute, used instead of :meth:`_execute` when ``_inline`` is true."""
+        raise NotImplementedError
 
     # -- public API --------------------------------------------------------------------------
 
@@ -173,35 +177,48 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         :class:`LatencyBudgetExceeded` when the call runs past its budget.
         """
         budget = self.latency_budget_ms if budget_ms is None else float(budget_ms)
-        loop = asyncio.get_running_loop()
         t0 = time.perf_counter_ns()
-        deadline = loop.time() + budget / 1000.0
-        with self._tracer.start_as_current_span(
+        # A plain span (not made current) on the hot path: attaching a context costs ~4 us, so
+        # only backends whose work has children or events (the vLLM client) ask for it.
+        span = self._tracer.start_span(
             self._span_name,
-            kind=self._span_kind(),
+            kind=self._span_kind,
             attributes=self._span_attributes(inputs),
             record_exception=False,
             set_status_on_exception=False,
-        ) as span:
-            t_slot = t0
-            got_slot = False
-            outcome = "error"
+        )
+        token = context.attach(trace.set_span_in_context(span)) if self._span_in_context else None
+        t_slot = t0
+        got_slot = False
+        waiter: asyncio.Future[None] | None = None
+        outcome = "error"
+        try:
             try:
+                waiter = self.admission.try_enter()
+            except Overloaded:
+                outcome = "overloaded"
+                raise
+            if waiter is None and self._inline:
+                # Synchronous backend and a free slot: nothing to await, so no timer either;
+                # the budget is checked once the (uninterruptible) computation returns.
+                t_slot = time.perf_counter_ns()
+                got_slot = True
                 try:
-                    waiter = self.admission.try_enter()
-                except Overloaded:
-                    outcome = "overloaded"
-                    raise
+                    output = self._execute_inline(inputs)
+                finally:
+                    self.admission.release()
+            else:
+                deadline = asyncio.get_running_loop().time() + budget / 1000.0
                 async with asyncio.timeout_at(deadline):
                     if waiter is not None:
-                        self._m_depth.add(1, self._attrs)
+                        self._m_depth.add(1, self._attrs_min)
                         try:
                             await waiter
                         except BaseException:
                             self.admission.abandon(waiter)
                             raise
                         finally:
-                            self._m_depth.add(-1, self._attrs)
+                            self._m_depth.add(-1, self._attrs_min)
                     t_slot = time.perf_counter_ns()
                     got_slot = True
                     slot = Slot(self.admission)
@@ -210,41 +227,49 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
                     finally:
                         if not slot.deferred:
                             slot.release()
-                t_end = time.perf_counter_ns()
-                if (t_end - t0) / _NS_PER_MS > budget:
-                    # A backend that computes inline cannot be interrupted: check afterwards.
-                    raise TimeoutError
-                outcome = "ok"
-            except TimeoutError:
-                outcome = "budget_exceeded"
-                now = time.perf_counter_ns()
-                phase: Phase = "compute" if got_slot else "queue"
-                queue_ns = (now if phase == "queue" else t_slot) - t0
-                err = LatencyBudgetExceeded(
-                    self.name,
-                    budget_ms=budget,
-                    elapsed_ms=(now - t0) / _NS_PER_MS,
-                    phase=phase,
-                    queue_ms=queue_ns / _NS_PER_MS,
-                )
-                self._finish(span, outcome, t0, t_slot, now, budget, err)
-                raise err from None
-            except LatencyBudgetExceeded as exc:
-                outcome = "budget_exceeded"
-                self._finish(span, outcome, t0, t_slot, time.perf_counter_ns(), budget, exc)
-                raise
-            except BaseException as exc:
-                self._finish(span, outcome, t0, t_slot, time.perf_counter_ns(), budget, exc)
-                raise
-            self._finish(span, outcome, t0, t_slot, t_end, budget, None)
-            return InferenceResult(
-                output,
+            t_end = time.perf_counter_ns()
+            if (t_end - t0) / _NS_PER_MS > budget:
+                raise TimeoutError  # an inline computation overran: report it now
+            outcome = "ok"
+        except TimeoutError:
+            outcome = "budget_exceeded"
+            now = time.perf_counter_ns()
+            phase: Phase = "compute" if got_slot else "queue"
+            queue_ns = (now if phase == "queue" else t_slot) - t0
+            err = LatencyBudgetExceeded(
                 self.name,
-                (t_slot - t0) / _NS_PER_MS,
-                (t_end - t_slot) / _NS_PER_MS,
-                (t_end - t0) / _NS_PER_MS,
-                budget,
+                budget_ms=budget,
+                elapsed_ms=(now - t0) / _NS_PER_MS,
+                phase=phase,
+                queue_ms=queue_ns / _NS_PER_MS,
             )
+            self._finish(span, outcome, t0, t_slot, now, budget, err, waiter is not None)
+            raise err from None
+        except LatencyBudgetExceeded as exc:
+            outcome = "budget_exceeded"
+            self._finish(
+                span, outcome, t0, t_slot, time.perf_counter_ns(), budget, exc, waiter is not None
+            )
+            raise
+        except BaseException as exc:
+            self._finish(
+                span, outcome, t0, t_slot, time.perf_counter_ns(), budget, exc, waiter is not None
+            )
+            raise
+        else:
+            self._finish(span, outcome, t0, t_slot, t_end, budget, None, waiter is not None)
+        finally:
+            if token is not None:
+                context.detach(token)
+            span.end()
+        return InferenceResult(
+            output,
+            self.name,
+            (t_slot - t0) / _NS_PER_MS,
+            (t_end - t_slot) / _NS_PER_MS,
+            (t_end - t0) / _NS_PER_MS,
+            budget,
+        )
 
     def _finish(  # hot path: positional args avoid building a record per call
         self,
@@ -255,18 +280,19 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         t_end: int,
         budget_ms: float,
         error: BaseException | None,
+        queued: bool,
     ) -> None:
-        attrs = self._attrs_by_outcome.get(outcome, self._attrs)
         total_s = (t_end - t0) / _NS_PER_S
-        self._m_duration.record(total_s, attrs)
+        self._m_duration.record(total_s, self._attrs_by_outcome[outcome])
         if outcome == "overloaded":
-            self._m_rejections.add(1, attrs)
+            self._m_rejections.add(1, self._attrs_by_outcome[outcome])
         else:
-            self._m_queue.record((t_slot - t0) / _NS_PER_S, self._attrs)
-            self._m_compute.record((t_end - t_slot) / _NS_PER_S, self._attrs)
+            if queued:
+                self._m_queue.record((t_slot - t0) / _NS_PER_S, self._attrs_min)
             if outcome == "budget_exceeded":
-                self._m_rejections.add(1, attrs)
-        if span.is_recording():
+                self._m_rejections.add(1, self._attrs_by_outcome[outcome])
+        recording = span.is_recording()
+        if recording:
             span.set_attributes(
                 {
                     "aiconfig.inference.outcome": outcome,
@@ -278,9 +304,21 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
             if error is not None:
                 span.set_attribute("error.type", type(error).__name__)
                 span.set_status(Status(StatusCode.ERROR, str(error).splitlines()[0][:200]))
-        ok = error is None
-        for observer in self._observers:
-            observer(self.name, total_s * 1000.0, ok)
+        if self._observers:
+            ok = error is None
+            total_ms = total_s * 1000.0
+            # Observers (alerting) may add events to "the current span": make it this one.
+            token = (
+                context.attach(trace.set_span_in_context(span))
+                if recording and not self._span_in_context
+                else None
+            )
+            try:
+                for observer in self._observers:
+                    observer(self.name, total_ms, ok)
+            finally:
+                if token is not None:
+                    context.detach(token)
 
     async def aclose(self) -> None:
         """Release resources (thread pools, HTTP connections). Safe to call twice."""

@@ -51,7 +51,9 @@ def build_policy(model: ModelConfig, seed: int) -> torch.nn.Module:
                 hint="point model.checkpoint at a TorchScript file (torch.jit.save)",
             )  # fmt: skip
         try:
-            loaded: torch.nn.Module = torch.jit.load(str(path), map_location="cpu")
+            loaded: torch.nn.Module = torch.jit.load(  # type: ignore[no-untyped-call]
+                str(path), map_location="cpu"
+            )
         except (RuntimeError, ValueError) as exc:
             raise ConfigFileError(
                 f"not a TorchScript checkpoint: {str(exc).splitlines()[0]}",

@@ -153,6 +153,7 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
         self._preprocess = preprocess or self._to_tensor
         self._postprocess = postprocess or _to_cpu
         self.offload = offload
+        self._inline = not offload
         self._pool: ThreadPoolExecutor | None = (
             ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"aiconfig-{name}")
             if offload
@@ -177,6 +178,12 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
         )
 
     def _to_tensor(self, inputs: Any) -> torch.Tensor:
+        if (
+            isinstance(inputs, torch.Tensor)
+            and inputs.device == self.device
+            and inputs.dtype == self.dtype
+        ):
+            return inputs
         t = torch.as_tensor(inputs, device=self.device)
         return t.to(self.dtype) if t.is_floating_point() else t
 
@@ -189,6 +196,9 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
         """Run a few passes outside any budget: ``torch.compile`` compiles on the first call."""
         for _ in range(runs):
             self.run_sync(inputs)
+
+    def _execute_inline(self, inputs: Any) -> Any:
+        return self.run_sync(inputs)
 
     async def _execute(self, inputs: Any, deadline: float, slot: Slot) -> Any:
         if self._pool is None:

@@ -72,6 +72,8 @@ class VLLMClient(AIModelInterface[GenerationRequest, Generation]):
     """OpenAI-compatible client for ``/v1/chat/completions`` and ``/v1/completions``."""
 
     backend = "vllm"
+    _span_kind = SpanKind.CLIENT
+    _span_in_context = True
 
     def __init__(
         self,
@@ -182,9 +184,6 @@ class VLLMClient(AIModelInterface[GenerationRequest, Generation]):
         await self._client.aclose()
 
     # -- AIModelInterface hooks --------------------------------------------------------------
-
-    def _span_kind(self) -> SpanKind:
-        return SpanKind.CLIENT
 
     def _span_attributes(self, inputs: GenerationRequest) -> Mapping[str, Any]:
         return {

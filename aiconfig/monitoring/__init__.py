@@ -20,6 +20,7 @@ from ._jsonl import (
     JsonLinesLogExporter,
     JsonLinesMetricExporter,
     JsonLinesSpanExporter,
+    span_to_dict,
 )
 from ._setup import Telemetry, setup_telemetry
 
@@ -32,4 +33,5 @@ __all__ = [
     "JsonLinesSpanExporter",
     "Telemetry",
     "setup_telemetry",
+    "span_to_dict",
 ]

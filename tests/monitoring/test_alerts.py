@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -114,8 +115,14 @@ def test_alert_outputs_log_span_event_counter(
 ) -> None:
     am = manager(sinks, Clock())
     tracer = sinks.tracer_provider.get_tracer("t")
-    with caplog.at_level("WARNING", logger="aiconfig.alerts"), tracer.start_as_current_span("call"):
-        am("policy", 42.0, True)  # the LatencyObserver signature
+    # The CLI turns off propagation of "aiconfig" loggers, so listen on the logger itself.
+    alert_log = logging.getLogger("aiconfig.alerts")
+    alert_log.addHandler(caplog.handler)
+    try:
+        with tracer.start_as_current_span("call"):
+            am("policy", 42.0, True)  # the LatencyObserver signature
+    finally:
+        alert_log.removeHandler(caplog.handler)
     (span,) = sinks.spans.get_finished_spans()
     (event,) = span.events
     assert event.name == "aiconfig.alert"

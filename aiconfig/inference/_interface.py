@@ -178,16 +178,24 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         """
         budget = self.latency_budget_ms if budget_ms is None else float(budget_ms)
         t0 = time.perf_counter_ns()
-        # A plain span (not made current) on the hot path: attaching a context costs ~4 us, so
-        # only backends whose work has children or events (the vLLM client) ask for it.
-        span = self._tracer.start_span(
-            self._span_name,
-            kind=self._span_kind,
-            attributes=self._span_attributes(inputs),
-            record_exception=False,
-            set_status_on_exception=False,
-        )
-        token = context.attach(trace.set_span_in_context(span)) if self._span_in_context else None
+        t0_wall = time.time_ns()
+        attrs = self._span_attributes(inputs)
+        span: trace.Span | None = None
+        token = None
+        if self._span_in_context:
+            # The vLLM client's span is current while it runs: retries add events to it and
+            # instrumented HTTP libraries nest their spans under it.
+            span = self._tracer.start_span(
+                self._span_name,
+                kind=self._span_kind,
+                attributes=attrs,
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+            token = context.attach(trace.set_span_in_context(span))
+        # Otherwise the span is created when the call ends, backdated to its start, with all
+        # its attributes at once: about half the SDK cost of a span opened up front.
+        timing = (t0, t0_wall, attrs)
         t_slot = t0
         got_slot = False
         waiter: asyncio.Future[None] | None = None
@@ -243,25 +251,38 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
                 phase=phase,
                 queue_ms=queue_ns / _NS_PER_MS,
             )
-            self._finish(span, outcome, t0, t_slot, now, budget, err, waiter is not None)
+            self._finish(span, timing, outcome, t_slot, now, budget, err, waiter is not None)
             raise err from None
         except LatencyBudgetExceeded as exc:
             outcome = "budget_exceeded"
             self._finish(
-                span, outcome, t0, t_slot, time.perf_counter_ns(), budget, exc, waiter is not None
+                span,
+                timing,
+                outcome,
+                t_slot,
+                time.perf_counter_ns(),
+                budget,
+                exc,
+                waiter is not None,
             )
             raise
         except BaseException as exc:
             self._finish(
-                span, outcome, t0, t_slot, time.perf_counter_ns(), budget, exc, waiter is not None
+                span,
+                timing,
+                outcome,
+                t_slot,
+                time.perf_counter_ns(),
+                budget,
+                exc,
+                waiter is not None,
             )
             raise
         else:
-            self._finish(span, outcome, t0, t_slot, t_end, budget, None, waiter is not None)
+            self._finish(span, timing, outcome, t_slot, t_end, budget, None, waiter is not None)
         finally:
             if token is not None:
                 context.detach(token)
-            span.end()
         return InferenceResult(
             output,
             self.name,
@@ -273,15 +294,16 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
 
     def _finish(  # hot path: positional args avoid building a record per call
         self,
-        span: trace.Span,
+        span: trace.Span | None,
+        timing: tuple[int, int, Mapping[str, Any]],
         outcome: str,
-        t0: int,
         t_slot: int,
         t_end: int,
         budget_ms: float,
         error: BaseException | None,
         queued: bool,
     ) -> None:
+        t0, t0_wall, start_attrs = timing
         total_s = (t_end - t0) / _NS_PER_S
         self._m_duration.record(total_s, self._attrs_by_outcome[outcome])
         if outcome == "overloaded":
@@ -291,34 +313,47 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
                 self._m_queue.record((t_slot - t0) / _NS_PER_S, self._attrs_min)
             if outcome == "budget_exceeded":
                 self._m_rejections.add(1, self._attrs_by_outcome[outcome])
-        recording = span.is_recording()
-        if recording:
-            span.set_attributes(
-                {
-                    "aiconfig.inference.outcome": outcome,
-                    "aiconfig.inference.budget_ms": budget_ms,
-                    "aiconfig.inference.queue_ms": (t_slot - t0) / _NS_PER_MS,
-                    "aiconfig.inference.compute_ms": (t_end - t_slot) / _NS_PER_MS,
-                }
+        end_attrs: dict[str, Any] = {
+            "aiconfig.inference.outcome": outcome,
+            "aiconfig.inference.budget_ms": budget_ms,
+            "aiconfig.inference.queue_ms": (t_slot - t0) / _NS_PER_MS,
+            "aiconfig.inference.compute_ms": (t_end - t_slot) / _NS_PER_MS,
+        }
+        if error is not None:
+            end_attrs["error.type"] = type(error).__name__
+        in_context = span is not None
+        if span is None:
+            span = self._tracer.start_span(
+                self._span_name,
+                kind=self._span_kind,
+                attributes={**start_attrs, **end_attrs},
+                start_time=t0_wall,
+                record_exception=False,
+                set_status_on_exception=False,
             )
-            if error is not None:
-                span.set_attribute("error.type", type(error).__name__)
+        elif span.is_recording():
+            span.set_attributes(end_attrs)
+        try:
+            recording = span.is_recording()
+            if error is not None and recording:
                 span.set_status(Status(StatusCode.ERROR, str(error).splitlines()[0][:200]))
-        if self._observers:
-            ok = error is None
-            total_ms = total_s * 1000.0
-            # Observers (alerting) may add events to "the current span": make it this one.
-            token = (
-                context.attach(trace.set_span_in_context(span))
-                if recording and not self._span_in_context
-                else None
-            )
-            try:
-                for observer in self._observers:
-                    observer(self.name, total_ms, ok)
-            finally:
-                if token is not None:
-                    context.detach(token)
+            if self._observers:
+                ok = error is None
+                total_ms = total_s * 1000.0
+                # Observers (alerting) may add events to "the current span": make it this one.
+                token = (
+                    context.attach(trace.set_span_in_context(span))
+                    if recording and not in_context
+                    else None
+                )
+                try:
+                    for observer in self._observers:
+                        observer(self.name, total_ms, ok)
+                finally:
+                    if token is not None:
+                        context.detach(token)
+        finally:
+            span.end(end_time=t0_wall + (t_end - t0))
 
     async def aclose(self) -> None:
         """Release resources (thread pools, HTTP connections). Safe to call twice."""

@@ -114,15 +114,9 @@ def run(args: argparse.Namespace) -> int:
         items = []
 
     from ..inference.runner import run_calls, summarize
-    from ..monitoring import setup_telemetry
+    from ..monitoring import setup_for_run
 
-    telemetry = setup_telemetry(
-        cfg.monitoring,
-        run_id=args.run_id,
-        config_digest=f"sha256:{cfg.provenance.sha256}",
-        out_dir=args.out,
-        set_global=True,
-    )
+    telemetry = setup_for_run(cfg, run_id=args.run_id, out_dir=args.out)
     observers = (telemetry.alerts,) if telemetry.alerts is not None else ()
     kw: dict[str, Any] = {
         "tracer_provider": telemetry.tracer_provider,

@@ -139,6 +139,7 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
             observers=observers,
         )
         configure_determinism(seed, deterministic=deterministic)
+        _apply_cpu_limit()
         self.device = resolve_device(device)
         self.dtype = dtype or next(
             (p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32
@@ -217,6 +218,22 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await asyncio.get_running_loop().run_in_executor(None, pool.shutdown)
+
+
+def _apply_cpu_limit() -> None:
+    """Size PyTorch's intra-op thread pool from ``AP_CPU_LIMIT`` (harness contract)."""
+    limit = os.environ.get("AP_CPU_LIMIT", "").strip()
+    if not limit:
+        return
+    try:
+        threads = max(1, int(float(limit)))
+    except ValueError:
+        raise InferenceServerError(
+            f"AP_CPU_LIMIT must be a number of CPUs, got {limit!r}",
+            hint="set AP_CPU_LIMIT=2 (or unset it)",
+        ) from None
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def _release_on_loop(loop: asyncio.AbstractEventLoop, slot: Slot) -> None:

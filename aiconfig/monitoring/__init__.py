@@ -22,7 +22,7 @@ from ._jsonl import (
     JsonLinesSpanExporter,
     span_to_dict,
 )
-from ._setup import Telemetry, setup_telemetry
+from ._setup import Telemetry, setup_for_run, setup_telemetry
 
 __all__ = [
     "Alert",
@@ -32,6 +32,7 @@ __all__ = [
     "JsonLinesMetricExporter",
     "JsonLinesSpanExporter",
     "Telemetry",
+    "setup_for_run",
     "setup_telemetry",
     "span_to_dict",
 ]

@@ -58,7 +58,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from aiconfig.inference.offline import check_network_allowed
-from aiconfig.schema import MonitoringConfig
+from aiconfig.schema import AIConfig, MonitoringConfig
 
 from ._alerts import AlertManager
 from ._jsonl import (
@@ -68,7 +68,7 @@ from ._jsonl import (
     JsonLinesSpanExporter,
 )
 
-__all__ = ["Telemetry", "setup_telemetry"]
+__all__ = ["Telemetry", "setup_for_run", "setup_telemetry"]
 
 _OTLP_TIMEOUT_S = 5.0
 
@@ -206,6 +206,25 @@ def setup_telemetry(
         _logs.set_logger_provider(logger_provider)
     return Telemetry(
         tracer_provider, meter_provider, logger_provider, alerts, dict(attrs), jsonl_path
+    )
+
+
+def setup_for_run(
+    cfg: AIConfig, *, run_id: str | None = None, out_dir: str | Path | None = None
+) -> Telemetry:
+    """What a job (``aiconfig infer``, a capture run) calls once at start.
+
+    Sets up ``cfg.monitoring`` as the process-wide providers, so every ``opentelemetry-api``
+    span and metric of the run (config, capture, inference) goes to the configured exporters,
+    under a resource naming the run (``AP_RUN_ID`` when ``run_id`` is None) and the sha256 of
+    the config file. Call ``shutdown()`` (or use it as a context manager) at the end to flush.
+    """
+    return setup_telemetry(
+        cfg.monitoring,
+        run_id=run_id,
+        config_digest=f"sha256:{cfg.provenance.sha256}",
+        out_dir=out_dir,
+        set_global=True,
     )
 
 

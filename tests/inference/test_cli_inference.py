@@ -94,7 +94,8 @@ def test_check_sidecar_bad_input(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("AP_NO_NETWORK", raising=False)
+    # --no-network sets AP_NO_NETWORK in-process; setenv makes monkeypatch restore it after.
+    monkeypatch.setenv("AP_NO_NETWORK", "0")
     rc = main(["check-sidecar", *argv])
     captured = capsys.readouterr()
     assert rc == 1

@@ -196,3 +196,16 @@ def test_inline_overrun_is_reported_after_the_fact() -> None:
         assert m.admission.active == 0
 
     asyncio.run(main())
+
+
+def test_cpu_limit_sizes_torch_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    monkeypatch.setenv("AP_CPU_LIMIT", "1")
+    try:
+        TorchModelInterface(tiny(), device="cpu", offload=False)
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("AP_CPU_LIMIT", "lots")
+        with pytest.raises(InferenceServerError, match="AP_CPU_LIMIT"):
+            TorchModelInterface(tiny(), device="cpu", offload=False)
+    finally:
+        torch.set_num_threads(before)

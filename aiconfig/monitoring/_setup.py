@@ -222,7 +222,7 @@ def setup_for_run(
     return setup_telemetry(
         cfg.monitoring,
         run_id=run_id,
-        config_digest=f"sha256:{cfg.provenance.sha256}",
+        config_digest=f"sha256:{cfg.provenance.sha256}" if cfg.provenance.sha256 else None,
         out_dir=out_dir,
         set_global=True,
     )

@@ -145,7 +145,10 @@ def test_infer_vllm_sidecar_down_fails_closed(
     server = FakeVLLM()
     try:
         cfg = vllm_config(tmp_path, server.base_url)
-        rc = main(["infer", "--config", str(cfg), "--allow-unsigned", "--prompt", "x"])
+        rc = main(
+            ["infer", "--config", str(cfg), "--allow-unsigned", "--prompt", "x",
+             "--out", str(tmp_path / "run")]
+        )  # fmt: skip
     finally:
         server.stop()
     err = capsys.readouterr().err
@@ -198,6 +201,12 @@ def test_infer_bad_input_is_one_line(
     tmp_path: Path, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = torch_config(tmp_path)
-    rc = main(["infer", "--config", str(cfg), "--allow-unsigned", *extra])
+    rc = main(["infer", "--config", str(cfg), "--allow-unsigned", *extra, "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 1 and message in err and "Traceback" not in err
+
+
+def test_cli_runs_leave_no_files_in_the_working_tree() -> None:
+    """Telemetry of the CLI tests above goes under their --out dirs, never the repo root."""
+    root = Path(__file__).resolve().parents[2]
+    assert not (root / "tel.jsonl").exists()

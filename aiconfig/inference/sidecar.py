@@ -35,6 +35,7 @@ from .offline import check_network_allowed
 __all__ = ["Check", "SidecarDiagnosis", "ensure_ready", "preflight"]
 
 _POLL_S = 0.25
+_BUSY_BACKOFF_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,18 @@ async def _preflight_once(
                     "the server is up but not ready (loading the model, sleeping, or busy); "
                     "retry within the budget or wait (`aiconfig check-sidecar --wait 120`)",
                     transient=True,
+                )
+            )
+            return checks, ()
+        if resp.status_code == 401:
+            checks.append(
+                Check(
+                    "health",
+                    f"GET {health_url}",
+                    f"401 Unauthorized ({error_message(resp.content)})",
+                    False,
+                    "vLLM serves /health without a key, so a proxy in front of it wants one: "
+                    "set inference.vllm.api_key or fix inference.vllm.base_url",
                 )
             )
             return checks, ()
@@ -272,14 +285,26 @@ async def preflight(
         )
         return SidecarDiagnosis(url, want, False, (check,))
     attempts = 0
+    busy_retries = 0
     while True:
         attempts += 1
         checks, served = await _preflight_once(cfg, url, want, transport)
         ready = all(c.ok for c in checks)
-        transient = any(c.transient for c in checks if not c.ok)
+        failed = [c for c in checks if not c.ok]
+        transient = any(c.transient for c in failed)
         left = wait_s - (time.monotonic() - t0)
-        if ready or not transient or left <= 0:
+        if ready or not transient:
             break
+        if left <= 0:
+            # A 503 means busy: retry it a few times (inference.vllm.retries_on_busy) with a
+            # short backoff even without --wait; "nothing listening" is not retried then.
+            if not any(c.answered.startswith("503") for c in failed):
+                break
+            if busy_retries >= cfg.retries_on_busy:
+                break
+            busy_retries += 1
+            await asyncio.sleep(_BUSY_BACKOFF_S * 2 ** (busy_retries - 1))
+            continue
         await asyncio.sleep(min(_POLL_S, left))
     policy = Check(
         "offline policy", f"base_url {url}", "allowed (loopback or network permitted)", True

@@ -296,3 +296,26 @@ def test_client_401_and_connection_refused() -> None:
             asyncio.run(main(dead))
     finally:
         dead.stop()
+
+
+def test_brief_503_is_retried_without_wait() -> None:
+    server = FakeVLLM(Behaviour(loading=True)).start()
+
+    async def main() -> object:
+        async def flip() -> None:
+            await asyncio.sleep(0.05)
+            server.behaviour.loading = False
+
+        flipper = asyncio.create_task(flip())
+        diag = await preflight(cfg_for(server, retries_on_busy=3))
+        await flipper
+        return diag
+
+    try:
+        diag = asyncio.run(main())
+        assert diag.ready and diag.attempts > 1  # type: ignore[attr-defined]
+        server.behaviour.loading = True
+        stuck = asyncio.run(preflight(cfg_for(server, retries_on_busy=1)))
+        assert not stuck.ready and stuck.attempts == 2
+    finally:
+        server.stop()

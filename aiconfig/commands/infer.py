@@ -102,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         raise _fail("--budget-ms must be > 0")
     if args.synthetic is not None and args.synthetic < 1:
         raise _fail("--synthetic must be >= 1")
+    load_start = time.time_ns()
     cfg = load_from_args(args.config, args)
+    load_end = time.time_ns()
     inf = cfg.inference
     if inf.backend == "vllm":
         items: list[Any] = _read_prompts(args)
@@ -117,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from ..monitoring import setup_for_run
 
     telemetry = setup_for_run(cfg, run_id=args.run_id, out_dir=args.out)
+    telemetry.record_config_load(cfg, load_start, load_end)
     observers = (telemetry.alerts,) if telemetry.alerts is not None else ()
     kw: dict[str, Any] = {
         "tracer_provider": telemetry.tracer_provider,

@@ -91,6 +91,28 @@ class Telemetry:
     def meter(self, name: str) -> metrics.Meter:
         return self.meter_provider.get_meter(name)
 
+    def record_config_load(self, cfg: AIConfig, start_ns: int, end_ns: int) -> None:
+        """Record the config load/verify step as a span, after the fact.
+
+        Telemetry is configured *from* the config, so the load cannot be traced live; the job
+        times it (``time.time_ns()`` before and after ``aiconfig.load``) and calls this once
+        the providers exist. The span carries the file, its sha256 and who signed it.
+        """
+        prov = cfg.provenance
+        span = self.tracer("aiconfig.config").start_span(
+            "aiconfig.config.load",
+            start_time=start_ns,
+            attributes={
+                "aiconfig.config.path": prov.path,
+                "aiconfig.config.sha256": prov.sha256,
+                "aiconfig.config.name": cfg.meta.name,
+                "aiconfig.config.version": cfg.meta.version,
+                "aiconfig.config.signed": prov.signed,
+                "aiconfig.config.signers": [s.principal for s in prov.signers],
+            },
+        )
+        span.end(end_time=end_ns)
+
     def force_flush(self) -> None:
         for p in (self.tracer_provider, self.meter_provider, self.logger_provider):
             flush = getattr(p, "force_flush", None)

@@ -125,6 +125,7 @@ def test_infer_vllm_prompts(
     tel = lines((out_dir / "tel.jsonl").read_text())
     names = [t["name"] for t in tel if t["signal"] == "span"]
     assert names.count(f"chat {MODEL}") == 3 and "aiconfig infer" in names
+    assert "aiconfig.config.load" in names
     span = next(t for t in tel if t.get("name") == f"chat {MODEL}")
     assert span["resource"]["attributes"]["aiconfig.run_id"] == "r-7"  # type: ignore[index]
     assert str(span["resource"]["attributes"]["aiconfig.config_digest"]).startswith("sha256:")  # type: ignore[index]

@@ -29,6 +29,8 @@ COMMANDS: tuple[str, ...] = (
     "fork",
     "lineage",
     "diff",
+    "infer",
+    "check-sidecar",
 )
 
 

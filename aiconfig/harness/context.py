@@ -101,7 +101,7 @@ class RunContext:
         env: Mapping[str, str] | None = None,
         default_out: Path | None = None,
     ) -> RunContext:
-        """Resolve flags (see :func:`add_run_arguments`) and ``AP_*`` variables; nothing runs yet."""
+        """Resolve flags (:func:`add_run_arguments`) and ``AP_*`` variables; nothing runs yet."""
         return cls(resolve_settings(args, job, env=env, default_out=default_out), devices=devices)
 
     @classmethod
@@ -174,7 +174,7 @@ class RunContext:
         if s.no_network:
             self._prev_env.setdefault("AP_NO_NETWORK", os.environ.get("AP_NO_NETWORK"))
             self._prev_offline = network.set_offline(True)
-        for name, value in self.budget.thread_env().items():
+        for name in self.budget.thread_env():
             self._prev_env.setdefault(name, os.environ.get(name))
         self._prev_rlimit = resource.getrlimit(resource.RLIMIT_AS)
         applied = self.budget.apply()

@@ -180,7 +180,7 @@ def _safe_rel(value: object) -> PurePosixPath | None:
 
 
 def verify_manifest(out_dir: Path, *, allow_extra: bool = False) -> VerifyResult:
-    """Re-hash every artifact; report missing, changed, unsafe and (unless allowed) unlisted files."""
+    """Re-hash every artifact; report missing, changed, unsafe and (unless allowed) extra files."""
     mpath = out_dir / MANIFEST_NAME
     doc = load_manifest(mpath)
     problems: list[Problem] = []

@@ -38,7 +38,7 @@ _offline = False
 
 
 def is_loopback_address(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1, IPv4-mapped loopback, wildcard bind addresses and ``localhost``."""
+    """True for 127.0.0.0/8, ::1, IPv4-mapped loopback, wildcard binds and ``localhost``."""
     name = host.strip().lower()
     if name in _LOCAL_NAMES or name.endswith(".localhost") or name in _WILDCARDS:
         return True

@@ -9,6 +9,7 @@ environment variable; every invalid value is reported at once, naming the flag o
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import time
@@ -152,7 +153,7 @@ def resolve_settings(
     env: Mapping[str, str] | None = None,
     default_out: Path | None = None,
 ) -> RunSettings:
-    """Merge flags (winning) with ``AP_*`` variables; raise RunSettingError listing every problem."""
+    """Merge flags (winning) with ``AP_*`` variables; RunSettingError lists every problem."""
     environ = os.environ if env is None else env
     r = _Resolver(args, environ)
     if not JOB_RE.match(job):
@@ -205,7 +206,7 @@ def resolve_settings(
             cpu_limit = float(value)
         except ValueError:
             cpu_limit = None
-        if cpu_limit is None or not 0 < cpu_limit <= MAX_CPU or cpu_limit != cpu_limit:
+        if cpu_limit is None or not math.isfinite(cpu_limit) or not 0 < cpu_limit <= MAX_CPU:
             r.bad(source, "invalid CPU limit", f"a number of cores in (0, {MAX_CPU:g}]", value)
             cpu_limit = None
 

@@ -241,9 +241,7 @@ class CaptureConfig(_Frozen):
     window_title: Annotated[str, Field(min_length=1)] = "League of Legends"
     allow_any: bool = False
     codec: Literal["h264"] = "h264"
-    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = (
-        "superfast"
-    )
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "superfast"
     crf: Annotated[int, Field(ge=0, le=51)] = 23
     keyframe_interval_s: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     resolution: Resolution = (1920, 1080)

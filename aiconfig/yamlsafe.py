@@ -208,7 +208,9 @@ class _Builder:
     def _attach(self, value: Any, ev: Any, stack: list[Any], pending: list[Any]) -> None:
         self._attach_value(value, ev.start_mark.line + 1, stack, pending)
 
-    def _attach_value(self, value: Any, line: int | None, stack: list[Any], pending: list[Any]) -> None:
+    def _attach_value(
+        self, value: Any, line: int | None, stack: list[Any], pending: list[Any]
+    ) -> None:
         if not stack:
             return
         container, path, _, info = stack[-1]
@@ -218,7 +220,9 @@ class _Builder:
         if not info.get("awaiting_value"):
             if isinstance(value, (dict, list)):
                 raise ConfigParseError(
-                    "a mapping or list used as a key", file=self.file, line=line,
+                    "a mapping or list used as a key",
+                    file=self.file,
+                    line=line,
                     hint="keys must be plain strings",
                 )
             pending.append((value, line))

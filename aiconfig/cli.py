@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "show",
     "pipeline",
     "manifest",
+    "plugins",
 )
 
 

@@ -294,7 +294,8 @@ def analyze_session(
     period_ms = 1000.0 / fps
     cap_iv = np.diff(fcap[~fdup]) / 1e6 if n_events > 1 else np.zeros(0)
     lag_ms = (fcap - ft)[~fdup] / 1e6 if n_events else np.zeros(0)
-    jitter = float(np.std(cap_iv)) if len(cap_iv) else 0.0
+    # Jitter of the grab relative to the presentation timeline: independent of padding gaps.
+    jitter = float(np.std(lag_ms)) if len(lag_ms) else 0.0
     duplicates = int(fdup.sum())
     dropped = int(meta["dropped_frames"])
     drop_rate = dropped / (n_video + dropped) if (n_video + dropped) else 0.0

@@ -54,6 +54,11 @@ class Terminated(BaseException):
         self.signum = signum
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -82,6 +87,7 @@ class RunContext:
         self._extra: dict[str, Any] = {}
         self._locks: list[DeviceLock] = []
         self._out_lock_fd: int | None = None
+        self._owns_out = False
         self._prev_offline = False
         self._prev_env: dict[str, str | None] = {}
         self._prev_tempdir: str | None = None
@@ -152,7 +158,9 @@ class RunContext:
         self.started_at = _utc_now()
         try:
             self._setup()
-        except BaseException:
+        except BaseException as exc:
+            self.status = "failed"
+            self.error = _first_line(exc)
             self._teardown(success=False)
             raise
         self.status = "running"
@@ -235,6 +243,7 @@ class RunContext:
                     hint="use a new --out per run id",
                 )
             previous.unlink()  # a re-run of the same id: no stale 'succeeded' manifest meanwhile
+        self._owns_out = True  # from here on the manifest in this directory is ours to write
 
     def mark_ready(self, **fields: Any) -> None:
         """Write the ready file (if ``--ready-file`` was given): devices open, checks passed."""
@@ -265,7 +274,7 @@ class RunContext:
             self.error = str(exc) or type(exc).__name__
         else:
             self.status = "failed"
-            self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.error = _first_line(exc)
         self._teardown(success=exc is None)
 
     def _teardown(self, *, success: bool) -> None:
@@ -273,7 +282,7 @@ class RunContext:
         if s.ready_file is not None:
             remove_ready_file(s.ready_file)
         self.ended_at = _utc_now()
-        if self._out_lock_fd is not None:
+        if self._owns_out:
             if self.status == "pending":
                 self.status = "failed"
             try:

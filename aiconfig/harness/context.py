@@ -11,7 +11,7 @@
         run.add_artifact("session_x/frames.mp4", kind="video")   # optional annotations
     # on exit: ready file removed, manifest.json written last, locks released, tmp removed
 
-Entering applies, in order: offline mode, the budget (thread caps, ``RLIMIT_AS``), the output
+Entering applies, in order: offline mode, the budget (thread caps, ``RLIMIT_DATA``), the output
 directory claim, the temp directory (also exported as ``TMPDIR``), the device locks and a SIGTERM
 handler that unwinds the run like an exception so cleanup still happens.
 """
@@ -182,9 +182,9 @@ class RunContext:
         if s.no_network:
             self._prev_env.setdefault("AP_NO_NETWORK", os.environ.get("AP_NO_NETWORK"))
             self._prev_offline = network.set_offline(True)
-        for name in self.budget.thread_env():
+        for name in [*self.budget.thread_env(), *self.budget.memory_env()]:
             self._prev_env.setdefault(name, os.environ.get(name))
-        self._prev_rlimit = resource.getrlimit(resource.RLIMIT_AS)
+        self._prev_rlimit = resource.getrlimit(resource.RLIMIT_DATA)
         applied = self.budget.apply()
         self.log.debug("budget.applied", **applied)
         self._claim_out_dir()
@@ -308,7 +308,7 @@ class RunContext:
                 except OSError:
                     break
         if self._prev_rlimit is not None:
-            resource.setrlimit(resource.RLIMIT_AS, self._prev_rlimit)
+            resource.setrlimit(resource.RLIMIT_DATA, self._prev_rlimit)
         if s.no_network:
             network.set_offline(self._prev_offline)
         for name, value in self._prev_env.items():

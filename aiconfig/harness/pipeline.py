@@ -149,6 +149,7 @@ def run_pipeline(
 
     Raises SessionError after writing the report when any session is invalid.
     """
+    run.budget.apply_libraries()  # pyarrow is imported by now: cap its pools and allocator
     thresholds, template_info = load_template(template)
     if template_info is not None:
         run.set_config(sha256=template_info["sha256"], path=template_info["path"])

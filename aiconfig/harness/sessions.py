@@ -21,7 +21,11 @@ from typing import Any
 
 import av
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from ..errors import BudgetError
 
 __all__ = ["EVENT_SCHEMA", "METADATA_FIELDS", "SessionReport", "Thresholds", "analyze_session"]
 
@@ -136,6 +140,11 @@ def _check_metadata(path: Path, rep: SessionReport) -> dict[str, Any]:
     return meta
 
 
+def _batches(pf: Any, cols: list[str], batch_rows: int) -> Any:
+    # Single-threaded column decoding: the pipeline parallelises across sessions instead.
+    yield from pf.iter_batches(batch_size=batch_rows, columns=cols, use_threads=False)
+
+
 def _scan_events(path: Path, rep: SessionReport, batch_rows: int) -> dict[str, Any]:
     try:
         pf = pq.ParquetFile(path)
@@ -164,23 +173,39 @@ def _scan_events(path: Path, rep: SessionReport, batch_rows: int) -> dict[str, A
     f_t, f_cap, f_dup, w_count, in_t, in_ref = [], [], [], 0, [], []
     types: Counter[str] = Counter()
     foreign_ids = 0
-    for batch in pf.iter_batches(batch_size=batch_rows, columns=cols):
-        d = {c: batch.column(c) for c in cols}
-        stream = np.asarray(d["stream"].to_pylist(), dtype=object)
-        etype = np.asarray(d["event_type"].to_pylist(), dtype=object)
-        t = d["t_ns"].to_numpy(zero_copy_only=False)
-        screen = (stream == "screen") & (etype == "frame")
-        f_t.append(t[screen])
-        f_cap.append(d["t_capture_ns"].to_numpy(zero_copy_only=False)[screen])
-        f_dup.append(d["is_duplicate"].to_numpy(zero_copy_only=False)[screen])
-        w_count += int(((stream == "webcam") & (etype == "frame")).sum())
-        inp = stream == "input"
-        types.update(etype[inp].tolist())
-        in_t.append(t[inp])
-        in_ref.append(d["frame_ref"].to_numpy(zero_copy_only=False)[inp])
-        if rep.session_id is not None:
-            ids = d["session_id"].to_pylist()
-            foreign_ids += sum(1 for v in ids if v != rep.session_id)
+    try:
+        for batch in _batches(pf, cols, batch_rows):
+            d = {c: batch.column(c) for c in cols}
+
+            def mask(expr: Any) -> Any:
+                return pc.fill_null(expr, False).to_numpy(zero_copy_only=False)
+
+            screen = mask(
+                pc.and_(pc.equal(d["stream"], "screen"), pc.equal(d["event_type"], "frame"))
+            )
+            webcam = mask(
+                pc.and_(pc.equal(d["stream"], "webcam"), pc.equal(d["event_type"], "frame"))
+            )
+            inp = mask(pc.equal(d["stream"], "input"))
+            t = d["t_ns"].to_numpy(zero_copy_only=False)
+            f_t.append(t[screen])
+            f_cap.append(d["t_capture_ns"].to_numpy(zero_copy_only=False)[screen])
+            f_dup.append(d["is_duplicate"].to_numpy(zero_copy_only=False)[screen])
+            w_count += int(webcam.sum())
+            for item in pc.value_counts(d["event_type"].filter(pa.array(inp))).to_pylist():
+                types[str(item["values"])] += int(item["counts"])
+            in_t.append(t[inp])
+            in_ref.append(d["frame_ref"].to_numpy(zero_copy_only=False)[inp])
+            if rep.session_id is not None:
+                same = pc.fill_null(pc.equal(d["session_id"], rep.session_id), False)
+                foreign_ids += len(same) - int(pc.sum(same).as_py() or 0)
+    except pa.ArrowMemoryError as exc:
+        raise BudgetError(
+            f"reading {path} ran out of the memory budget: {exc}", path="AP_MEM_LIMIT_MB"
+        ) from None
+    except (pa.ArrowException, OSError) as exc:
+        rep.problems.append(f"events.parquet is corrupt: {exc}")
+        return {}
     if foreign_ids:
         rep.problems.append(f"events.parquet: {foreign_ids} rows carry another session_id")
 
@@ -311,7 +336,9 @@ def analyze_session(
         out_of_range = int((~valid_ref).sum())
         mismatches = int(((expected != in_ref) & valid_ref).sum())
     if out_of_range:
-        rep.problems.append(f"{out_of_range} input events have frame_ref outside the video")
+        rep.problems.append(
+            f"{out_of_range} input events have a missing frame_ref or one outside the video"
+        )
 
     rep.stats = {
         "duration_s": duration,

@@ -100,8 +100,8 @@ def make_session(
     rows: dict[str, list[Any]] = {f.name: [] for f in EVENT_SCHEMA}
 
     def add(**kw: Any) -> None:
-        for col in rows:
-            rows[col].append(kw.get(col))
+        for col, values in rows.items():
+            values.append(kw.get(col))
 
     padded = 0
     for i in range(n):
@@ -142,8 +142,17 @@ def make_session(
     if webcam:
         for i in range(n):
             t = START_NS + i * period
-            add(t_ns=t, t_capture_ns=t, is_duplicate=False, event_type="frame", stream="webcam",
-                frame_ref=i, window_id="League of Legends", session_id=name, metadata="{}")
+            add(
+                t_ns=t,
+                t_capture_ns=t,
+                is_duplicate=False,
+                event_type="frame",
+                stream="webcam",
+                frame_ref=i,
+                window_id="League of Legends",
+                session_id=name,
+                metadata="{}",
+            )
     order = np.argsort(np.asarray(rows["t_ns"]), kind="stable")
     table = pa.table({k: [v[i] for i in order] for k, v in rows.items()}, schema=EVENT_SCHEMA)
     pq.write_table(table, d / "events.parquet", compression="snappy")

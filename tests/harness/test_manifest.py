@@ -28,8 +28,11 @@ def test_manifest_lists_every_artifact(tmp_path: Path) -> None:
         (run.out_dir / "notes").mkdir()
         (run.out_dir / "notes" / "a.txt").write_text("hello")
         run.add_artifact("notes/a.txt", kind="note")
-        run.set_config(sha256="ab" * 32, signers=["bob@example.com", "alice@example.com"],
-                       path="experiments/baseline.yaml")
+        run.set_config(
+            sha256="ab" * 32,
+            signers=["bob@example.com", "alice@example.com"],
+            path="experiments/baseline.yaml",
+        )
         assert not (run.out_dir / "manifest.json").exists()  # only at the end
     doc = read_json(tmp_path / "out" / "manifest.json")
     assert doc["schema_version"] == SCHEMA_VERSION
@@ -92,10 +95,13 @@ def test_unsafe_paths_are_rejected(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (tmp_path / "secret").write_text("x")
-    doc = {"schema_version": SCHEMA_VERSION, "artifacts": [
-        {"path": "../secret", "size": 1, "sha256": "0" * 64},
-        {"path": "/etc/passwd", "size": 1, "sha256": "0" * 64},
-    ]}
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "artifacts": [
+            {"path": "../secret", "size": 1, "sha256": "0" * 64},
+            {"path": "/etc/passwd", "size": 1, "sha256": "0" * 64},
+        ],
+    }
     (out / "manifest.json").write_text(json.dumps(doc))
     result = verify_manifest(out)
     assert [p.message for p in result.problems] == ["unsafe or missing path"] * 2
@@ -119,9 +125,12 @@ def test_output_dir_of_another_run_is_refused(tmp_path: Path) -> None:
 
 
 def test_concurrent_writers_of_one_output_dir_are_refused(tmp_path: Path) -> None:
-    with _run(tmp_path, "a"):
-        with pytest.raises(RunStateError, match="another run is writing"), _run(tmp_path, "b"):
-            pytest.fail("entered")
+    with (
+        _run(tmp_path, "a"),
+        pytest.raises(RunStateError, match="another run is writing"),
+        _run(tmp_path, "b"),
+    ):
+        pytest.fail("entered")
 
 
 def test_temp_dir_is_namespaced_exported_and_removed(tmp_path: Path) -> None:

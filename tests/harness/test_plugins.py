@@ -5,14 +5,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from aiconfig.errors import PluginRefusedError
 from aiconfig.harness.network import offline
-from aiconfig.harness.plugins import GROUP, PluginPolicy, load_plugins, lock_entries
+from aiconfig.harness.plugins import (
+    GROUP,
+    PluginPolicy,
+    Refusal,
+    load_plugins,
+    lock_entries,
+)
 
 PLUGIN_SRC = '''
 class NullStream:
@@ -44,8 +51,12 @@ def install_plugin(site: Path, version: str = "1.0.0") -> Path:
         f"[{GROUP}]\nnull_stream = hello_plugin:NullStream\nuploader = hello_plugin:Uploader\n"
     )
     (info / "INSTALLER").write_text("pip\n")
-    files = ["hello_plugin/__init__.py", f"{info.name}/METADATA", f"{info.name}/entry_points.txt",
-             f"{info.name}/INSTALLER"]
+    files = [
+        "hello_plugin/__init__.py",
+        f"{info.name}/METADATA",
+        f"{info.name}/entry_points.txt",
+        f"{info.name}/INSTALLER",
+    ]
     lines = [_record_line(site, f) for f in files] + [f"{info.name}/RECORD,,"]
     (info / "RECORD").write_text("\n".join(lines) + "\n")
     return pkg
@@ -62,7 +73,9 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     sys.modules.pop("hello_plugin", None)
 
 
-def _policy(tmp_path: Path, lock: dict[str, object] | None, allow: list[str] | None) -> PluginPolicy:
+def _policy(
+    tmp_path: Path, lock: Mapping[str, Any] | None, allow: list[str] | None
+) -> PluginPolicy:
     env = {}
     if lock is not None:
         (tmp_path / "plugins.lock").write_text(json.dumps(lock))
@@ -73,8 +86,8 @@ def _policy(tmp_path: Path, lock: dict[str, object] | None, allow: list[str] | N
     return PluginPolicy.from_env(env)
 
 
-def _reasons(result_refused: list[object]) -> dict[str, str]:
-    return {r.name: r.reason for r in result_refused}  # type: ignore[attr-defined]
+def _reasons(refused: list[Refusal]) -> dict[str, str]:
+    return {r.name: r.reason for r in refused}
 
 
 def test_developer_mode_loads_everything(site: Path) -> None:
@@ -92,8 +105,9 @@ def test_pinned_and_allowlisted_plugin_loads(site: Path, tmp_path: Path) -> None
 
 
 def test_lock_alone_allowlists_its_distributions(site: Path, tmp_path: Path) -> None:
-    result = load_plugins(policy=_policy(tmp_path, lock_entries(["hello-plugin"]), None),
-                          names=["null_stream"])
+    result = load_plugins(
+        policy=_policy(tmp_path, lock_entries(["hello-plugin"]), None), names=["null_stream"]
+    )
     assert list(result.loaded) == ["null_stream"]
 
 
@@ -110,7 +124,7 @@ def test_changed_files_are_refused_before_import(site: Path, tmp_path: Path) -> 
 
 def test_version_and_pin_problems(site: Path, tmp_path: Path) -> None:
     lock = lock_entries(["hello-plugin"])
-    lock["plugins"]["hello-plugin"]["version"] = "0.9.0"  # type: ignore[index]
+    lock["plugins"]["hello-plugin"]["version"] = "0.9.0"
     r = load_plugins(policy=_policy(tmp_path, lock, ["null_stream"]), names=["null_stream"])
     assert "lock pins 0.9.0" in _reasons(r.refused)["null_stream"]
 
@@ -122,8 +136,9 @@ def test_version_and_pin_problems(site: Path, tmp_path: Path) -> None:
     assert "not in AP_PLUGIN_LOCK" in _reasons(r.refused)["null_stream"]
 
     with pytest.raises(PluginRefusedError, match="null_stream"):
-        load_plugins(policy=_policy(tmp_path, other, ["null_stream"]), names=["null_stream"],
-                     strict=True)
+        load_plugins(
+            policy=_policy(tmp_path, other, ["null_stream"]), names=["null_stream"], strict=True
+        )
 
 
 def test_network_plugin_refused_offline(site: Path, tmp_path: Path) -> None:
@@ -136,8 +151,14 @@ def test_network_plugin_refused_offline(site: Path, tmp_path: Path) -> None:
 
 def test_malformed_lock_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PluginRefusedError, match="64-hex sha256"):
-        _policy(tmp_path, {"schema_version": "aiconfig.plugin-lock/1",
-                           "plugins": {"x": {"version": "1", "sha256": "short"}}}, None)
+        _policy(
+            tmp_path,
+            {
+                "schema_version": "aiconfig.plugin-lock/1",
+                "plugins": {"x": {"version": "1", "sha256": "short"}},
+            },
+            None,
+        )
     with pytest.raises(PluginRefusedError, match="not a plugin lock"):
         _policy(tmp_path, {"plugins": {}}, None)
 

@@ -28,8 +28,17 @@ def test_flags_win_over_env(tmp_path: Path) -> None:
         "AP_NO_NETWORK": "0",
         "AP_LOG_JSON": "yes",
     }
-    args = parse(["--run-id", "from-flag", "--out", str(tmp_path / "o"), "--no-network",
-                  "--cpu-limit", "1.5"])
+    args = parse(
+        [
+            "--run-id",
+            "from-flag",
+            "--out",
+            str(tmp_path / "o"),
+            "--no-network",
+            "--cpu-limit",
+            "1.5",
+        ]
+    )
     s = resolve_settings(args, "capture", env=env)
     assert s.run_id == "from-flag"
     assert s.out_dir == tmp_path / "o"
@@ -75,8 +84,14 @@ def test_every_invalid_value_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(RunSettingError) as info:
         resolve_settings(None, "capture", env=env)
     text = str(info.value)
-    for name in ("AP_RUN_ID", "AP_CPU_LIMIT", "AP_MEM_LIMIT_MB", "AP_NO_NETWORK",
-                 "AP_DATA_ROOT", "--out"):
+    for name in (
+        "AP_RUN_ID",
+        "AP_CPU_LIMIT",
+        "AP_MEM_LIMIT_MB",
+        "AP_NO_NETWORK",
+        "AP_DATA_ROOT",
+        "--out",
+    ):
         assert name in text, name
     assert len(info.value.problems) == 6
 

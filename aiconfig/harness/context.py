@@ -76,7 +76,13 @@ class RunContext:
         self.settings = settings
         self.devices = tuple(devices)
         self.budget = Budget.from_limits(settings.cpu_limit, settings.mem_limit_mb)
-        self.log = log or RunLog(settings.run_id, settings.job, json_lines=settings.log_json)
+        self.log = log or RunLog(
+            settings.run_id,
+            settings.job,
+            json_lines=settings.log_json,
+            # Human mode keeps stderr quiet (warnings only): the CLI prints the one error line.
+            min_level="info" if settings.log_json else "warning",
+        )
         self.status = "pending"
         self.error: str | None = None
         self.started_at: str | None = None
@@ -316,8 +322,7 @@ class RunContext:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        self.log.log(
-            "info" if self.status == "succeeded" else "error",
+        self.log.info(
             "run.finished",
             status=self.status,
             error=self.error,

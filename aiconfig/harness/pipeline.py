@@ -161,8 +161,7 @@ def run_pipeline(
 
     def one(path: Path) -> SessionReport:
         rep = analyze_session(path, thresholds=thresholds, threads=1, batch_rows=batch_rows)
-        run.log.log(
-            "info" if rep.valid else "warning",
+        run.log.info(
             "pipeline.session",
             path=str(path),
             quality=rep.quality,

@@ -18,8 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import AiconfigError
-from .harness.context import Terminated
+from .errors import AiconfigError, Terminated
 
 # One entry per subcommand module, in the order shown by --help.
 COMMANDS: tuple[str, ...] = (

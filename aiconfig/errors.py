@@ -33,6 +33,9 @@ split between untrustworthy content and transport::
         ├── BudgetError              the job cannot fit in AP_CPU_LIMIT / AP_MEM_LIMIT_MB
         └── RunStateError            the run's own files (ready file, output dir) are in the way
 
+:class:`Terminated` stands outside the tree (a ``BaseException``, like ``KeyboardInterrupt``):
+a run raises it in its main thread on SIGTERM so that ``with`` blocks unwind and clean up.
+
 Each error carries one or more :class:`Problem` records; ``str(error)`` renders one line per
 problem, naming the file, line, key path and what to do. Secret values are never part of a
 message.
@@ -70,6 +73,7 @@ __all__ = [
     "RunStateError",
     "SessionError",
     "SignatureFormatError",
+    "Terminated",
     "ThresholdError",
     "TrustError",
     "UnsignedConfigError",
@@ -245,3 +249,11 @@ class BudgetError(ResourceError):
 
 class RunStateError(ResourceError):
     """The run's own files are in the way: a live ready file, an unwritable output directory."""
+
+
+class Terminated(BaseException):
+    """Raised in a run's main thread on SIGTERM, so ``with`` blocks unwind and clean up."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum

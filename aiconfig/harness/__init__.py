@@ -16,7 +16,8 @@ run lifecycle), :mod:`.network` (offline mode), :mod:`.budget` (CPU/memory budge
 from __future__ import annotations
 
 from .budget import Budget
-from .context import RunContext, Terminated
+from ..errors import Terminated
+from .context import RunContext
 from .locks import DEVICES, DeviceLock
 from .logs import RunLog
 from .manifest import SCHEMA_VERSION, VerifyResult, load_manifest, verify_manifest

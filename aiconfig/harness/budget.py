@@ -15,8 +15,6 @@ allocator (jemalloc reserved about 1 GB of VmData here) and glibc keeps few mall
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import math
 import os
 import resource
@@ -183,6 +181,9 @@ class Budget:
 
 def _set_malloc_arenas(count: int) -> bool:
     """glibc ``mallopt(M_ARENA_MAX, count)`` for this process; False where not glibc."""
+    import ctypes  # noqa: PLC0415 - only needed when a memory limit is set
+    import ctypes.util  # noqa: PLC0415
+
     name = ctypes.util.find_library("c")
     if name is None:  # pragma: no cover - no libc found
         return False

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from ..errors import AiconfigError, RunStateError
+from ..errors import AiconfigError, RunStateError, Terminated
 from . import network
 from .budget import Budget
 from .locks import DeviceLock
@@ -44,14 +44,6 @@ from .settings import RunSettings, resolve_settings
 __all__ = ["RunContext", "Terminated"]
 
 _OUT_LOCK = ".aiconfig-run.lock"
-
-
-class Terminated(BaseException):
-    """Raised in the main thread when the run receives SIGTERM, so ``with`` blocks unwind."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"terminated by signal {signum}")
-        self.signum = signum
 
 
 def _first_line(exc: BaseException) -> str:

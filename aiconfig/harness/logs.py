@@ -2,8 +2,9 @@
 
 With ``--log-json`` / ``AP_LOG_JSON=1`` every record is one JSON object on **stdout**
 (``ts``, ``level``, ``run_id``, ``job``, ``event``, ``fields``) and nothing else is written to
-stdout, so an orchestrator can parse the stream line by line. Without it, records of level warning
-and above go to stderr as ``LEVEL event key=value`` lines and stdout stays free for the command's own result.
+stdout, so an orchestrator can parse the stream line by line. Without it, records of level
+warning and above go to stderr as ``LEVEL event key=value`` lines and stdout stays free for the
+command's own result.
 
 Records of the standard :mod:`logging` module (from aiconfig or third-party libraries) are routed
 through the same sink while a run is active, as event ``log`` with the logger name and message.

@@ -15,8 +15,8 @@ run lifecycle), :mod:`.network` (offline mode), :mod:`.budget` (CPU/memory budge
 
 from __future__ import annotations
 
-from .budget import Budget
 from ..errors import Terminated
+from .budget import Budget
 from .context import RunContext
 from .locks import DEVICES, DeviceLock
 from .logs import RunLog

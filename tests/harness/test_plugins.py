@@ -166,3 +166,24 @@ def test_malformed_lock_is_refused(tmp_path: Path) -> None:
 def test_missing_requested_plugin(site: Path) -> None:
     r = load_plugins(policy=PluginPolicy(), names=["nope"])
     assert "no such plugin" in _reasons(r.refused)["nope"]
+
+
+def test_cli_lock_then_list(site: Path, tmp_path: Path) -> None:
+    from .util import REPO, child_env, run_cli
+
+    env = child_env(tmp_path, PYTHONPATH=f"{REPO}:{site}")
+    lock = run_cli(["plugins", "lock", "hello-plugin"], env=env, cwd=tmp_path)
+    assert lock.returncode == 0, lock.stderr
+    (tmp_path / "plugins.lock").write_text(lock.stdout)
+    (tmp_path / "allow.txt").write_text("null_stream\n")
+    env.update(AP_PLUGIN_LOCK=str(tmp_path / "plugins.lock"),
+               AP_PLUGINS_ALLOWLIST=str(tmp_path / "allow.txt"))  # fmt: skip
+    listing = run_cli(["plugins", "list", "--json"], env=env, cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    rows = {r["name"]: r for r in json.loads(listing.stdout)}
+    assert rows["null_stream"]["allowed"] is True
+    assert rows["null_stream"]["version"] == "1.0.0"
+    assert rows["uploader"]["allowed"] is False
+    missing = run_cli(["plugins", "lock", "no-such-dist"], env=env, cwd=tmp_path)
+    assert missing.returncode == 1
+    assert missing.stderr == "error: distribution 'no-such-dist' is not installed\n"

@@ -170,8 +170,12 @@ def run_pipeline(
         )
         return rep
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipeline") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipeline")
+    try:
         reports = list(pool.map(one, sessions))
+    finally:
+        # On SIGTERM or an error, sessions not yet started are cancelled, not processed.
+        pool.shutdown(wait=True, cancel_futures=True)
     totals = _totals(reports)
     report: dict[str, Any] = {
         "schema_version": REPORT_SCHEMA,

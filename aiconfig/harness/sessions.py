@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..errors import BudgetError
+from ..errors import BudgetError, ManifestError
+from .manifest import verify_manifest
 
 __all__ = ["EVENT_SCHEMA", "METADATA_FIELDS", "SessionReport", "Thresholds", "analyze_session"]
 
@@ -274,6 +275,18 @@ def _audio(path: Path, rep: SessionReport) -> dict[str, Any] | None:
     return {"sample_rate": rate, "channels": ch, "duration_s": round(n / rate, 3) if rate else 0}
 
 
+def _check_own_manifest(path: Path, rep: SessionReport) -> None:
+    """Re-hash the session's own ``manifest.json`` when it is an aiconfig run manifest."""
+    if not (path / "manifest.json").is_file():
+        return
+    try:
+        result = verify_manifest(path, allow_extra=True)
+    except ManifestError as exc:
+        rep.warnings.append(f"session manifest.json not verified: {exc.problems[0].message}")
+        return
+    rep.problems.extend(f"manifest.json: {p.render()}" for p in result.problems)
+
+
 def analyze_session(
     path: Path, *, thresholds: Thresholds, threads: int = 1, batch_rows: int = 65536
 ) -> SessionReport:
@@ -288,6 +301,7 @@ def analyze_session(
     if rep.problems:
         return rep
     meta = _check_metadata(path / "metadata.json", rep)
+    _check_own_manifest(path, rep)
     ev = _scan_events(path / "events.parquet", rep, batch_rows)
     video = _scan_video(path / "frames.mp4", rep, threads, "frames.mp4")
     if rep.problems and not (ev and video and meta):

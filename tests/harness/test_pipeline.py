@@ -152,3 +152,19 @@ def test_template_with_unknown_key_is_refused(tmp_path: Path, data_root: Path) -
     )  # fmt: skip
     assert res.returncode == 1
     assert "unknown key 'max_dorp'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_session_with_its_own_manifest_is_rehashed(tmp_path: Path) -> None:
+    from aiconfig.harness.pipeline import load_template
+    from aiconfig.harness.sessions import analyze_session
+
+    session = make_session(tmp_path, "session_20261121_180000", seconds=1.0)
+    with RunContext.from_env("capture", env={"AP_OUT_DIR": str(session)}):
+        pass  # the session directory is the run's output: manifest.json lists its files
+    thresholds, _ = load_template(None)
+    assert analyze_session(session, thresholds=thresholds).problems == []
+    with (session / "metadata.json").open("a") as fh:
+        fh.write(" ")
+    problems = analyze_session(session, thresholds=thresholds).problems
+    assert all(p.startswith("manifest.json: ") for p in problems)
+    assert any("metadata.json" in p and "sha256 differs" in p for p in problems)

@@ -154,14 +154,6 @@ class RunContext:
             raise RunStateError("a RunContext can be entered once")
         self._entered = True
         self.started_at = _utc_now()
-        try:
-            self._setup()
-        except BaseException as exc:
-            self.status = "failed"
-            self.error = _first_line(exc)
-            self._teardown(success=False)
-            raise
-        self.status = "running"
         self.log.info(
             "run.started",
             pid=os.getpid(),
@@ -171,6 +163,14 @@ class RunContext:
             mem_limit_mb=self.budget.mem_limit_mb,
             devices=list(self.devices),
         )
+        try:
+            self._setup()
+        except BaseException as exc:
+            self.status = "failed"
+            self.error = _first_line(exc)
+            self._teardown(success=False)
+            raise
+        self.status = "running"
         return self
 
     def _setup(self) -> None:
@@ -245,10 +245,11 @@ class RunContext:
 
     def mark_ready(self, **fields: Any) -> None:
         """Write the ready file (if ``--ready-file`` was given): devices open, checks passed."""
+        if self.status != "running" or self.started_at is None:
+            raise RunStateError("mark_ready() is only valid inside the run's with block")
         if self.settings.ready_file is None:
             self.log.info("run.ready", **fields)
             return
-        assert self.started_at is not None  # noqa: S101 - only callable inside the with block
         write_ready_file(
             self.settings.ready_file,
             run_id=self.run_id,
@@ -277,6 +278,9 @@ class RunContext:
 
     def _teardown(self, *, success: bool) -> None:
         s = self.settings
+        if self._prev_sigterm is not None:
+            # A second SIGTERM must not interrupt the cleanup itself (SIGKILL still works).
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if s.ready_file is not None:
             remove_ready_file(s.ready_file)
         self.ended_at = _utc_now()

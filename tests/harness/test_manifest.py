@@ -146,3 +146,13 @@ def test_temp_dir_is_namespaced_exported_and_removed(tmp_path: Path) -> None:
         assert cache.name == "t1"
     assert not (tmp_path / "tmp").exists()
     assert os.environ.get("TMPDIR") == before
+
+
+def test_mark_ready_outside_the_run_is_refused(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    with pytest.raises(RunStateError, match="inside the run's with block"):
+        run.mark_ready()
+    with run:
+        run.mark_ready()  # no --ready-file: only logged
+    with pytest.raises(RunStateError, match="entered once"), run:
+        pass

@@ -40,6 +40,20 @@ _MIB = 1024 * 1024
 BUFFER_SHARE = 0.25
 MIN_QUEUE = 2
 MAX_QUEUE = 256
+# Room a job needs above what it already uses when the budget is applied: thread stacks (8 MiB
+# each), codec and Parquet page buffers. A smaller budget is refused before any work.
+HEADROOM_MB = 32
+
+
+def data_memory_mb() -> float | None:
+    """This process's private writable memory (``VmData``: what ``RLIMIT_DATA`` limits), MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmData:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        return None
+    return None  # pragma: no cover
 
 
 def _cgroup_cpus() -> float | None:
@@ -147,6 +161,17 @@ class Budget:
         :meth:`apply_libraries`, which a job calls again after importing them).
         """
         done: dict[str, object] = {"threads": self.threads}
+        used = data_memory_mb()
+        if self.mem_limit_mb is not None and used is not None:
+            if self.mem_limit_mb < used + HEADROOM_MB:
+                raise BudgetError(
+                    f"a memory budget of {self.mem_limit_mb} MiB leaves no room: this process "
+                    f"already uses {used:.0f} MiB (interpreter and libraries) and needs "
+                    f"{HEADROOM_MB} MiB more to work",
+                    path="AP_MEM_LIMIT_MB",
+                    hint=f"allow at least {int(used + HEADROOM_MB) + 1} MiB",
+                )
+            done["data_memory_mb"] = round(used, 1)
         os.environ.update(self.thread_env())
         os.environ.update(self.memory_env())
         if self.mem_limit_mb is not None:

@@ -20,7 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import ConfigFileError, ConfigValidationError, ManifestError, SessionError
+from ..errors import (
+    BudgetError,
+    ConfigFileError,
+    ConfigValidationError,
+    ManifestError,
+    SessionError,
+)
 from ._fs import atomic_write_json
 from .context import RunContext
 from .manifest import SCHEMA_VERSION as RUN_MANIFEST_SCHEMA
@@ -170,12 +176,23 @@ def run_pipeline(
         )
         return rep
 
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipeline")
-    try:
-        reports = list(pool.map(one, sessions))
-    finally:
-        # On SIGTERM or an error, sessions not yet started are cancelled, not processed.
-        pool.shutdown(wait=True, cancel_futures=True)
+    if workers <= 1:
+        reports = [one(path) for path in sessions]  # one core: no pool, no extra thread
+    else:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipeline")
+        try:
+            reports = list(pool.map(one, sessions))
+        except RuntimeError as exc:
+            if "can't start new thread" not in str(exc):
+                raise
+            raise BudgetError(
+                "cannot start worker threads within the memory budget",
+                path="AP_MEM_LIMIT_MB",
+                hint="raise AP_MEM_LIMIT_MB or lower AP_CPU_LIMIT",
+            ) from None
+        finally:
+            # On SIGTERM or an error, sessions not yet started are cancelled, not processed.
+            pool.shutdown(wait=True, cancel_futures=True)
     totals = _totals(reports)
     report: dict[str, Any] = {
         "schema_version": REPORT_SCHEMA,

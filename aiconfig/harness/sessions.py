@@ -200,11 +200,13 @@ def _scan_events(path: Path, rep: SessionReport, batch_rows: int) -> dict[str, A
             if rep.session_id is not None:
                 same = pc.fill_null(pc.equal(d["session_id"], rep.session_id), False)
                 foreign_ids += len(same) - int(pc.sum(same).as_py() or 0)
-    except pa.ArrowMemoryError as exc:
-        raise BudgetError(
-            f"reading {path} ran out of the memory budget: {exc}", path="AP_MEM_LIMIT_MB"
-        ) from None
     except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, pa.ArrowMemoryError) or "Failed to launch worker thread" in str(exc):
+            raise BudgetError(
+                f"reading {path} ran out of the memory budget: {exc}",
+                path="AP_MEM_LIMIT_MB",
+                hint="raise AP_MEM_LIMIT_MB",
+            ) from None
         rep.problems.append(f"events.parquet is corrupt: {exc}")
         return {}
     if foreign_ids:

@@ -103,3 +103,18 @@ def test_memory_budget_fails_clearly_instead_of_oom(tmp_path: Path) -> None:
     assert json.loads(res.stdout.splitlines()[0]) == {"memory_error": True, "threads": "1"}
     doc = read_json(tmp_path / "out" / "manifest.json")
     assert doc["status"] == "failed" and doc["error"] == "MemoryError"
+
+
+def test_budget_below_the_baseline_is_refused_before_work(tmp_path: Path, data_root: Path) -> None:
+    manifest = write_sessions_manifest(tmp_path / "m.json", sorted(data_root.iterdir()))
+    env = child_env(tmp_path, AP_MEM_LIMIT_MB="64")
+    res = subprocess.run(
+        _pipeline_cmd(manifest, tmp_path / "out", "tiny"),
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert res.returncode == 1
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and "AP_MEM_LIMIT_MB" in lines[0] and "leaves no room" in lines[0]
+    finished = json.loads(res.stdout.splitlines()[-1])
+    assert finished["event"] == "run.finished" and finished["fields"]["status"] == "failed"
+    assert not (tmp_path / "out" / "manifest.json").exists()

@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 143
     except MemoryError:
         sys.stderr.write(
-            "error: out of memory within this run's budget (AP_MEM_LIMIT_MB); "
+            "error: out of memory (AP_MEM_LIMIT_MB or a limit set around the run); "
             "raise the limit or lower the buffering\n"
         )
         return 1

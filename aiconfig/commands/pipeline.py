@@ -31,11 +31,14 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..harness.context import RunContext
-    from ..harness.pipeline import REPORT_NAME, run_pipeline
 
-    ctx = RunContext.from_args(args, job="pipeline")
+    # Bad values are refused here, before any work. numpy, pyarrow and PyAV load on entry,
+    # under the budget's thread and allocator settings (OpenBLAS and Arrow read them on load).
+    ctx = RunContext.from_args(args, job="pipeline", preload=("aiconfig.harness.pipeline",))
     template = Path(args.config_template) if args.config_template else None
     with ctx as r:
+        from ..harness.pipeline import REPORT_NAME, run_pipeline
+
         report = run_pipeline(
             r, manifest=Path(args.manifest), template=template, force_idle=args.force_idle
         )

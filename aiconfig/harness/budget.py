@@ -154,29 +154,30 @@ class Budget:
         }
 
     def apply(self) -> dict[str, object]:
-        """Cap thread pools, tame allocators, set the soft ``RLIMIT_DATA``; returns what was done.
+        """:meth:`export_env`, :meth:`apply_libraries`, then :meth:`limit_memory`."""
+        done = self.export_env()
+        done.update(self.apply_libraries())
+        done.update(self.limit_memory())
+        return done
 
-        Environment variables reach libraries imported after this call and child processes;
-        already-imported pyarrow and torch are capped through their APIs (see
-        :meth:`apply_libraries`, which a job calls again after importing them).
+    def export_env(self) -> dict[str, object]:
+        """Thread-pool and allocator settings for libraries loaded from now on and for children.
+
+        OpenBLAS (numpy) and Arrow read them when they load: import heavy libraries after this.
         """
         done: dict[str, object] = {"threads": self.threads}
-        used = data_memory_mb()
-        if self.mem_limit_mb is not None and used is not None:
-            if self.mem_limit_mb < used + HEADROOM_MB:
-                raise BudgetError(
-                    f"a memory budget of {self.mem_limit_mb} MiB leaves no room: this process "
-                    f"already uses {used:.0f} MiB (interpreter and libraries) and needs "
-                    f"{HEADROOM_MB} MiB more to work",
-                    path="AP_MEM_LIMIT_MB",
-                    hint=f"allow at least {int(used + HEADROOM_MB) + 1} MiB",
-                )
-            done["data_memory_mb"] = round(used, 1)
         os.environ.update(self.thread_env())
         os.environ.update(self.memory_env())
         if self.mem_limit_mb is not None:
             done["malloc_arenas"] = _set_malloc_arenas(max(2, self.threads))
-        done.update(self.apply_libraries())
+        return done
+
+    def limit_memory(self) -> dict[str, object]:
+        """Check the headroom (BudgetError if none) and set the soft ``RLIMIT_DATA``."""
+        done: dict[str, object] = {}
+        used = self.check_headroom()
+        if used is not None:
+            done["data_memory_mb"] = round(used, 1)
         if self.mem_limit_mb is not None:
             limit = self.mem_limit_mb * _MIB
             soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
@@ -187,8 +188,32 @@ class Budget:
                 done["rlimit_data_mb"] = limit // _MIB
         return done
 
+    def check_headroom(self) -> float | None:
+        """Refuse (BudgetError) a memory budget that leaves under HEADROOM_MB above current use.
+
+        Returns the current data memory in MiB (None where it cannot be read).
+        """
+        used = data_memory_mb()
+        if (
+            self.mem_limit_mb is not None
+            and used is not None
+            and self.mem_limit_mb < used + HEADROOM_MB
+        ):
+            raise BudgetError(
+                f"a memory budget of {self.mem_limit_mb} MiB leaves no room: this process "
+                f"already uses {used:.0f} MiB (interpreter and libraries) and needs "
+                f"{HEADROOM_MB} MiB more to work",
+                path="AP_MEM_LIMIT_MB",
+                hint=f"allow at least {int(used + HEADROOM_MB) + 1} MiB",
+            )
+        return used
+
     def apply_libraries(self) -> dict[str, object]:
-        """Cap the thread pools (and Arrow's allocator) of pyarrow and torch if imported."""
+        """Cap the thread pools (and Arrow's allocator) of pyarrow and torch if imported.
+
+        Call it again after importing them late (it also re-checks the memory headroom).
+        """
+        self.check_headroom()
         done: dict[str, object] = {}
         if "pyarrow" in sys.modules:
             pa = sys.modules["pyarrow"]

@@ -11,7 +11,8 @@
         run.add_artifact("session_x/frames.mp4", kind="video")   # optional annotations
     # on exit: ready file removed, manifest.json written last, locks released, tmp removed
 
-Entering applies, in order: offline mode, the budget (thread caps, ``RLIMIT_DATA``), the output
+Entering applies, in order: offline mode, the budget (thread caps and allocator settings, then
+the ``preload`` imports, then ``RLIMIT_DATA``), the output
 directory claim, the temp directory (also exported as ``TMPDIR``), the device locks and a SIGTERM
 handler that unwinds the run like an exception so cleanup still happens.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import importlib
 import os
 import resource
 import shutil
@@ -32,7 +34,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from ..errors import AiconfigError, RunStateError, Terminated
+from ..errors import AiconfigError, BudgetError, RunStateError, Terminated
 from . import network
 from .budget import Budget
 from .locks import DeviceLock
@@ -44,6 +46,25 @@ from .settings import RunSettings, resolve_settings
 __all__ = ["RunContext", "Terminated"]
 
 _OUT_LOCK = ".aiconfig-run.lock"
+
+
+def _import(module: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise RunStateError(
+            f"cannot import {module}: {exc}",
+            hint="install the extra this job needs, e.g. pip install 'aiconfig[capture]'",
+        ) from None
+    except ImportError as exc:
+        text = str(exc).splitlines()[0]
+        if "failed to map segment" in text or "cannot allocate memory" in text.lower():
+            raise BudgetError(
+                f"cannot load {module} within the address-space limit: {text}",
+                hint="numpy + pyarrow + PyAV need about 450 MB of address space (prlimit --as, "
+                "ulimit -v); limit memory with AP_MEM_LIMIT_MB or a cgroup instead",
+            ) from None
+        raise RunStateError(f"cannot import {module}: {text}") from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -63,10 +84,12 @@ class RunContext:
         settings: RunSettings,
         *,
         devices: Iterable[str] = (),
+        preload: Iterable[str] = (),
         log: RunLog | None = None,
     ) -> None:
         self.settings = settings
         self.devices = tuple(devices)
+        self.preload = tuple(preload)
         self.budget = Budget.from_limits(settings.cpu_limit, settings.mem_limit_mb)
         self.log = log or RunLog(
             settings.run_id,
@@ -102,11 +125,17 @@ class RunContext:
         job: str,
         *,
         devices: Iterable[str] = (),
+        preload: Iterable[str] = (),
         env: Mapping[str, str] | None = None,
         default_out: Path | None = None,
     ) -> RunContext:
-        """Resolve flags (:func:`add_run_arguments`) and ``AP_*`` variables; nothing runs yet."""
-        return cls(resolve_settings(args, job, env=env, default_out=default_out), devices=devices)
+        """Resolve flags (:func:`add_run_arguments`) and ``AP_*`` variables; nothing runs yet.
+
+        ``preload`` names modules (e.g. numpy, pyarrow, av) to import on entry, after the
+        budget's thread/allocator settings are exported and before the memory limit is set.
+        """
+        settings = resolve_settings(args, job, env=env, default_out=default_out)
+        return cls(settings, devices=devices, preload=preload)
 
     @classmethod
     def from_env(cls, job: str, **kwargs: Any) -> RunContext:
@@ -183,7 +212,13 @@ class RunContext:
         for name in [*self.budget.thread_env(), *self.budget.memory_env()]:
             self._prev_env.setdefault(name, os.environ.get(name))
         self._prev_rlimit = resource.getrlimit(resource.RLIMIT_DATA)
-        applied = self.budget.apply()
+        applied = self.budget.export_env()
+        for module in self.preload:
+            # Heavy libraries load under the thread and allocator settings, before the memory
+            # limit, so the headroom check below sees what they use.
+            _import(module)
+        applied.update(self.budget.apply_libraries())
+        applied.update(self.budget.limit_memory())
         self.log.debug("budget.applied", **applied)
         self._claim_out_dir()
         s.tmp_dir.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "fork",
     "lineage",
     "diff",
+    "capture",
     "infer",
     "check-sidecar",
     "pipeline",

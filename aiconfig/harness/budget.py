@@ -231,8 +231,8 @@ class Budget:
 
 def _set_malloc_arenas(count: int) -> bool:
     """glibc ``mallopt(M_ARENA_MAX, count)`` for this process; False where not glibc."""
-    import ctypes  # noqa: PLC0415 - only needed when a memory limit is set
-    import ctypes.util  # noqa: PLC0415
+    import ctypes
+    import ctypes.util
 
     name = ctypes.util.find_library("c")
     if name is None:  # pragma: no cover - no libc found

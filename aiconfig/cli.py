@@ -35,6 +35,7 @@ COMMANDS: tuple[str, ...] = (
     "pipeline",
     "manifest",
     "plugins",
+    "ready",
 )
 
 

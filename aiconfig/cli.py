@@ -36,6 +36,7 @@ COMMANDS: tuple[str, ...] = (
     "pipeline",
     "manifest",
     "plugins",
+    "ready",
 )
 
 

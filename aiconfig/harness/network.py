@@ -15,6 +15,7 @@ library with its own sockets) and child processes are outside the hook; child pr
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import socket
@@ -37,6 +38,7 @@ _installed = False
 _offline = False
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback_address(host: str) -> bool:
     """True for 127.0.0.0/8, ::1, IPv4-mapped loopback, wildcard binds and ``localhost``."""
     name = host.strip().lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -12,7 +13,7 @@ from aiconfig.errors import DeviceLockedError, RunStateError
 from aiconfig.harness import DeviceLock, RunContext, ready_state
 from aiconfig.harness.ready import write_ready_file
 
-from .util import child_env, finish, read_json, start_child
+from .util import child_env, finish, read_json, run_cli, start_child
 
 
 def _env(tmp_path: Path, run_id: str, **extra: str) -> dict[str, str]:
@@ -44,9 +45,14 @@ def test_sigkilled_run_leaves_a_detectably_stale_ready_file(tmp_path: Path) -> N
     ready = tmp_path / "k.ready.json"
     proc = start_child(_env(tmp_path, "k"), tmp_path)
     assert ready_state(ready).is_ready
+    live = run_cli(["ready", "check", str(ready)], env=child_env(tmp_path), cwd=tmp_path)
+    assert (live.returncode, live.stdout) == (0, f"ready (run 'k', pid {proc.pid})\n")
     finish(proc, signal.SIGKILL)
     state = ready_state(ready)
     assert state.state == "stale" and not state.is_ready  # the file cannot claim readiness
+    dead = run_cli(["ready", "check", "--json", str(ready)], env=child_env(tmp_path), cwd=tmp_path)
+    assert dead.returncode == 1
+    assert json.loads(dead.stdout)["state"] == "stale"
     # A new run may take over a stale ready file.
     write_ready_file(ready, run_id="next", job="capture", started_at="now")
     assert ready_state(ready).is_ready and ready_state(ready).info["run_id"] == "next"

@@ -211,3 +211,30 @@ def test_cli_runs_leave_no_files_in_the_working_tree() -> None:
     """Telemetry of the CLI tests above goes under their --out dirs, never the repo root."""
     root = Path(__file__).resolve().parents[2]
     assert not (root / "tel.jsonl").exists()
+
+
+def test_infer_torch_over_a_video(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--frames reads a recorded session's video (PyAV, as the capture recorder writes it)."""
+    import av
+
+    video = tmp_path / "frames.mp4"
+    with av.open(str(video), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 36, "yuv420p"
+        for i in range(5):
+            frame = np.full((36, 64, 3), i * 40, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    cfg = torch_config(tmp_path)
+    rc = main(["infer", "--config", str(cfg), "--allow-unsigned", "--frames", str(video),
+               "--out", str(tmp_path / "v")])  # fmt: skip
+    got = lines(capsys.readouterr().out)
+    assert rc == 0 and got[-1]["summary"]["calls"] == 5  # type: ignore[index]
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    rc = main(["infer", "--config", str(cfg), "--allow-unsigned", "--frames", str(bad),
+               "--out", str(tmp_path / "w")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1 and "cannot decode video" in err and "Traceback" not in err

@@ -6,6 +6,7 @@ Public API (everything else is private)::
     cfg = load("experiments/baseline.yaml")       # verify -> parse -> interpolate -> validate
     cfg.training.lr                                # typed, immutable
     cfg.provenance.sha256                          # what was loaded, from where, signed by whom
+    exp = fork_for_experiment(cfg, "try-lr", {"training.lr": 1e-3})   # new validated config
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .errors import (
     UnsignedConfigError,
     UntrustedKeyError,
 )
+from .fork import fork_for_experiment
 from .schema import (
     AIConfig,
     CaptureConfig,
@@ -77,4 +79,5 @@ __all__ = [
     "UnsignedConfigError",
     "UntrustedKeyError",
     "__version__",
+    "fork_for_experiment",
 ]

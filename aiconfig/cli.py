@@ -26,6 +26,9 @@ COMMANDS: tuple[str, ...] = (
     "keygen",
     "sign",
     "verify",
+    "fork",
+    "lineage",
+    "diff",
     "infer",
     "check-sidecar",
 )
@@ -40,7 +43,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (``only``) one holding just that subcommand: faster start-up."""
     parser = _Parser(
         prog="aiconfig",
         description="Signed, typed, forkable, diffable experiment configs.",
@@ -48,14 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aiconfig {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         module = importlib.import_module(f"aiconfig.commands.{name.replace('-', '_')}")
         module.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Top-level options (--help, --version) come before a command and need the full parser.
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

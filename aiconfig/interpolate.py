@@ -178,14 +178,18 @@ def fast_resolve(text: str, env: Mapping[str, str]) -> Any:
     pos = 0
     for m in matches:
         var, default = m.group(1), m.group(2)
+        if default is not None and (
+            not _FAST_DEFAULT.match(default) or (default.lower() in _KEYWORDS and default != "null")
+        ):
+            return _SLOW  # OmegaConf's grammar decides what such a default means
         value = env.get(var)
         if value is None:
-            if default is None or not _FAST_DEFAULT.match(default):
+            if default is None:
                 return _SLOW
-            if default == "null" and m.span() == (0, len(text)):
+            if default == "null":
+                if m.span() != (0, len(text)):
+                    return _SLOW
                 return None
-            if default.lower() in _KEYWORDS:
-                return _SLOW
             value = default
         out.append(text[pos : m.start()])
         out.append(value)

@@ -24,7 +24,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import AiconfigError
-    from ..loader import load_unverified_bytes, read_config_bytes
+    from ..loader import base_loader, load_unverified_bytes, read_config_bytes
     from ..trust import check_freshness, verify_signatures
 
     results: list[dict[str, Any]] = []
@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             data = read_config_bytes(path)
             v = verify_signatures(path, data, keys=args.keys)
-            cfg = load_unverified_bytes(data, name, signers=v.signers)
+            load_base = base_loader(keys=args.keys, data_root=args.data_root, record=False)
+            cfg = load_unverified_bytes(data, name, signers=v.signers, load_base=load_base)
             check_freshness(cfg, name, data_root=args.data_root, record=False)
         except AiconfigError as exc:
             failed = True

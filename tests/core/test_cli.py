@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,14 @@ from tests.conftest import MINIMAL, REPO, Writer
 BASELINE = REPO / "experiments" / "baseline.yaml"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _cap_memory() -> None:
+    # Hostile inputs must be refused within modest memory: 768 MiB of address space.
+    resource.setrlimit(resource.RLIMIT_AS, (768 << 20, 768 << 20))
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, capped: bool = False
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "aiconfig", *args],
@@ -26,6 +34,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         check=False,
         env=full_env,
         cwd=REPO,
+        preexec_fn=_cap_memory if capped else None,
     )
 
 
@@ -71,7 +80,7 @@ HOSTILE = {
 def test_hostile_files_exit_1_with_one_line(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_bytes(HOSTILE[name])
-    proc = run_cli("validate", "--allow-unsigned", str(path))
+    proc = run_cli("validate", "--allow-unsigned", str(path), capped=True)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
@@ -105,7 +114,7 @@ def test_show_formats(write_config: Writer) -> None:
     )
     data = json.loads(resolved.stdout)
     assert data["capture"]["fps"] == 30
-    assert data["monitoring"]["otlp_token"] == "**********"
+    assert data["monitoring"]["otlp_token"] == "**********"  # noqa: S105 - the redaction mask
     assert "s3cr3t" not in raw.stdout + resolved.stdout + resolved.stderr
 
 

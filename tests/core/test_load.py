@@ -68,7 +68,7 @@ def test_all_missing_env_vars_reported_at_once(write_config: Writer) -> None:
 
 
 def test_other_resolvers_are_refused(write_config: Writer) -> None:
-    with pytest.raises(InterpolationError, match="resolver 'oc.decode' is not allowed"):
+    with pytest.raises(InterpolationError, match=r"resolver 'oc\.decode' is not allowed"):
         _load(write_config(MINIMAL + "model:\n  name: ${oc.decode:'1'}\n"))
 
 
@@ -140,7 +140,7 @@ def test_config_is_immutable(write_config: Writer) -> None:
     with pytest.raises(ValidationError, match="frozen"):
         cfg.training.lr = 1.0  # type: ignore[misc]
     with pytest.raises(TypeError):
-        cfg.monitoring.latency_thresholds_ms["m"] = 1.0  # type: ignore[index]
+        cfg.monitoring.latency_thresholds_ms["m"] = 1.0
     with pytest.raises(AttributeError):
         cfg.model.action_space.append("x")  # type: ignore[attr-defined]
 
@@ -156,7 +156,7 @@ def test_provenance_digest_and_template(write_config: Writer) -> None:
 
 
 def test_locked_paths_must_exist(write_config: Writer) -> None:
-    with pytest.raises(ConfigValidationError, match="capture.fsp"):
+    with pytest.raises(ConfigValidationError, match=r"capture\.fsp"):
         _load(write_config("meta:\n  name: d\n  version: 1\n  locked: [capture.fsp]\n"))
 
 

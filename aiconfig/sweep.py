@@ -1,0 +1,185 @@
+"""Planning and writing fork files: ``aiconfig fork`` and ``--sweep`` (a cartesian product).
+
+Everything is typed, merged and validated (through the same code that loads fork files) before
+any file is written; existing forks are never overwritten without ``force``; each file is
+written atomically; the base is only read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigFileError, ForkError
+from .fork import render_fork, resolve_fork
+from .overrides import check_overridable, parse_assignment, parse_path, split_values, type_value
+from .schema import AIConfig
+from .yamlsafe import parse_yaml
+
+__all__ = ["PlannedFork", "plan_forks", "point_name", "write_forks"]
+
+_NAME_BAD = re.compile(r"[^A-Za-z0-9_.]+")
+_MAX_NAME = 128
+
+
+@dataclass(frozen=True)
+class PlannedFork:
+    path: Path
+    name: str
+    version: int
+    overrides: dict[str, Any]
+    data: bytes
+    config: AIConfig
+    exists: bool
+
+
+def _slug(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return _NAME_BAD.sub("_", text).strip("_") or "x"
+
+
+def point_name(name: str, labels: Sequence[str], values: Sequence[Any]) -> str:
+    """Deterministic sweep point name: ``NAME-lr0.001-batch_size128``."""
+    parts = [f"{label}{_slug(v)}" for label, v in zip(labels, values, strict=True)]
+    return "-".join([name, *parts])[:_MAX_NAME]
+
+
+def _labels(paths: Sequence[str]) -> list[str]:
+    leaves = [parse_path(p)[-1] for p in paths]
+    if len(set(leaves)) == len(leaves):
+        return [_slug(leaf) for leaf in leaves]
+    return [_slug("_".join(parse_path(p))) for p in paths]
+
+
+def _existing_version(path: Path) -> int | None:
+    try:
+        meta = parse_yaml(path.read_bytes(), str(path)).data.get("meta", {})
+        return int(meta["version"]) if isinstance(meta, dict) else None
+    except Exception:  # noqa: BLE001 - only a hint for numbering; the file is replaced anyway
+        return None
+
+
+def plan_forks(
+    base_path: Path,
+    base: AIConfig,
+    *,
+    name: str,
+    sets: Sequence[str] = (),
+    sweeps: Sequence[str] = (),
+    out_dir: Path,
+    version: int | None = None,
+    description: str = "",
+    force: bool = False,
+) -> list[PlannedFork]:
+    """Type, merge and validate every fork to be written; raise before anything is written."""
+    base_bytes = base_path.read_bytes()
+    if hashlib.sha256(base_bytes).hexdigest() != base.provenance.sha256 and base.provenance.sha256:
+        raise ForkError(
+            "the base changed while forking", file=str(base_path), hint="run the command again"
+        )
+    locked = tuple(base.meta.locked)
+    fixed: dict[str, Any] = {}
+    for text in sets:
+        path, raw = parse_assignment(text)
+        check_overridable(path, locked)
+        if path in fixed:
+            raise ForkError(f"--set {path} given twice", path=path, hint="keep one")
+        fixed[path] = type_value(path, raw)
+    axes: list[tuple[str, list[Any]]] = []
+    for text in sweeps:
+        path, raw = parse_assignment(text)
+        check_overridable(path, locked)
+        if path in fixed or any(path == p for p, _ in axes):
+            raise ForkError(f"{path} is both set and swept", path=path, hint="keep one")
+        values = [type_value(path, v) for v in split_values(raw)]
+        axes.append((path, values))
+    labels = _labels([p for p, _ in axes])
+    points = list(itertools.product(*(values for _, values in axes))) if axes else [()]
+    rel = Path(os.path.relpath(base_path.resolve(), out_dir.resolve())).as_posix()
+    plans: list[PlannedFork] = []
+    seen: dict[str, int] = {}
+    sweep_name = name if axes else None
+    for index, point in enumerate(points):
+        point_nm = point_name(name, labels, point) if axes else name
+        if point_nm in seen:
+            point_nm = f"{point_nm}-{index}"
+        seen[point_nm] = index
+        overrides = {**fixed, **{p: v for (p, _), v in zip(axes, point, strict=True)}}
+        target = out_dir / f"{point_nm}.yaml"
+        exists = target.exists()
+        if exists and not force:
+            raise ForkError(
+                "refusing to overwrite an existing fork",
+                file=str(target),
+                hint="pass --force to replace it (its signature is removed; re-sign it)",
+            )
+        ver = version or ((_existing_version(target) or 0) + 1 if exists else 1)
+        desc = description or (
+            f"fork of {base.meta.name} v{base.meta.version}: "
+            + (", ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items()) or "no overrides")
+        )
+        sweep_note = (
+            f"{sweep_name} point {index + 1}/{len(points)}: "
+            + ", ".join(f"{p}={json.dumps(v)}" for (p, _), v in zip(axes, point, strict=True))
+            if sweep_name
+            else None
+        )
+        data = render_fork(
+            base_rel=rel,
+            base_sha256=hashlib.sha256(base_bytes).hexdigest(),
+            name=point_nm,
+            version=ver,
+            description=desc,
+            overrides=overrides,
+            sweep=sweep_note,
+        )
+        parsed = parse_yaml(data, str(target))
+        config = resolve_fork(
+            parsed, data, str(target), signers=(), env=None, load_base=lambda _p, _d: base
+        )
+        plans.append(PlannedFork(target, point_nm, ver, overrides, data, config, exists))
+    return plans
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    except OSError as exc:
+        raise ConfigFileError(f"cannot write: {exc.strerror}", file=str(path)) from None
+
+
+def write_forks(plans: Sequence[PlannedFork], *, sign_key: Path | None = None) -> list[Path]:
+    """Write planned forks atomically (stale signatures of replaced files removed); sign them."""
+    from .trust import sig_path
+
+    written = []
+    for plan in plans:
+        _atomic_write(plan.path, plan.data)
+        if plan.exists:
+            with contextlib.suppress(FileNotFoundError):
+                sig_path(plan.path).unlink()
+        if sign_key is not None:
+            from .trust.signing import sign_file
+
+            sign_file(plan.path, sign_key)
+        written.append(plan.path)
+    return written

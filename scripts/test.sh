@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up, lint, types, then every test (real Xvfb, PulseAudio, ssh-keygen,
+# ffprobe and git are started or called by the tests themselves).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+PY=${PYTHON:-python3}
+echo "== ruff"; "$PY" -m ruff check . && "$PY" -m ruff format --check .
+echo "== mypy"; "$PY" -m mypy
+echo "== pytest"
+set +e
+"$PY" -m pytest -p no:cacheprovider --cov --cov-report=term:skip-covered "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit "$rc"

@@ -1,0 +1,261 @@
+"""Benchmark: ``python -m capture`` against ``ffmpeg -f x11grab`` on the same moving screen.
+
+Starts a private Xvfb (1920x1080) with a painter that moves 80 colour-cycling rectangles
+(leaving trails) at 60 Hz, then records the full screen with each tool in turn, at 30 and 60
+fps, for ``--duration`` seconds, and prints JSON: achieved fps (fresh frames per second), frames
+that were not fresh (ours: padded + dropped; ffmpeg: target minus the packets x11grab delivered,
+its constant-frame-rate output pads the rest with duplicates), CPU seconds per recorded second
+(user + system of the recorder's process tree), and our/ffmpeg ratios.
+
+    python benchmarks/bench_capture.py --duration 60   # about 7 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+PAINTER = r"""
+import random, sys, time
+from Xlib import X, display
+d = display.Display()
+s = d.screen()
+W, H = s.width_in_pixels, s.height_in_pixels
+win = s.root.create_window(0, 0, W, H, 0, s.root_depth, X.InputOutput, X.CopyFromParent,
+                           background_pixel=s.black_pixel, override_redirect=True)
+win.map()
+gc = win.create_gc()
+rng = random.Random(1)
+rects = [[rng.randrange(W), rng.randrange(H), rng.randrange(20, 200), rng.randrange(20, 160),
+          rng.randrange(-12, 12), rng.randrange(-12, 12), rng.randrange(1 << 24)]
+         for _ in range(80)]
+print("ready", flush=True)
+period = 1 / 60
+t = time.monotonic()
+while True:
+    for r in rects:
+        r[0] = (r[0] + r[4]) % W
+        r[1] = (r[1] + r[5]) % H
+        r[6] = (r[6] + 0x010203) & 0xFFFFFF
+        gc.change(foreground=r[6])
+        win.fill_rectangle(gc, r[0], r[1], r[2], r[3])
+    d.sync()
+    t += period
+    time.sleep(max(0.0, t - time.monotonic()))
+"""
+
+
+def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        [
+            "Xvfb",
+            "-displayfd",
+            str(write_fd),
+            "-screen",
+            "0",
+            "1920x1080x24",
+            "-nolisten",
+            "tcp",
+            "-noreset",
+        ],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    with os.fdopen(read_fd) as fh:
+        number = fh.readline().strip()
+    return proc, f":{number}"
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_ours(display: str, fps: int, duration: int, preset: str, out: Path) -> dict[str, Any]:
+    env = dict(os.environ, DISPLAY=display, PYTHONPATH=str(REPO))
+    cpu0 = children_cpu()
+    wall0 = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "capture",
+            "--allow-any",
+            "--no-input",
+            "--quiet",
+            "--duration",
+            str(duration),
+            "--fps",
+            str(fps),
+            "--preset",
+            preset,
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.monotonic() - wall0
+    cpu = children_cpu() - cpu0
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip()[-500:]}
+    session = Path(proc.stdout.strip())
+    meta = json.loads((session / "metadata.json").read_text())
+    frames = meta["frame_count"]
+    not_fresh = meta["padded_frames"] + meta["dropped_frames"]
+    return {
+        "tool": f"capture (PyAV libx264 {preset})",
+        "fps_target": fps,
+        "frames": frames,
+        "fresh_frames": frames - not_fresh,
+        "achieved_fps": round((frames - not_fresh) / meta["duration_s"], 2),
+        "padded": meta["padded_frames"],
+        "dropped": meta["dropped_frames"],
+        "fresh_ratio": round((frames - not_fresh) / max(frames, 1), 4),
+        "cpu_s_per_s": round(cpu / meta["duration_s"], 3),
+        "wall_s": round(wall, 2),
+        "valid": meta["validation"]["ok"],
+    }
+
+
+def run_ffmpeg(display: str, fps: int, duration: int, out: Path) -> dict[str, Any]:
+    """The peer, exactly as the issue states it (plus -loglevel verbose for its input count)."""
+    target = out / f"ffmpeg_{fps}.mp4"
+    cpu0 = children_cpu()
+    proc = subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-y",
+            "-loglevel",
+            "verbose",
+            "-f",
+            "x11grab",
+            "-framerate",
+            str(fps),
+            "-video_size",
+            "1920x1080",
+            "-i",
+            display,
+            "-t",
+            str(duration),
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    cpu = children_cpu() - cpu0
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip()[-500:]}
+    # Frames x11grab really grabbed (ffmpeg's cfr output pads the rest with duplicates).
+    read = re.findall(r"Input stream #0:0 \(video\): (\d+) packets read", proc.stderr)
+    grabbed = min(int(read[-1]), fps * duration) if read else 0
+    probe = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_packets",
+            "-show_entries",
+            "stream=nb_read_packets",
+            "-of",
+            "csv=p=0",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    frames = int(probe.stdout.strip())
+    return {
+        "tool": "ffmpeg x11grab libx264 veryfast",
+        "fps_target": fps,
+        "frames": frames,
+        "fresh_frames": grabbed,
+        "achieved_fps": round(grabbed / duration, 2),
+        "not_fresh": fps * duration - grabbed,
+        "fresh_ratio": round(grabbed / (fps * duration), 4),
+        "cpu_s_per_s": round(cpu / duration, 3),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=60)
+    parser.add_argument("--fps", type=int, nargs="+", default=[30, 60])
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        default=["veryfast", "superfast"],
+        help="our x264 presets (ffmpeg always uses veryfast; superfast is our default)",
+    )
+    args = parser.parse_args()
+    xvfb, display = start_xvfb()
+    painter = subprocess.Popen(
+        [sys.executable, "-c", PAINTER],
+        env=dict(os.environ, DISPLAY=display),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert painter.stdout is not None
+    painter.stdout.readline()
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "load_avg_start": os.getloadavg()},
+        "resolution": [1920, 1080],
+        "duration_s": args.duration,
+        "runs": [],
+    }
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for fps in args.fps:
+                theirs = run_ffmpeg(display, fps, args.duration, Path(tmp))
+                run: dict[str, Any] = {"fps": fps, "ffmpeg": theirs}
+                for preset in args.presets:
+                    ours = run_ours(display, fps, args.duration, preset, Path(tmp))
+                    run[f"capture_{preset}"] = ours
+                    if "error" not in ours and "error" not in theirs:
+                        run[f"ratio_capture_{preset}_over_ffmpeg"] = {
+                            "achieved_fps": round(
+                                ours["achieved_fps"] / max(theirs["achieved_fps"], 1e-9), 3
+                            ),
+                            "cpu_s_per_s": round(ours["cpu_s_per_s"] / theirs["cpu_s_per_s"], 3),
+                        }
+                results["runs"].append(run)
+    finally:
+        painter.kill()
+        painter.wait()
+        if painter.stdout is not None:
+            painter.stdout.close()
+        xvfb.terminate()
+        xvfb.wait()
+    results["machine"]["load_avg_end"] = os.getloadavg()
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

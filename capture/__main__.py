@@ -1,0 +1,107 @@
+"""``python -m capture``: record a session, or ``validate`` / ``recover`` one.
+
+Exit codes: 0 ok, 1 a handled error (one line on stderr, no traceback), 2 usage, 130 on Ctrl+C
+before recording started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiconfig.errors import AiconfigError
+
+from .options import make_config, overrides, record, record_args
+from .recover import recover_session
+from .validate import validate_session
+
+__all__ = ["build_parser", "main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m capture",
+        description="Record the game window and inputs (stop with q or Ctrl+C), or "
+        "'validate SESSION' / 'recover SESSION'.",
+    )
+    record_args(parser)
+    return parser
+
+
+def _session_command(name: str, argv: Sequence[str]) -> int:
+    parser = _Parser(prog=f"python -m capture {name}")
+    parser.add_argument("session", type=Path)
+    args = parser.parse_args(argv)
+    if not args.session.is_dir():
+        sys.stderr.write(f"error: {args.session}: no such session directory\n")
+        return 1
+    if name == "validate":
+        problems = validate_session(args.session)
+        for problem in problems:
+            sys.stderr.write(f"invalid: {problem}\n")
+        if not problems:
+            print(f"{args.session}: valid")
+        return 1 if problems else 0
+    meta = recover_session(args.session)
+    rec = meta.get("recovery", {})
+    print(
+        f"{args.session}: recovered {meta['frame_count']} frames "
+        f"(lost {rec.get('lost_frames')} frames, {rec.get('lost_input_events')} input events); "
+        f"valid: {meta['validation']['ok']}"
+    )
+    for problem in meta["validation"]["problems"]:
+        sys.stderr.write(f"invalid: {problem}\n")
+    return 0 if meta["validation"]["ok"] else 1
+
+
+def _check_audio(device: str | None) -> int:
+    from .audio_recorder import check_audio
+
+    report = check_audio(device)
+    for source in report["sources"]:
+        kind = "monitor" if source["monitor"] else "NOT a monitor (never used)"
+        print(f"  {source['name']}: {kind}")
+    level = report["rms_dbfs"]
+    print(f"would record {report['selected']!r}: {report['why']}")
+    print(
+        f"1 s test: level {'silence' if level is None else f'{level} dBFS'}, peak {report['peak']}"
+        + ("; play something to hear it" if level is None or level < -60 else "")
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in ("validate", "recover"):
+            return _session_command(argv[0], argv[1:])
+        args = build_parser().parse_args(argv)
+        if args.webcam:
+            sys.stderr.write(
+                "error: --webcam is not implemented yet (issue 6); record without it\n"
+            )
+            return 1
+        if args.check_audio:
+            return _check_audio(args.audio_device)
+        cfg = make_config(None, overrides(args))
+        return record(cfg, quiet=args.quiet)
+    except AiconfigError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(f"error: {problem.render()}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""Turning a session directory into its final files: used at the end of a run and by recover.
+
+Everything is derived from what is on disk: the event journal (or an existing
+``events.parquet``), the video's readable frames, and the static ``metadata.json`` written when
+recording started. A finished session is committed by writing ``manifest.json`` last, with
+``status`` ``complete`` (or ``recovered``), via an atomic rename; until then it says
+``recording``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .constants import (
+    EVENTS_FILE,
+    EVENTS_JOURNAL,
+    FRAMES_FILE,
+    MANIFEST_FILE,
+    MANIFEST_SCHEMA_VERSION,
+    METADATA_FILE,
+    STATUS_COMPLETE,
+    STATUS_RECOVERED,
+)
+from .events import event_schema, journal_to_parquet, read_journal
+from .validate import probe_video, sha256_file, validate_session
+
+__all__ = ["finalize_session", "write_json_atomic", "write_manifest"]
+
+_MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".wav": "audio/wav",
+    ".parquet": "application/vnd.apache.parquet",
+    ".json": "application/json",
+}
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def write_manifest(session: Path, status: str, extra: dict[str, Any] | None = None) -> None:
+    artifacts = []
+    for path in sorted(session.iterdir()):
+        if path.name == MANIFEST_FILE or path.name.startswith(".") or not path.is_file():
+            continue
+        if path.suffix not in _MEDIA_TYPES:
+            continue
+        artifacts.append(
+            {
+                "path": path.name,
+                "sha256": sha256_file(path),
+                "bytes": path.stat().st_size,
+                "media_type": _MEDIA_TYPES[path.suffix],
+            }
+        )
+    previous: dict[str, Any] = {}
+    if (session / MANIFEST_FILE).is_file():
+        try:
+            previous = json.loads((session / MANIFEST_FILE).read_text())
+        except ValueError:
+            previous = {}
+    manifest = {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "kind": "capture_session",
+        "session_id": session.name,
+        "status": status,
+        "created_at": previous.get("created_at", _now_iso()),
+        "updated_at": _now_iso(),
+        **(extra or {}),
+        "artifacts": artifacts,
+    }
+    for key in ("run_id", "provenance"):
+        if key in previous and key not in manifest:
+            manifest[key] = previous[key]
+    write_json_atomic(session / MANIFEST_FILE, manifest)
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _load_events(session: Path) -> tuple[Any, bool]:
+    journal = session / EVENTS_JOURNAL
+    if journal.is_file():
+        return read_journal(journal)
+    if (session / EVENTS_FILE).is_file():
+        return pq.read_table(str(session / EVENTS_FILE)), False
+    return event_schema().empty_table(), True
+
+
+def finalize_session(
+    session: Path,
+    *,
+    recovered: bool,
+    live: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``events.parquet``, ``metadata.json`` and ``manifest.json``; return the metadata."""
+    meta: dict[str, Any] = json.loads((session / METADATA_FILE).read_text())
+    fps = int(meta["fps"])
+    t0 = int(meta["start_monotonic_ns"]) if meta.get("start_monotonic_ns") is not None else None
+    table, journal_truncated = _load_events(session)
+    video = probe_video(session / FRAMES_FILE, fps) if (session / FRAMES_FILE).is_file() else None
+    n_video = video.frames if video is not None else 0
+
+    is_frame = pc.and_(pc.equal(table["event_type"], "frame"), pc.equal(table["stream"], "screen"))
+    frame_refs = pc.if_else(is_frame, table["frame_ref"], pa.scalar(-1, pa.int32()))
+    n_rows_frames = int(pc.sum(pc.cast(is_frame, pa.int64())).as_py() or 0)
+    n_frames = min(n_video, n_rows_frames)
+    keep_frames = pc.or_(pc.invert(is_frame), pc.less(frame_refs, n_frames))
+    # Inputs must point at a frame that exists; events after the last kept frame are lost.
+    is_input = pc.equal(table["stream"], "input")
+    keep_inputs = pc.or_(
+        pc.invert(is_input),
+        pc.and_(pc.greater_equal(table["frame_ref"], 0), pc.less(table["frame_ref"], n_frames)),
+    )
+    keep = pc.and_(pc.fill_null(keep_frames, True), pc.fill_null(keep_inputs, False))
+    kept = table.filter(keep)
+    lost_frames = n_rows_frames - n_frames
+    lost_inputs = int(pc.sum(pc.cast(is_input, pa.int64())).as_py() or 0) - int(
+        pc.sum(pc.cast(pc.equal(kept["stream"], "input"), pa.int64())).as_py() or 0
+    )
+    kept = kept.sort_by([("t_ns", "ascending")])
+    journal_to_parquet(kept, session / EVENTS_FILE, rows_per_group=fps)
+
+    rows = kept.to_pydict()
+    frame_idx = [
+        i
+        for i, (k, s) in enumerate(zip(rows["event_type"], rows["stream"], strict=True))
+        if k == "frame" and s == "screen"
+    ]
+    padded = dropped = fresh = 0
+    for i in frame_idx:
+        if not rows["is_duplicate"][i]:
+            fresh += 1
+        elif rows["metadata"][i] and "dropped" in rows["metadata"][i]:
+            dropped += 1
+        else:
+            padded += 1
+    counts: dict[str, int] = {}
+    for kind in rows["event_type"]:
+        counts[kind] = counts.get(kind, 0) + 1
+
+    live = live or {}
+    stop_mono = live.get("stop_monotonic_ns")
+    if stop_mono is None and t0 is not None:
+        stop_mono = t0 + (n_frames * 1_000_000_000) // fps
+    elapsed_s = (stop_mono - t0) / 1e9 if (t0 is not None and stop_mono) else 0.0
+    duration_s = n_frames / fps
+    start_wall = meta.get("start_t_ns")
+    meta.update(
+        {
+            "status": STATUS_RECOVERED if recovered else STATUS_COMPLETE,
+            "frame_count": n_frames,
+            "dropped_frames": dropped,
+            "padded_frames": padded,
+            "actual_fps": round(n_frames / elapsed_s, 3) if elapsed_s > 0 else 0.0,
+            "capture_fps": round(fresh / elapsed_s, 3) if elapsed_s > 0 else 0.0,
+            "end_t_ns": (start_wall + int(duration_s * 1e9)) if start_wall is not None else None,
+            "duration_s": round(duration_s, 6),
+            "event_counts": counts,
+        }
+    )
+    for key in ("stop_reason", "streams", "window", "trajectories", "audio_info", "webcam_info"):
+        if key in live:
+            meta[key] = live[key]
+    if t0 is not None:
+        meta["trajectories"] = [
+            {
+                **seg,
+                "start_t_ns": t0 + (seg["start_frame"] * 1_000_000_000) // fps,
+                "end_t_ns": t0 + ((seg["end_frame"] + 1) * 1_000_000_000) // fps,
+            }
+            for seg in meta.get("trajectories", [])
+            if seg["start_frame"] < n_frames
+        ]
+        for seg in meta["trajectories"]:
+            seg["end_frame"] = min(seg["end_frame"], n_frames - 1)
+    if recovered:
+        meta["recovery"] = {
+            "recovered_at": _now_iso(),
+            "video_frames_readable": n_video,
+            "frame_rows_in_journal": n_rows_frames,
+            "lost_frames": lost_frames,
+            "lost_input_events": lost_inputs,
+            "journal_truncated": journal_truncated,
+            "note": "events and frames after the last complete video fragment and the last "
+            "journal flush (about 1 s) were lost when the recorder died",
+        }
+        meta["stop_reason"] = "killed"
+    meta["validation"] = {"ok": None, "problems": []}
+    write_json_atomic(session / METADATA_FILE, meta)
+    (session / EVENTS_JOURNAL).unlink(missing_ok=True)
+    status = STATUS_RECOVERED if recovered else STATUS_COMPLETE
+    write_manifest(session, status)
+    problems = validate_session(session)
+    meta["validation"] = {
+        "ok": not problems,
+        "problems": problems,
+        "video_frames": n_video,
+        "frame_rows": n_frames,
+        "pts_equal_index": bool(video.pts_ok) if video else False,
+        "max_keyframe_gap_frames": video.keyframe_gap_max if video else 0,
+    }
+    write_json_atomic(session / METADATA_FILE, meta)
+    write_manifest(session, status)
+    return meta

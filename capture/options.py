@@ -1,0 +1,228 @@
+"""Recording flags and console plumbing shared by ``python -m capture`` and ``aiconfig capture``.
+
+Only argparse and the standard library at import time, so building a parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import select
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from aiconfig.errors import ConfigValidationError
+
+__all__ = ["keyboard_stop", "make_config", "overrides", "record", "record_args", "resolution"]
+
+
+def resolution(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}"
+        ) from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"resolution must be positive, got {text!r}")
+    return w, h
+
+
+def record_args(parser: argparse.ArgumentParser) -> None:
+    """The seed's recording flags (shared with ``aiconfig capture``); defaults are None."""
+    parser.add_argument("--duration", type=float, metavar="N", help="seconds to capture (∞)")
+    parser.add_argument("--fps", type=int, metavar="N", help="target frame rate (30)")
+    parser.add_argument(
+        "--allow-any",
+        action="store_true",
+        default=None,
+        help="record the primary monitor when the window is absent (testing)",
+    )
+    parser.add_argument(
+        "--window-title",
+        metavar="TITLE",
+        help="exact title of the window to record ('League of Legends')",
+    )
+    parser.add_argument("--webcam", action="store_true", default=None, help="enable webcam")
+    parser.add_argument("--webcam-device", metavar="N", help="camera device (0)")
+    parser.add_argument(
+        "--webcam-resolution", type=resolution, metavar="WxH", help="camera resolution (640x480)"
+    )
+    parser.add_argument("--audio", action="store_true", default=None, help="enable system audio")
+    parser.add_argument(
+        "--audio-device", metavar="SOURCE", help="monitor source (default: the default sink's)"
+    )
+    parser.add_argument(
+        "--check-audio", action="store_true", help="list audio sources, test 1 s, and exit"
+    )
+    parser.add_argument(
+        "--preset",
+        choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"],
+        help="x264 preset (superfast)",
+    )
+    parser.add_argument("--crf", type=int, metavar="N", help="x264 quality, 0-51 (23)")
+    parser.add_argument("--no-input", action="store_true", help="do not log keyboard/mouse")
+    parser.add_argument("--out", metavar="DIR", help="directory for session_* (./sessions)")
+    parser.add_argument("--quiet", action="store_true", help="no live status line")
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """CaptureConfig fields set on the command line."""
+    out: dict[str, Any] = {}
+    pairs = {
+        "duration": "duration_s",
+        "fps": "fps",
+        "allow_any": "allow_any",
+        "window_title": "window_title",
+        "preset": "preset",
+        "crf": "crf",
+        "out": "output_dir",
+    }
+    for arg, field in pairs.items():
+        value = getattr(args, arg, None)
+        if value is not None:
+            out[field] = value
+    webcam: dict[str, Any] = {}
+    if args.webcam:
+        webcam["enabled"] = True
+    if args.webcam_device is not None:
+        webcam["device"] = (
+            int(args.webcam_device) if args.webcam_device.isdigit() else (args.webcam_device)
+        )
+    if args.webcam_resolution is not None:
+        webcam["resolution"] = args.webcam_resolution
+    if webcam:
+        out["webcam"] = webcam
+    audio: dict[str, Any] = {}
+    if args.audio:
+        audio["enabled"] = True
+    if getattr(args, "audio_device", None) is not None:
+        audio["device"] = args.audio_device
+    if audio:
+        out["audio"] = audio
+    if args.no_input:
+        out["input"] = {"enabled": False}
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def make_config(base: Any, over: dict[str, Any]) -> Any:
+    """A new CaptureConfig: ``base`` (a CaptureConfig or None) with ``over`` applied."""
+    from pydantic import ValidationError
+
+    from aiconfig.schema import CaptureConfig
+
+    data = base.model_dump() if base is not None else {}
+    try:
+        return CaptureConfig.model_validate(_merge(data, over))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigValidationError(
+            f"capture.{where}: {first['msg']}", hint="fix the flag or the config value"
+        ) from None
+
+
+@contextlib.contextmanager
+def keyboard_stop(stop: threading.Event) -> Iterator[None]:
+    """Ctrl+C / SIGTERM set ``stop``; so does 'q' + Enter (or 'q' alone on a terminal)."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    restore_tty: Any = None
+    if sys.stdin is not None and sys.stdin.isatty():
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+
+        def restore() -> None:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+        restore_tty = restore
+
+    def watch() -> None:
+        while not stop.is_set():
+            try:
+                ready, _, _ = select.select([sys.stdin], [], [], 0.2)
+            except (OSError, ValueError):
+                return
+            if ready:
+                char = os.read(sys.stdin.fileno(), 1)
+                if not char:
+                    return
+                if char in (b"q", b"Q"):
+                    stop.set()
+
+    watcher = None
+    if sys.stdin is not None and restore_tty is not None:
+        watcher = threading.Thread(target=watch, name="capture-keys", daemon=True)
+        watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if restore_tty is not None:
+            restore_tty()
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def status_line(status: Any) -> str:
+    streams = " ".join(f"{k}:{v}" for k, v in status.streams.items())
+    return (
+        f"\r[capture] {status.elapsed_s:7.1f}s  frames {status.frames}  {status.fps:5.1f} fps  "
+        f"padded {status.padded}  dropped {status.dropped}  inputs {status.inputs}  {streams} "
+    )
+
+
+def record(
+    cfg: Any,
+    *,
+    quiet: bool,
+    provenance: dict[str, Any] | None = None,
+    run_id: str | None = None,
+) -> int:
+    """Run one session with the live status line; print the session path."""
+    from .session import run_capture
+
+    sys.setswitchinterval(0.001)  # keep input timestamps tight while threads encode
+    stop = threading.Event()
+
+    def on_status(status: Any) -> None:
+        if not quiet:
+            sys.stderr.write(status_line(status))
+            sys.stderr.flush()
+
+    with keyboard_stop(stop):
+        result = run_capture(
+            cfg, stop=stop, on_status=on_status, provenance=provenance, run_id=run_id
+        )
+    meta = result.metadata
+    if not quiet:
+        sys.stderr.write("\n")
+    sys.stderr.write(
+        f"[capture] {meta['frame_count']} frames, padded {meta['padded_frames']}, dropped "
+        f"{meta['dropped_frames']}, stop: {meta.get('stop_reason')}, valid: {result.ok}\n"
+    )
+    sys.stdout.write(f"{result.path}\n")
+    return 0 if result.ok else 1

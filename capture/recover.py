@@ -1,0 +1,101 @@
+"""``capture recover SESSION``: turn a killed session into valid files.
+
+A recorder killed mid-session leaves ``frames.mp4`` as a fragmented MP4 whose last fragment is
+cut short, the event journal with a possibly torn last batch, and ``manifest.json`` saying
+``recording``. Recovery copies every readable video packet into a clean MP4 (no re-encode),
+reads every complete journal batch, drops frame rows and input events past the last readable
+frame, and finalizes with ``status: recovered`` and a ``recovery`` block in the metadata that
+says what was lost.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import av
+
+from aiconfig.errors import ConfigFileError
+
+from .audio_recorder import fix_wav_header
+from .constants import (
+    AUDIO_FILE,
+    FRAMES_FILE,
+    MANIFEST_FILE,
+    METADATA_FILE,
+    MP4_MOVFLAGS,
+    STATUS_RECORDING,
+    STATUS_RECOVERED,
+)
+from .finalize import finalize_session, write_json_atomic, write_manifest
+
+__all__ = ["recover_session", "remux_readable"]
+
+
+def remux_readable(path: Path) -> int:
+    """Rewrite ``path`` with only its readable packets; returns how many were kept."""
+    tmp = path.with_name(f".{path.name}.recover.mp4")
+    kept = 0
+    try:
+        src: Any = av.open(str(path))
+    except (av.error.FFmpegError, OSError):
+        return 0  # nothing readable; keep the file as evidence, validation will say so
+    try:
+        in_stream = src.streams.video[0]
+        dst: Any = av.open(str(tmp), "w", format="mp4", options={"movflags": MP4_MOVFLAGS})
+        try:
+            out_stream = dst.add_stream_from_template(in_stream)
+            try:
+                for packet in src.demux(in_stream):
+                    if packet.size == 0 or packet.dts is None:
+                        continue
+                    packet.stream = out_stream
+                    dst.mux(packet)
+                    kept += 1
+            except (av.error.FFmpegError, OSError):
+                pass  # the torn last fragment
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    tmp.replace(path)
+    return kept
+
+
+def recover_session(session: Path) -> dict[str, Any]:
+    """Recover ``session`` in place and return its new metadata."""
+    if not (session / METADATA_FILE).is_file():
+        raise ConfigFileError(
+            f"{session}: no {METADATA_FILE}; the recorder died before recording started, "
+            "nothing to recover"
+        )
+    try:
+        manifest = json.loads((session / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        manifest = {"status": STATUS_RECORDING}
+    if manifest.get("status") != STATUS_RECORDING:
+        raise ConfigFileError(
+            f"{session}: status is {manifest.get('status')!r}, not 'recording'; it needs no "
+            "recovery (use 'capture validate')"
+        )
+    if (session / FRAMES_FILE).is_file():
+        remux_readable(session / FRAMES_FILE)
+    audio_frames = None
+    if (session / AUDIO_FILE).is_file():
+        audio_frames = fix_wav_header(session / AUDIO_FILE)
+    meta = finalize_session(session, recovered=True)
+    if audio_frames is not None:
+        info = dict(meta.get("audio_info") or {})
+        rate = int(info.get("sample_rate") or 44100)
+        info.update(
+            {
+                "frames": audio_frames,
+                "duration_s": round(audio_frames / rate, 6),
+                "recovered": "header rebuilt from the file size; timing fit lost",
+            }
+        )
+        meta["audio_info"] = info
+        write_json_atomic(session / METADATA_FILE, meta)
+        write_manifest(session, STATUS_RECOVERED)
+    return meta

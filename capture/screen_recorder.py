@@ -1,0 +1,301 @@
+"""Screen video: grab (mss), convert (OpenCV) and encode (PyAV) in three threads.
+
+The stages are joined by small bounded queues, so memory stays flat however long the session
+runs, and a slow stage never blocks the grabber: when the convert queue is full the fresh grab is
+dropped and its slot repeats the previous picture (see :mod:`capture.timeline`). The grabber
+sleeps until each slot's presentation time, so ``t_capture_ns`` sits within scheduling jitter of
+``t_ns``. Before every grab it re-reads the window's position (following it when it moves, and
+never grabbing after it closed: a closed window ends the recording cleanly); every
+``GEOMETRY_POLL_S`` it also asks which window has focus, for the session's trajectories.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import mss
+import numpy as np
+
+from .constants import GEOMETRY_POLL_S
+from .events import EventJournal, frame_row
+from .timeline import FrameClock, FrameStats
+from .video_writer import VideoWriter, even_size
+from .windows import Rect, WindowGoneError, open_backend
+
+__all__ = ["ScreenRecorder", "ScreenTarget"]
+
+_STOP = object()
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenTarget:
+    """What to record: a window (``handle``) or, with ``handle=None``, a fixed screen area."""
+
+    handle: int | None
+    title: str | None
+    rect: Rect
+
+
+@dataclass(slots=True)
+class FocusTracker:
+    """Focus intervals in frame indices (the session's ``trajectories``)."""
+
+    segments: list[list[int]] = field(default_factory=list)
+    focused: bool = False
+
+    def update(self, focused: bool, frame: int) -> None:
+        if focused and not self.focused:
+            self.segments.append([frame, frame])
+        if focused and self.segments:
+            self.segments[-1][1] = frame
+        self.focused = focused
+
+
+class ScreenRecorder:
+    """Records one target to ``frames.mp4`` and frame rows to the event journal."""
+
+    def __init__(
+        self,
+        target: ScreenTarget,
+        path: Path,
+        journal: EventJournal,
+        *,
+        fps: int,
+        session_id: str,
+        window_id: str | None,
+        preset: str,
+        crf: int,
+        keyframe_interval_s: float,
+        on_stop: Callable[[str], None],
+        max_frames: int | None = None,
+        queue_size: int = 4,
+    ) -> None:
+        self.target = target
+        self.max_frames = max_frames
+        self.fps = fps
+        self.session_id = session_id
+        self.window_id = window_id
+        self.width, self.height = even_size(target.rect.width, target.rect.height)
+        self.region: Rect = Rect(target.rect.left, target.rect.top, self.width, self.height)
+        self.stats = FrameStats()
+        self.focus = FocusTracker()
+        self.clock: FrameClock | None = None
+        self.started = threading.Event()
+        self.stop_reason: str | None = None
+        self.window_moves = 0
+        self.window_resized = False
+        self.on_region: Callable[[Rect], None] | None = None
+        self._journal = journal
+        self._on_stop = on_stop
+        self._stop = threading.Event()
+        self._convert_q: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._encode_q: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._writer = VideoWriter(
+            path,
+            self.width,
+            self.height,
+            fps,
+            preset=preset,
+            crf=crf,
+            keyframe_interval_s=keyframe_interval_s,
+        )
+        self._threads = [
+            threading.Thread(target=self._guard(self._grab_loop), name="capture-grab"),
+            threading.Thread(target=self._guard(self._convert_loop), name="capture-convert"),
+            threading.Thread(target=self._guard(self._encode_loop), name="capture-encode"),
+        ]
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join()
+        self._writer.close()
+
+    @property
+    def gop(self) -> int:
+        return self._writer.gop
+
+    def _guard(self, body: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                body()
+            except Exception as exc:  # noqa: BLE001 - a stage failing must stop the others
+                self.stats.errors.append(f"{threading.current_thread().name}: {exc}")
+                self._finish(f"error: {exc}")
+                self._stop.set()
+                self.started.set()
+                # Unblock neighbours so join() returns.
+                for q in (self._convert_q, self._encode_q):
+                    with contextlib.suppress(queue.Full):
+                        q.put_nowait(_STOP)
+
+        return run
+
+    def _finish(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self._on_stop(reason)
+
+    # -- grab ---------------------------------------------------------------------------
+    def _grab_loop(self) -> None:
+        backend = open_backend() if self.target.handle is not None else None
+        screen = open_backend().screen() if backend is None else backend.screen()
+        stats = self.stats
+        last_capture: int | None = None
+        index = 0
+        next_poll = 0
+        try:
+            with mss.MSS() as sct:
+                clock = FrameClock(time.monotonic_ns(), self.fps)
+                self.clock = clock
+                self.started.set()
+                while not self._stop.is_set():
+                    if self.max_frames is not None and index >= self.max_frames:
+                        # Hold the last frame for its whole display interval, then stop.
+                        end = clock.t_ns(index) - time.monotonic_ns()
+                        if end > 0:
+                            self._stop.wait(end / 1e9)
+                        self._finish("duration_reached")
+                        break
+                    slot_t = clock.t_ns(index)
+                    now = time.monotonic_ns()
+                    if now < slot_t:
+                        time.sleep((slot_t - now) / 1e9)
+                        now = time.monotonic_ns()
+                    late_to = clock.index_at(now)
+                    if self.max_frames is not None:
+                        late_to = min(late_to, self.max_frames - 1)
+                    while index < late_to and last_capture is not None:
+                        # Missed slot(s): repeat the previous picture.
+                        self._row(index, clock.t_ns(index), last_capture, "padded")
+                        stats.padded += 1
+                        index += 1
+                    if backend is not None:
+                        # Geometry before every grab (one round trip): a moved window is
+                        # followed at once and a closed one never shows what was under it.
+                        check_focus = now >= next_poll
+                        if check_focus:
+                            next_poll = now + int(GEOMETRY_POLL_S * 1e9)
+                        if not self._poll(backend, screen, index, check_focus):
+                            break
+                    if self._convert_q.full():
+                        # The pipeline is behind: skip the grab (saving its CPU for the
+                        # encoder) and repeat the previous picture in this slot.
+                        self._row(index, clock.t_ns(index), last_capture, "dropped")
+                        stats.dropped += 1
+                        index += 1
+                        continue
+                    t_capture = time.monotonic_ns()
+                    shot = sct.grab(self.region.as_mss())
+                    try:
+                        self._convert_q.put_nowait((index, shot.raw, self.region))
+                    except queue.Full:  # pragma: no cover - only this thread fills the queue
+                        self._row(index, clock.t_ns(index), last_capture, "dropped")
+                        stats.dropped += 1
+                    else:
+                        self._row(index, clock.t_ns(index), t_capture, None)
+                        stats.fresh += 1
+                        last_capture = t_capture
+                        if stats.first_capture_ns is None:
+                            stats.first_capture_ns = t_capture
+                        stats.last_capture_ns = t_capture
+                    index += 1
+        finally:
+            self._finish("stopped")
+            self._convert_q.put((_STOP, index))
+            if backend is not None:
+                backend.close()
+
+    def _row(self, index: int, t_ns: int, t_capture: int | None, dup: str | None) -> None:
+        self._journal.add(
+            frame_row(
+                index,
+                t_ns,
+                t_capture,
+                dup is not None,
+                stream="screen",
+                window_id=self.window_id,
+                session_id=self.session_id,
+                duplicate_of=dup,
+            )
+        )
+        self.stats.frames = index + 1
+
+    def _poll(self, backend: Any, screen: Rect, index: int, check_focus: bool) -> bool:
+        """Follow the window; False when it is gone."""
+        handle = self.target.handle
+        if handle is None:
+            return True
+        try:
+            rect = backend.geometry(handle)
+            focused = backend.has_focus(handle) if check_focus else self.focus.focused
+        except WindowGoneError:
+            self._finish("window_closed")
+            return False
+        if (rect.width, rect.height) != (self.target.rect.width, self.target.rect.height):
+            self.window_resized = True
+        width = min(rect.width, self.width)
+        height = min(rect.height, self.height)
+        region = Rect(rect.left, rect.top, width, height).clamp_into(screen)
+        if region != self.region:
+            if (region.left, region.top) != (self.region.left, self.region.top):
+                self.window_moves += 1
+            self.region = region
+            if self.on_region is not None:
+                self.on_region(region)
+        self.focus.update(focused, index)
+        return True
+
+    # -- convert ------------------------------------------------------------------------
+    def _convert_loop(self) -> None:
+        while True:
+            item = self._convert_q.get()
+            if item is _STOP or item[0] is _STOP:
+                self._encode_q.put(item)
+                return
+            index, raw, region = item
+            bgra = np.frombuffer(raw, dtype=np.uint8).reshape(region.height, region.width, 4)
+            if (region.width, region.height) != (self.width, self.height):
+                canvas = np.zeros((self.height, self.width, 4), dtype=np.uint8)
+                canvas[: region.height, : region.width] = bgra
+                bgra = canvas
+            i420 = cv2.cvtColor(bgra, cv2.COLOR_BGRA2YUV_I420)
+            self._encode_q.put((index, i420))
+
+    # -- encode -------------------------------------------------------------------------
+    def _encode_loop(self) -> None:
+        writer = self._writer
+        previous: Any = None
+        next_index = 0
+        while True:
+            item = self._encode_q.get()
+            if item is _STOP:
+                return
+            if item[0] is _STOP:
+                final_count = int(item[1])
+                while previous is not None and next_index < final_count:
+                    writer.write_i420(previous, next_index)
+                    next_index += 1
+                return
+            index, i420 = item
+            while previous is not None and next_index < index:
+                writer.write_i420(previous, next_index)
+                next_index += 1
+            writer.write_i420(i420, index)
+            previous = i420
+            next_index = index + 1

@@ -1,0 +1,127 @@
+"""Helpers for the capture tests: test windows, XTEST injection, running the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+REPO = HERE.parent.parent
+
+
+@dataclass
+class XWindow:
+    proc: subprocess.Popen[str]
+    handle: int
+    rect: tuple[int, int, int, int]
+    paints: list[tuple[int, int]] = field(default_factory=list)
+    reader: threading.Thread | None = None
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=5)
+        if self.reader is not None:
+            self.reader.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def open_window(title: str, rect: tuple[int, int, int, int]) -> XWindow:
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "testwin.py"), title, *(str(v) for v in rect)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    assert line and line[0] == "READY", f"test window failed: {line}"
+    win = XWindow(proc, int(line[1]), rect)
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            parts = raw.split()
+            if parts and parts[0] == "PAINT":
+                win.paints.append((int(parts[1]), int(parts[2])))
+
+    win.reader = threading.Thread(target=read, daemon=True)
+    win.reader.start()
+    deadline = time.monotonic() + 5
+    while not win.paints and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return win
+
+
+class Injector:
+    """XTEST input on its own connection; every call returns the monotonic time bracket."""
+
+    def __init__(self) -> None:
+        from Xlib import display
+        from Xlib.ext import xtest
+
+        self.d: Any = display.Display()
+        self._xtest = xtest
+
+    def _fake(self, kind: int, detail: int, x: int = 0, y: int = 0) -> tuple[int, int]:
+        before = time.monotonic_ns()
+        self._xtest.fake_input(self.d, kind, detail, x=x, y=y)
+        self.d.sync()
+        return before, time.monotonic_ns()
+
+    def keycode(self, keysym_name: str) -> int:
+        from Xlib import XK
+
+        return int(self.d.keysym_to_keycode(XK.string_to_keysym(keysym_name)))
+
+    def key_press(self, code: int) -> tuple[int, int]:
+        from Xlib import X
+
+        return self._fake(X.KeyPress, code)
+
+    def key_release(self, code: int) -> tuple[int, int]:
+        from Xlib import X
+
+        return self._fake(X.KeyRelease, code)
+
+    def move(self, x: int, y: int) -> tuple[int, int]:
+        from Xlib import X
+
+        return self._fake(X.MotionNotify, 0, x, y)
+
+    def button(self, number: int, pressed: bool) -> tuple[int, int]:
+        from Xlib import X
+
+        return self._fake(X.ButtonPress if pressed else X.ButtonRelease, number)
+
+    def focus(self, handle: int) -> None:
+        from Xlib import X
+
+        win = self.d.create_resource_object("window", handle)
+        win.set_input_focus(X.RevertToParent, X.CurrentTime)
+        self.d.sync()
+
+    def close(self) -> None:
+        self.d.close()
+
+
+def capture_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "capture", *args]
+
+
+def run_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m capture ARGS`` to completion, output captured, exit code not checked."""
+    return subprocess.run(
+        capture_cmd(*args), check=False, capture_output=True, text=True, env=run_env()
+    )

@@ -1,0 +1,77 @@
+"""SIGKILL a recording, then ``capture recover`` must produce a valid session."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.capture.capture_helpers import Injector, capture_cmd, open_window, run_cli, run_env
+
+pytestmark = [pytest.mark.x11, pytest.mark.slow]
+
+
+def test_sigkill_then_recover(xvfb: str, injector: Injector, tmp_path: Path) -> None:
+    win = open_window("League of Legends", (0, 0, 800, 600))
+    try:
+        injector.focus(win.handle)
+        proc = subprocess.Popen(
+            capture_cmd("--out", str(tmp_path), "--fps", "30", "--quiet"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=run_env(),
+        )
+        deadline = time.monotonic() + 20
+        sessions: list[Path] = []
+        while not sessions or not (sessions[0] / "metadata.json").exists():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+            sessions = sorted(tmp_path.glob("session_*"))
+        session = sessions[0]
+        started = time.monotonic()
+        time.sleep(1.0)
+        code = injector.keycode("a")
+        presses = 0
+        while time.monotonic() - started < 3.5:
+            injector.key_press(code)
+            injector.key_release(code)
+            presses += 1
+            time.sleep(0.1)
+        killed_after = time.monotonic() - started
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+    finally:
+        win.close()
+
+    manifest = json.loads((session / "manifest.json").read_text())
+    assert manifest["status"] == "recording"
+    bad = run_cli("validate", str(session))
+    assert bad.returncode == 1 and "recover" in bad.stderr
+
+    fixed = run_cli("recover", str(session))
+    assert fixed.returncode == 0, fixed.stderr
+    good = run_cli("validate", str(session))
+    assert good.returncode == 0, good.stderr
+
+    meta = json.loads((session / "metadata.json").read_text())
+    assert meta["status"] == "recovered" and meta["stop_reason"] == "killed"
+    assert meta["recovery"]["lost_frames"] >= 0
+    # All but about the last second (one fragment + encoder delay) survives.
+    assert meta["frame_count"] >= int((killed_after - 1.6) * 30)
+    events = pq.read_table(session / "events.parquet").to_pydict()
+    keys = [k for k in events["event_type"] if k == "key_press"]
+    assert len(keys) >= presses - 12  # at most ~1 s of 10 presses/s lost
+    assert not (session / "events.journal.arrows").exists()
+    assert json.loads((session / "manifest.json").read_text())["status"] == "recovered"
+
+    again = run_cli("recover", str(session))
+    assert again.returncode == 1 and again.stderr.count("\n") == 1

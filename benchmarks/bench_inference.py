@@ -230,8 +230,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
     args = parser.parse_args()
     blocks, per_block, duration = (2, 300, 1.0) if args.quick else (6, 1000, 3.0)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="aiconfig-bench-") as tmp:
-        result = {
+        result: dict[str, Any] = {
             "benchmark": "aiconfig.inference",
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -239,6 +240,8 @@ def main() -> int:
             "overhead": bench_overhead(blocks, per_block, Path(tmp)),
             "overload_2x": bench_overload(duration, Path(tmp)),
         }
+    # A shared machine: the load says how much to trust absolute microseconds (ratios hold up).
+    result["loadavg_1min_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
     return 0
 

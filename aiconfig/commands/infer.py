@@ -3,8 +3,8 @@
 Backends (``inference.backend``):
 
 * ``torch`` -- frames from ``--frames`` (a ``.npy`` of uint8 ``(N, H, W, 3)`` or a video) or
-  ``--synthetic N`` seeded random frames, through ``model.checkpoint`` (TorchScript) or the
-  built-in seeded demo policy; one call per frame.
+  ``--synthetic N`` seeded random frames, through ``model.checkpoint`` (a ``torch.export``
+  ``.pt2``) or the built-in seeded demo policy; one call per frame.
 * ``vllm`` -- prompts from ``--prompt`` (repeatable) or ``--prompts FILE`` (one a line) sent to
   the external sidecar after a preflight (``--skip-preflight`` to skip); ``--completion`` uses
   ``/v1/completions`` instead of chat, ``--stream`` streams.

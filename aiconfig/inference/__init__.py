@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ._admission import Admission
 from ._errors import (
     LatencyBudgetExceeded,
+    ModelError,
     OfflineModeError,
     Overloaded,
     SidecarNotReady,
@@ -49,6 +50,7 @@ __all__ = [
     "InferenceResult",
     "LatencyBudgetExceeded",
     "LatencyObserver",
+    "ModelError",
     "OfflineModeError",
     "Overloaded",
     "SidecarDiagnosis",

@@ -7,6 +7,7 @@ the CLI turns any of them into one line on stderr and exit status 1::
     ├── Overloaded               refused at admission: every slot busy and the queue full
     ├── LatencyBudgetExceeded    the call ran past its latency budget (queue, compute or retry)
     ├── SidecarNotReady          the vLLM preflight failed; carries the whole diagnosis
+    ├── ModelError               the model itself raised while computing (cause chained)
     ├── OfflineModeError         AP_NO_NETWORK=1 and the URL is not a loopback address
     └── SidecarRequestError      a request to the sidecar failed (HTTP error, bad answer)
 """
@@ -19,6 +20,7 @@ from aiconfig.errors import InferenceServerError, Problem
 
 __all__ = [
     "LatencyBudgetExceeded",
+    "ModelError",
     "OfflineModeError",
     "Overloaded",
     "SidecarNotReady",
@@ -86,6 +88,21 @@ class SidecarNotReady(InferenceServerError):
     def __init__(self, problems: list[Problem], diagnosis: object) -> None:
         self.diagnosis = diagnosis
         super().__init__(problems)
+
+
+class ModelError(InferenceServerError):
+    """The model raised while computing (bad input shape, out of memory...); ``__cause__`` has
+    the original exception."""
+
+    def __init__(self, model: str, exc: BaseException) -> None:
+        self.model = model
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        super().__init__(
+            Problem(
+                f"model '{model}' failed: {type(exc).__name__}: {first}",
+                hint="check the input shape/dtype against the model (model.input_resolution)",
+            )
+        )
 
 
 class OfflineModeError(InferenceServerError):

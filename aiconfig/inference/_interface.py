@@ -37,8 +37,9 @@ __all__ = [
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
 
-#: Called after every call with ``(model, total_ms, ok)``; monitoring's alerting plugs in here.
-LatencyObserver = Callable[[str, float, bool], None]
+#: Called after every call with ``(model, total_ms, ok, span)``, ``span`` being the call's own
+#: span (still open: an observer may add events to it); monitoring's alerting plugs in here.
+LatencyObserver = Callable[[str, float, bool, trace.Span], None]
 
 _NS_PER_MS = 1_000_000.0
 _NS_PER_S = 1_000_000_000.0
@@ -167,7 +168,7 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
     # -- public API --------------------------------------------------------------------------
 
     def add_observer(self, observer: LatencyObserver) -> None:
-        """Call ``observer(model, total_ms, ok)`` after every call (e.g. latency alerting)."""
+        """Call ``observer(model, total_ms, ok, span)`` after every call (e.g. alerting)."""
         self._observers.append(observer)
 
     async def infer(self, inputs: InT, *, budget_ms: float | None = None) -> InferenceResult[OutT]:
@@ -321,7 +322,6 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         }
         if error is not None:
             end_attrs["error.type"] = type(error).__name__
-        in_context = span is not None
         if span is None:
             span = self._tracer.start_span(
                 self._span_name,
@@ -334,24 +334,13 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         elif span.is_recording():
             span.set_attributes(end_attrs)
         try:
-            recording = span.is_recording()
-            if error is not None and recording:
+            if error is not None and span.is_recording():
                 span.set_status(Status(StatusCode.ERROR, str(error).splitlines()[0][:200]))
             if self._observers:
                 ok = error is None
                 total_ms = total_s * 1000.0
-                # Observers (alerting) may add events to "the current span": make it this one.
-                token = (
-                    context.attach(trace.set_span_in_context(span))
-                    if recording and not in_context
-                    else None
-                )
-                try:
-                    for observer in self._observers:
-                        observer(self.name, total_ms, ok)
-                finally:
-                    if token is not None:
-                        context.detach(token)
+                for observer in self._observers:
+                    observer(self.name, total_ms, ok, span)
         finally:
             span.end(end_time=t0_wall + (t_end - t0))
 

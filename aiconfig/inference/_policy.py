@@ -4,12 +4,15 @@ It maps ``frame_stack``-free RGB frames at ``model.input_resolution`` to one log
 ``model.action_space``: two strided convolutions, global average pooling and a linear head. Its
 weights come from ``inference.seed``, so two runs of one config give the same outputs. It is a
 stand-in to exercise the inference path (budgets, telemetry) end to end, not a trained model.
-A configured ``model.checkpoint`` is loaded with ``torch.jit.load`` (TorchScript: no pickle,
-so loading it runs no arbitrary Python).
+A configured ``model.checkpoint`` must be a ``torch.export`` program (``.pt2``, written by
+``torch.export.save``) and is loaded with ``torch.export.load``: no pickle, so loading it runs no
+arbitrary Python (TorchScript is deprecated in PyTorch 2.13 and ``torch.load`` unpickles).
+Export it with an example input of shape ``(1, 3, H, W)`` at ``model.input_resolution``.
 """
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -42,23 +45,28 @@ class TinyPolicy(torch.nn.Module):
 
 
 def build_policy(model: ModelConfig, seed: int) -> torch.nn.Module:
-    """The configured TorchScript checkpoint, or the seeded built-in :class:`TinyPolicy`."""
+    """The configured ``torch.export`` checkpoint, or the seeded built-in :class:`TinyPolicy`."""
     if model.checkpoint:
         path = Path(model.checkpoint)
         if not path.is_file():
             raise ConfigFileError(
                 "checkpoint not found", file=str(path), path="model.checkpoint",
-                hint="point model.checkpoint at a TorchScript file (torch.jit.save)",
+                hint="point model.checkpoint at a torch.export program (.pt2)",
+            )  # fmt: skip
+        hint = "write it with torch.export.save(torch.export.export(model, (x,)), path)"
+        if not zipfile.is_zipfile(path):  # checked first: torch logs a traceback otherwise
+            raise ConfigFileError(
+                "not a torch.export program (not a .pt2 archive)",
+                file=str(path), path="model.checkpoint", hint=hint,
             )  # fmt: skip
         try:
-            loaded: torch.nn.Module = torch.jit.load(  # type: ignore[no-untyped-call]
-                str(path), map_location="cpu"
-            )
-        except (RuntimeError, ValueError) as exc:
+            loaded: torch.nn.Module = torch.export.load(str(path)).module()
+        except (RuntimeError, ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
             raise ConfigFileError(
-                f"not a TorchScript checkpoint: {str(exc).splitlines()[0]}",
+                f"not a torch.export program: {(str(exc).splitlines() or [''])[0][:200]}",
                 file=str(path),
                 path="model.checkpoint",
+                hint=hint,
             ) from None
         return loaded
     configure_determinism(seed)

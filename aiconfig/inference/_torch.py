@@ -19,6 +19,7 @@ Deterministic preprocessing, what it means here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 from collections.abc import Callable
@@ -30,6 +31,7 @@ import torch
 from aiconfig.errors import InferenceServerError
 from aiconfig.schema import InferenceConfig
 
+from ._errors import ModelError
 from ._interface import AIModelInterface, LatencyObserver, Slot
 
 __all__ = [
@@ -144,7 +146,10 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
         self.dtype = dtype or next(
             (p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32
         )
-        model = model.to(self.device).eval()
+        model = model.to(self.device)
+        # A torch.export program refuses eval(): its mode was fixed when it was exported.
+        with contextlib.suppress(NotImplementedError):
+            model.eval()
         model.requires_grad_(False)
         self.model = model
         self.compiled_model: Callable[..., Any] | None = (
@@ -190,8 +195,11 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
 
     def run_sync(self, inputs: Any) -> Any:
         """One forward pass with no budget, admission or telemetry (warm-up, baselines)."""
-        with torch.inference_mode():
-            return self._postprocess(self._forward(self._preprocess(inputs)))
+        try:
+            with torch.inference_mode():
+                return self._postprocess(self._forward(self._preprocess(inputs)))
+        except Exception as exc:  # translated once, here: the model's errors become ModelError
+            raise ModelError(self.name, exc) from exc
 
     def warmup(self, inputs: Any, runs: int = 2) -> None:
         """Run a few passes outside any budget: ``torch.compile`` compiles on the first call."""
@@ -205,14 +213,14 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
         if self._pool is None:
             return self.run_sync(inputs)
         loop = asyncio.get_running_loop()
-        cfut: Future[Any] = self._pool.submit(self.run_sync, inputs)
+        result: asyncio.Future[Any] = loop.create_future()
         slot.deferred = True
-        cfut.add_done_callback(lambda _f: _release_on_loop(loop, slot))
-        inner = asyncio.wrap_future(cfut, loop=loop)
-        # If the caller is abandoned at its deadline, nobody awaits ``inner``: fetch its
-        # exception anyway so asyncio does not log "exception was never retrieved".
-        inner.add_done_callback(_consume)
-        return await asyncio.shield(inner)
+        cfut: Future[Any] = self._pool.submit(self.run_sync, inputs)
+        # One hop back to the loop per call: release the slot (only now that the thread is
+        # really done) and hand over the outcome, unless the caller gave up at its deadline,
+        # in which case ``result`` is already cancelled and the outcome is dropped.
+        cfut.add_done_callback(lambda f: _settle_threadsafe(loop, f, result, slot))
+        return await result
 
     async def aclose(self) -> None:
         if self._pool is not None:
@@ -236,15 +244,26 @@ def _apply_cpu_limit() -> None:
         torch.set_num_threads(threads)
 
 
-def _release_on_loop(loop: asyncio.AbstractEventLoop, slot: Slot) -> None:
+def _settle_threadsafe(
+    loop: asyncio.AbstractEventLoop,
+    done: Future[Any],
+    result: asyncio.Future[Any],
+    slot: Slot,
+) -> None:
     if loop.is_closed():  # pragma: no cover - the loop ended before the thread did
         return
-    loop.call_soon_threadsafe(slot.release)
+    loop.call_soon_threadsafe(_settle, done, result, slot)
 
 
-def _consume(fut: asyncio.Future[Any]) -> None:
-    if not fut.cancelled():
-        fut.exception()
+def _settle(done: Future[Any], result: asyncio.Future[Any], slot: Slot) -> None:
+    slot.release()
+    if result.done():  # cancelled: the call was abandoned at its deadline
+        return
+    exc = done.exception()
+    if exc is not None:
+        result.set_exception(exc)
+    else:
+        result.set_result(done.result())
 
 
 def _to_cpu(output: Any) -> Any:

@@ -103,12 +103,19 @@ class AlertManager:
     def threshold_for(self, model: str) -> float | None:
         return self.thresholds_ms.get(model, self.thresholds_ms.get("*"))
 
-    def __call__(self, model: str, latency_ms: float, ok: bool) -> None:
+    def __call__(
+        self, model: str, latency_ms: float, ok: bool, span: trace.Span | None = None
+    ) -> None:
         """The :data:`aiconfig.inference.LatencyObserver` hook."""
-        self.observe(model, latency_ms)
+        self.observe(model, latency_ms, span)
 
-    def observe(self, model: str, latency_ms: float) -> Alert | None:
-        """Record one latency; returns the alert if one was emitted (None if none or damped)."""
+    def observe(
+        self, model: str, latency_ms: float, span: trace.Span | None = None
+    ) -> Alert | None:
+        """Record one latency; returns the alert if one was emitted (None if none or damped).
+
+        The alert's span event goes on ``span`` (the call's span), else on the current span.
+        """
         threshold = self.threshold_for(model)
         if threshold is None or latency_ms <= threshold or not self.cfg.enabled:
             return None
@@ -135,10 +142,10 @@ class AlertManager:
         state = "suppressed" if alert is None else "emitted"
         self._m_alerts.add(1, {"aiconfig.model": model, "state": state})
         if alert is not None:
-            self._emit(alert)
+            self._emit(alert, span or trace.get_current_span())
         return alert
 
-    def _emit(self, alert: Alert) -> None:
+    def _emit(self, alert: Alert, span: trace.Span) -> None:
         attrs: dict[str, Any] = {
             "aiconfig.model": alert.model,
             "aiconfig.alert.latency_ms": alert.latency_ms,
@@ -154,7 +161,7 @@ class AlertManager:
             attributes=attrs,
             event_name="aiconfig.alert",
         )
-        trace.get_current_span().add_event("aiconfig.alert", attrs)
+        span.add_event("aiconfig.alert", attrs)
         if self.cfg.webhook_url:
             self._post(self.cfg.webhook_url, alert)
 

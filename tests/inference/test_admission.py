@@ -125,11 +125,11 @@ def test_cancelled_waiter_leaves_queue() -> None:
 
 
 def test_spans_and_metrics_for_ok_calls(otel: OTel) -> None:
-    seen: list[tuple[str, float, bool]] = []
+    seen: list[tuple[str, float, bool, bool]] = []
 
     async def main() -> None:
         m = Gated(latency_budget_ms=1_000, max_concurrency=1, max_queue=1, **otel.kwargs())
-        m.add_observer(lambda name, ms, ok: seen.append((name, ms, ok)))
+        m.add_observer(lambda name, ms, ok, span: seen.append((name, ms, ok, span.is_recording())))
         m.gate.set()
         r = await m.infer(7)
         assert r.queue_ms >= 0 and r.compute_ms >= 0
@@ -148,6 +148,7 @@ def test_spans_and_metrics_for_ok_calls(otel: OTel) -> None:
     assert point.attributes["aiconfig.inference.outcome"] == "ok"  # type: ignore[attr-defined]
     assert otel.points("aiconfig.inference.queue.duration") == []  # this call did not queue
     assert seen and seen[0][0] == "gated" and seen[0][2] is True
+    assert seen[0][3] is True  # the call's own span, still open
 
 
 def test_queue_depth_metric_returns_to_zero(otel: OTel) -> None:

@@ -211,3 +211,60 @@ def test_cli_runs_leave_no_files_in_the_working_tree() -> None:
     """Telemetry of the CLI tests above goes under their --out dirs, never the repo root."""
     root = Path(__file__).resolve().parents[2]
     assert not (root / "tel.jsonl").exists()
+
+
+def test_infer_torch_over_a_video(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--frames reads a recorded session's video (PyAV, as the capture recorder writes it)."""
+    import av
+
+    video = tmp_path / "frames.mp4"
+    with av.open(str(video), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 36, "yuv420p"
+        for i in range(5):
+            frame = np.full((36, 64, 3), i * 40, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    cfg = torch_config(tmp_path)
+    rc = main(["infer", "--config", str(cfg), "--allow-unsigned", "--frames", str(video),
+               "--out", str(tmp_path / "v")])  # fmt: skip
+    got = lines(capsys.readouterr().out)
+    assert rc == 0 and got[-1]["summary"]["calls"] == 5  # type: ignore[index]
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    rc = main(["infer", "--config", str(cfg), "--allow-unsigned", "--frames", str(bad),
+               "--out", str(tmp_path / "w")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1 and "cannot decode video" in err and "Traceback" not in err
+
+
+def test_infer_exported_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    class Head(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean(dim=(2, 3))  # (N, 3): one "logit" per colour channel
+
+    ckpt = tmp_path / "policy.pt2"
+    torch.export.save(torch.export.export(Head(), (torch.zeros(1, 3, 18, 32),)), str(ckpt))
+    cfg = write_config(
+        tmp_path,
+        f"model:\n  input_resolution: [32, 18]\n  checkpoint: {ckpt}\n"
+        "  action_space: [red, green, blue]\n"
+        "inference:\n  backend: torch\n  latency_budget_ms: 5000\n  device: cpu\n",
+    )
+    frames = np.zeros((2, 18, 32, 3), dtype=np.uint8)
+    frames[..., 2] = 255
+    np.save(tmp_path / "blue.npy", frames)
+    rc = main(["infer", "--config", str(cfg), "--allow-unsigned", "--frames",
+               str(tmp_path / "blue.npy"), "--out", str(tmp_path / "o")])  # fmt: skip
+    got = lines(capsys.readouterr().out)
+    assert rc == 0
+    assert [r["output"]["action"] for r in got[:-1]] == ["blue", "blue"]  # type: ignore[index]
+    ckpt.write_bytes(b"not an exported program")
+    rc = main(["infer", "--config", str(cfg), "--allow-unsigned", "--synthetic", "1",
+               "--out", str(tmp_path / "p")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1 and "not a torch.export program" in err and "Traceback" not in err

@@ -14,6 +14,7 @@ import torch
 from aiconfig.errors import InferenceServerError
 from aiconfig.inference import (
     LatencyBudgetExceeded,
+    ModelError,
     Overloaded,
     TorchModelInterface,
     configure_determinism,
@@ -209,3 +210,20 @@ def test_cpu_limit_sizes_torch_threads(monkeypatch: pytest.MonkeyPatch) -> None:
             TorchModelInterface(tiny(), device="cpu", offload=False)
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("offload", [True, False])
+def test_model_errors_become_model_error_and_free_the_slot(offload: bool) -> None:
+    async def main() -> None:
+        m = TorchModelInterface(tiny(), name="tiny", device="cpu", offload=offload)
+        with pytest.raises(ModelError, match=r"model 'tiny' failed: RuntimeError") as info:
+            await m.infer(torch.ones(1, 3))  # wrong width: the Linear layer raises
+        assert isinstance(info.value.__cause__, RuntimeError)
+        for _ in range(100):
+            if m.admission.active == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert m.admission.active == 0
+        await m.aclose()
+
+    asyncio.run(main())

@@ -120,7 +120,7 @@ def test_alert_outputs_log_span_event_counter(
     alert_log.addHandler(caplog.handler)
     try:
         with tracer.start_as_current_span("call"):
-            am("policy", 42.0, True)  # the LatencyObserver signature
+            am("policy", 42.0, True)  # the LatencyObserver signature, no span: the current one
     finally:
         alert_log.removeHandler(caplog.handler)
     (span,) = sinks.spans.get_finished_spans()

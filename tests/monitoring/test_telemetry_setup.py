@@ -195,3 +195,29 @@ def test_only_monitoring_imports_the_sdk() -> None:
                 if n.startswith(("opentelemetry.sdk", "opentelemetry.exporter"))
             ]
     assert offenders == []
+
+
+def test_console_exporter_writes_to_stderr_only(capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = MonitoringConfig(exporters=("console",), latency_thresholds_ms={"*": 0.0001})
+    tel = setup_telemetry(cfg, run_id="c1")
+
+    async def main() -> None:
+        m = Echo(
+            "echo",
+            latency_budget_ms=1_000,
+            max_concurrency=1,
+            max_queue=0,
+            tracer_provider=tel.tracer_provider,
+            meter_provider=tel.meter_provider,
+        )
+        assert tel.alerts is not None
+        m.add_observer(tel.alerts)
+        await m.infer(1)
+
+    asyncio.run(main())
+    tel.shutdown()
+    captured = capsys.readouterr()
+    assert captured.out == ""  # stdout stays for results
+    assert '"name": "inference echo"' in captured.err
+    assert "aiconfig.inference.duration" in captured.err
+    assert "latency breach" in captured.err

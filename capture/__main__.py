@@ -85,11 +85,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] in ("validate", "recover"):
             return _session_command(argv[0], argv[1:])
         args = build_parser().parse_args(argv)
-        if args.webcam:
-            sys.stderr.write(
-                "error: --webcam is not implemented yet (issue 6); record without it\n"
-            )
-            return 1
         if args.check_audio:
             return _check_audio(args.audio_device)
         cfg = make_config(None, overrides(args))

@@ -277,6 +277,22 @@ class AudioRecorder:
         self._fh.seek(pos)
         self._fh.flush()
 
+    def source_present(self) -> bool:
+        """Whether the monitor source still exists. PulseAudio silently moves a stream whose
+        source vanished to the default source, which may be a microphone: never follow it."""
+        try:
+            return any(s.name == self.source for s in list_sources())
+        except CaptureDeviceError:
+            return False
+
+    def fail(self, reason: str) -> None:
+        """Stop listening now (the file keeps what was recorded) and record why."""
+        self.stats.error = reason
+        self.stats.failed_at_ns = time.monotonic_ns()
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                self._stream.abort()
+
     def seconds_since_data(self) -> float:
         if not self.stats.points:
             return 0.0

@@ -28,6 +28,7 @@ from .constants import (
     METADATA_FILE,
     STATUS_COMPLETE,
     STATUS_RECOVERED,
+    WEBCAM_FILE,
 )
 from .events import event_schema, journal_to_parquet, read_journal
 from .validate import probe_video, sha256_file, validate_session
@@ -93,6 +94,13 @@ def _now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def _video_frames(path: Path, meta: dict[str, Any]) -> int:
+    if not path.is_file():
+        return 0
+    info = meta.get("webcam_info") or {}
+    return probe_video(path, int(info.get("fps") or meta["fps"])).frames
+
+
 def _load_events(session: Path) -> tuple[Any, bool]:
     journal = session / EVENTS_JOURNAL
     if journal.is_file():
@@ -116,18 +124,26 @@ def finalize_session(
     video = probe_video(session / FRAMES_FILE, fps) if (session / FRAMES_FILE).is_file() else None
     n_video = video.frames if video is not None else 0
 
-    is_frame = pc.and_(pc.equal(table["event_type"], "frame"), pc.equal(table["stream"], "screen"))
-    frame_refs = pc.if_else(is_frame, table["frame_ref"], pa.scalar(-1, pa.int32()))
-    n_rows_frames = int(pc.sum(pc.cast(is_frame, pa.int64())).as_py() or 0)
-    n_frames = min(n_video, n_rows_frames)
-    keep_frames = pc.or_(pc.invert(is_frame), pc.less(frame_refs, n_frames))
-    # Inputs must point at a frame that exists; events after the last kept frame are lost.
+    video_frames = {"screen": n_video, "webcam": _video_frames(session / WEBCAM_FILE, meta)}
+    keep = pa.array([True] * table.num_rows, type=pa.bool_())
+    n_rows_frames = n_frames = 0
+    for stream_name, readable in video_frames.items():
+        is_frame = pc.and_(
+            pc.equal(table["event_type"], "frame"), pc.equal(table["stream"], stream_name)
+        )
+        rows_here = int(pc.sum(pc.cast(is_frame, pa.int64())).as_py() or 0)
+        kept_here = min(readable, rows_here)
+        if stream_name == "screen":
+            n_rows_frames, n_frames = rows_here, kept_here
+        too_late = pc.and_(is_frame, pc.greater_equal(table["frame_ref"], kept_here))
+        keep = pc.and_(keep, pc.invert(pc.fill_null(too_late, False)))
+    # Inputs must point at a screen frame that exists; events after the last kept frame are lost.
     is_input = pc.equal(table["stream"], "input")
-    keep_inputs = pc.or_(
-        pc.invert(is_input),
-        pc.and_(pc.greater_equal(table["frame_ref"], 0), pc.less(table["frame_ref"], n_frames)),
+    bad_input = pc.and_(
+        is_input,
+        pc.or_(pc.less(table["frame_ref"], 0), pc.greater_equal(table["frame_ref"], n_frames)),
     )
-    keep = pc.and_(pc.fill_null(keep_frames, True), pc.fill_null(keep_inputs, False))
+    keep = pc.and_(keep, pc.invert(pc.fill_null(bad_input, True)))
     kept = table.filter(keep)
     lost_frames = n_rows_frames - n_frames
     lost_inputs = int(pc.sum(pc.cast(is_input, pa.int64())).as_py() or 0) - int(

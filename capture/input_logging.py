@@ -205,6 +205,13 @@ def _child_main(
         with region.get_lock():
             return Rect(*region[:])
 
+    def report(args: threading.ExceptHookArgs) -> None:
+        # A listener thread died (typically: the X server went away). Tell the parent once,
+        # quietly, instead of printing a traceback.
+        with contextlib.suppress(Exception), send_lock:
+            conn.send(("error", f"input listener failed: {args.exc_value}"))
+
+    threading.excepthook = report
     listener = _Listener(send, FrameClock(t0_ns, fps), region=current_region, **options)
     try:
         listener.start()
@@ -216,12 +223,14 @@ def _child_main(
         if conn.poll(0.25):
             break
         if os.getppid() != parent:  # the recorder was killed: nothing left to send to
-            listener.stop()
+            with contextlib.suppress(Exception):
+                listener.stop()
             return
-    listener.stop()
-    with send_lock:
+    with contextlib.suppress(Exception):  # the X server may be gone already
+        listener.stop()
+    with contextlib.suppress(OSError), send_lock:
         conn.send(("done", (listener.logged, listener.suppressed)))
-    conn.close()
+        conn.close()
 
 
 class InputLogger:
@@ -291,6 +300,8 @@ class InputLogger:
                 elif kind == "done":
                     self.logged, self.suppressed = value
                     return
+                elif kind == "error":
+                    self.error = self.error or str(value)
         except (EOFError, OSError):
             self.error = self.error or "input listener exited unexpectedly"
         finally:

@@ -225,4 +225,8 @@ def record(
         f"{meta['dropped_frames']}, stop: {meta.get('stop_reason')}, valid: {result.ok}\n"
     )
     sys.stdout.write(f"{result.path}\n")
+    reason = str(meta.get("stop_reason") or "")
+    if reason.startswith("error"):
+        sys.stderr.write(f"{reason}; the session was kept: {result.path}\n")
+        return 1
     return 0 if result.ok else 1

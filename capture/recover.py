@@ -27,6 +27,7 @@ from .constants import (
     MP4_MOVFLAGS,
     STATUS_RECORDING,
     STATUS_RECOVERED,
+    WEBCAM_FILE,
 )
 from .finalize import finalize_session, write_json_atomic, write_manifest
 
@@ -79,8 +80,9 @@ def recover_session(session: Path) -> dict[str, Any]:
             f"{session}: status is {manifest.get('status')!r}, not 'recording'; it needs no "
             "recovery (use 'capture validate')"
         )
-    if (session / FRAMES_FILE).is_file():
-        remux_readable(session / FRAMES_FILE)
+    for video in (FRAMES_FILE, WEBCAM_FILE):
+        if (session / video).is_file():
+            remux_readable(session / video)
     audio_frames = None
     if (session / AUDIO_FILE).is_file():
         audio_frames = fix_wav_header(session / AUDIO_FILE)

@@ -89,6 +89,7 @@ class ScreenRecorder:
         self.focus = FocusTracker()
         self.clock: FrameClock | None = None
         self.started = threading.Event()
+        self.grab_done = threading.Event()
         self.stop_reason: str | None = None
         self.window_moves = 0
         self.window_resized = False
@@ -153,8 +154,11 @@ class ScreenRecorder:
 
     # -- grab ---------------------------------------------------------------------------
     def _grab_loop(self) -> None:
-        backend = open_backend() if self.target.handle is not None else None
-        screen = open_backend().screen() if backend is None else backend.screen()
+        backend: Any = open_backend()
+        screen = backend.screen()
+        if self.target.handle is None:
+            backend.close()
+            backend = None
         stats = self.stats
         last_capture: int | None = None
         index = 0
@@ -215,8 +219,14 @@ class ScreenRecorder:
                             stats.first_capture_ns = t_capture
                         stats.last_capture_ns = t_capture
                     index += 1
-        finally:
+        except Exception as exc:  # noqa: BLE001 - X gone, grab refused: the screen stream fails
+            self.stats.errors.append(f"screen grab failed: {exc}")
+            self.stats.failed_at_ns = time.monotonic_ns()
+            self._finish(f"error: screen grab failed: {exc}")
+        else:
             self._finish("stopped")
+        finally:
+            self.grab_done.set()
             self._convert_q.put((_STOP, index))
             if backend is not None:
                 backend.close()

@@ -20,10 +20,7 @@ from opentelemetry import metrics, trace
 from aiconfig.errors import CaptureDeviceError, ConfigFileError
 from aiconfig.schema import CaptureConfig
 
-from .audio_recorder import AudioRecorder
 from .constants import (
-    AUDIO_FILE,
-    AUDIO_SILENCE_FAIL_S,
     EVENTS_JOURNAL,
     FORMAT_VERSION,
     FRAMES_FILE,
@@ -34,9 +31,9 @@ from .constants import (
 from .events import EventJournal
 from .finalize import finalize_session, write_json_atomic, write_manifest
 from .input_logging import InputLogger
-from .screen_recorder import ScreenRecorder, ScreenTarget
+from .screen_recorder import ScreenRecorder
+from .streams import audio_problem, open_webcam, pick_target, start_audio
 from .timeline import ClockMapping
-from .windows import open_backend
 
 __all__ = ["SessionResult", "Status", "create_session_dir", "run_capture"]
 
@@ -85,45 +82,23 @@ def create_session_dir(root: Path, now: float | None = None) -> Path:
     raise ConfigFileError(f"{root}: too many sessions named {stamp}_*; clean up the directory")
 
 
-def _pick_target(cfg: CaptureConfig) -> tuple[ScreenTarget, str | None]:
-    backend = open_backend()
-    try:
-        info = backend.find(cfg.window_title)
-        if info is not None:
-            return ScreenTarget(info.handle, info.title, info.rect), info.title
-        if not cfg.allow_any:
-            raise CaptureDeviceError(
-                f"no window titled {cfg.window_title!r} is open; start it first, or pass "
-                "--allow-any to record the primary monitor (testing only)"
-            )
-        return ScreenTarget(None, None, backend.screen()), None
-    finally:
-        backend.close()
+def _wait_s(deadline: int | None, period_s: float) -> float:
+    """Sleep one status period, but wake exactly at the deadline."""
+    if deadline is None:
+        return period_s
+    return max(0.0, min(period_s, (deadline - time.monotonic_ns()) / 1e9))
 
 
-def _start_audio(cfg: CaptureConfig, session: Path) -> tuple[AudioRecorder | None, str | None]:
-    """The audio stream, or ``(None, reason)``: a failed device never stops the session."""
-    if not cfg.audio.enabled:
-        return None, None
-    try:
-        audio = AudioRecorder(
-            session / AUDIO_FILE,
-            sample_rate=cfg.audio.sample_rate,
-            channels=cfg.audio.channels,
-            device=cfg.audio.device,
-        )
-        audio.open()
-        audio.start()
-    except CaptureDeviceError as exc:
-        (session / AUDIO_FILE).unlink(missing_ok=True)
-        return None, str(exc)
-    # PortAudio's ALSA->PulseAudio path takes about a second to deliver its first block; start
-    # the video only once sound flows, and trim the lead-in (see AudioRecorder.align).
-    if not audio.wait_for_data(AUDIO_SILENCE_FAIL_S * 2):
-        audio.stop()
-        (session / AUDIO_FILE).unlink(missing_ok=True)
-        return None, f"audio source {audio.source!r} delivered nothing in 4 s"
-    return audio, None
+def _stop_reason(reasons: list[str], *, deadline_hit: bool) -> str:
+    """Why the session ended, from what the grabber and the main loop saw."""
+    if deadline_hit or "duration_reached" in reasons:
+        return "duration_reached"
+    if "window_closed" in reasons:
+        return "window_closed"
+    if "nothing_left" in reasons:
+        error = next(r for r in reasons if r.startswith("error"))
+        return f"error: nothing left to record ({error[len('error: ') :]})"
+    return "stopped"
 
 
 def run_capture(
@@ -142,7 +117,7 @@ def run_capture(
     frames_counter = meter.create_counter("capture.frames", unit="{frame}")
     drops_counter = meter.create_counter("capture.frames_not_fresh", unit="{frame}")
     stop = stop or threading.Event()
-    target, title = _pick_target(cfg)
+    target, title = pick_target(cfg)
     session = create_session_dir(Path(output_dir or cfg.output_dir))
     session_id = session.name
     window_id = title if title is not None else "screen"
@@ -153,8 +128,16 @@ def run_capture(
     journal = EventJournal(session / EVENTS_JOURNAL)
     stop_reason: list[str] = []
 
+    others_alive: list[Callable[[], bool]] = []
+
     def on_stop(reason: str) -> None:
+        """From the grabber: the window closed, the duration passed, or the screen failed. A
+        failed screen stops the session only when no other stream is still recording."""
         stop_reason.append(reason)
+        if reason.startswith("error"):
+            if any(alive() for alive in others_alive):
+                return
+            stop_reason.append("nothing_left")
         stop.set()
 
     max_frames = None if cfg.duration_s is None else max(1, round(cfg.duration_s * cfg.fps))
@@ -174,19 +157,24 @@ def run_capture(
             on_stop=on_stop,
             max_frames=max_frames,
         )
-        audio, audio_error = _start_audio(cfg, session)
+        audio, audio_error = start_audio(cfg, session)
+        webcam, webcam_error = open_webcam(cfg, session, journal, session_id)
         recorder.start()
         if not recorder.started.wait(10.0) or recorder.clock is None:
             recorder.stop()
             recorder.join()
             if audio is not None:
                 audio.stop()
+            if webcam is not None:
+                webcam.stop()
             raise CaptureDeviceError(
                 f"screen grabber did not start: {'; '.join(recorder.stats.errors) or 'timeout'}"
             )
         clock = recorder.clock
         if audio is not None:
             audio.align(clock.t0_ns)
+        if webcam is not None:
+            webcam.start(clock.t0_ns)
         mapping = ClockMapping.now()
         logger: InputLogger | None = None
         streams = {"screen": "recording", "input": "off"}
@@ -246,6 +234,14 @@ def run_capture(
         }
         write_json_atomic(session / METADATA_FILE, meta)
         streams["audio"] = "off" if not cfg.audio.enabled else ("recording" if audio else "failed")
+        streams["webcam"] = (
+            "off" if not cfg.webcam.enabled else ("recording" if webcam else "failed")
+        )
+        others_alive.append(lambda: streams.get("audio") == "recording")
+        others_alive.append(lambda: streams.get("webcam") == "recording")
+        if webcam is not None:
+            meta["webcam_info"] = webcam.info()
+            write_json_atomic(session / METADATA_FILE, meta)
         if audio is not None:  # so that a killed session still knows the audio format
             meta["audio_info"] = audio.info(clock.t0_ns)
             write_json_atomic(session / METADATA_FILE, meta)
@@ -272,16 +268,22 @@ def run_capture(
         last_frames = 0
         last_t = time.monotonic()
         try:
-            while not stop.wait(min(JOURNAL_FLUSH_S, status_interval_s)):
+            deadline = None if max_frames is None else clock.t_ns(max_frames)
+            deadline_hit = False
+            while not stop.wait(_wait_s(deadline, min(JOURNAL_FLUSH_S, status_interval_s))):
                 journal.flush()
-                if (
-                    audio is not None
-                    and streams["audio"] == "recording"
-                    and audio.seconds_since_data() > AUDIO_SILENCE_FAIL_S
-                ):
-                    streams["audio"] = "failed"
-                    audio.stats.error = "no audio delivered for 2 s (device removed?)"
-                    audio.stats.failed_at_ns = time.monotonic_ns()
+                if deadline is not None and time.monotonic_ns() >= deadline:
+                    deadline_hit = True
+                    break  # the grabber enforces the duration; this covers a failed screen
+                if recorder.stats.errors and streams["screen"] == "recording":
+                    streams["screen"] = "failed"
+                if webcam is not None and streams["webcam"] == "recording" and webcam.stats.error:
+                    streams["webcam"] = "failed"
+                if audio is not None and streams["audio"] == "recording":
+                    problem = audio_problem(audio)
+                    if problem is not None:
+                        streams["audio"] = "failed"
+                        audio.fail(problem)
                 now = time.monotonic()
                 stats = recorder.stats
                 if on_status is not None:
@@ -300,35 +302,51 @@ def run_capture(
                     )
         finally:
             stop_ns = time.monotonic_ns()
+            recorder.stop()
+            recorder.grab_done.wait(10.0)
+            end_ns = clock.t_ns(recorder.stats.frames)
+            if recorder.stats.errors:  # the screen died early: keep the other streams' tail
+                end_ns = max(end_ns, stop_ns if deadline is None else min(stop_ns, deadline))
+            if webcam is not None:
+                webcam.set_end(end_ns)
+            if audio is not None:
+                audio.stop(end_ns=end_ns)
+            if webcam is not None:
+                webcam.stop()
+            recorder.join()
             if logger is not None:
                 logger.stop()
                 if logger.error:
                     input_error = logger.error
                     streams["input"] = "failed"
-            recorder.stop()
-            recorder.join()
-            if audio is not None:
-                audio.stop(end_ns=clock.t_ns(recorder.stats.frames))
             journal.close()
         frames_counter.add(recorder.stats.frames)
         drops_counter.add(recorder.stats.padded + recorder.stats.dropped)
-        reason = recorder.stop_reason or (stop_reason[0] if stop_reason else "stopped")
-        if reason == "stopped" and stop_reason and stop_reason[0] != "stopped":
-            reason = stop_reason[0]
+        reason = _stop_reason(stop_reason, deadline_hit=deadline_hit)
         streams["screen"] = "failed" if recorder.stats.errors else "complete"
-        for name in ("input", "audio"):
+        if webcam is not None and webcam.stats.error:
+            streams["webcam"] = "failed"
+        for name in ("input", "audio", "webcam"):
             if streams[name] == "recording":
                 streams[name] = "complete"
         live = {
             "stop_monotonic_ns": stop_ns,
             "stop_reason": reason,
             "streams": {
-                "screen": {"status": streams["screen"], "errors": recorder.stats.errors},
+                "screen": {
+                    "status": streams["screen"],
+                    "errors": recorder.stats.errors,
+                    "failed_at_ns": recorder.stats.failed_at_ns,
+                },
                 "input": {
                     "status": streams["input"],
                     "error": input_error,
                     "logged": logger.logged if logger else 0,
                     "suppressed_unfocused": logger.suppressed if logger else 0,
+                },
+                "webcam": {
+                    "status": streams["webcam"],
+                    "error": webcam_error or (webcam.stats.error if webcam else None),
                 },
                 "audio": {
                     "status": streams["audio"],
@@ -336,6 +354,9 @@ def run_capture(
                 },
             },
             "audio_info": audio.info(clock.t0_ns) if audio is not None else None,
+            "webcam_info": webcam.info()
+            if webcam is not None
+            else (None if webcam_error is None else {"device": cfg.webcam.device}),
             "window": {
                 **meta["window"],  # type: ignore[dict-item]
                 "moves": recorder.window_moves,

@@ -103,4 +103,5 @@ class FrameStats:
     dropped: int = 0
     first_capture_ns: int | None = None
     last_capture_ns: int | None = None
+    failed_at_ns: int | None = None
     errors: list[str] = field(default_factory=list)

@@ -20,7 +20,7 @@ from typing import Any
 import av
 import pyarrow.parquet as pq
 
-from .constants import EVENTS_FILE, FRAMES_FILE, MANIFEST_FILE, METADATA_FILE
+from .constants import EVENTS_FILE, FRAMES_FILE, MANIFEST_FILE, METADATA_FILE, WEBCAM_FILE
 from .events import event_schema
 
 __all__ = ["VideoInfo", "probe_video", "sha256_file", "validate_session"]
@@ -160,6 +160,21 @@ def validate_session(session: Path) -> list[str]:
             f"video is {video.width}x{video.height} but metadata.screen_resolution is "
             f"{meta.get('screen_resolution')}"
         )
+    webcam_rows = sum(
+        1
+        for kind, stream in zip(rows["event_type"], rows["stream"], strict=True)
+        if kind == "frame" and stream == "webcam"
+    )
+    if (session / WEBCAM_FILE).is_file():
+        cam_fps = int((meta.get("webcam_info") or {}).get("fps") or fps)
+        cam = probe_video(session / WEBCAM_FILE, cam_fps)
+        problems.extend(cam.problems)
+        if cam.frames != webcam_rows:
+            problems.append(f"webcam video has {cam.frames} frames but events have {webcam_rows}")
+        if not cam.pts_ok:
+            problems.append("webcam video PTS are not the frame indices")
+    elif webcam_rows:
+        problems.append(f"{webcam_rows} webcam frame rows but no {WEBCAM_FILE}")
     if meta.get("frame_count") != len(frames):
         problems.append(f"metadata.frame_count {meta.get('frame_count')} != {len(frames)}")
     for artifact in manifest.get("artifacts", []):

@@ -26,7 +26,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "capture",
         help="record a capture session from a config's capture section",
-        description="Record the target window, inputs (and later audio/webcam) as a session "
+        description="Record the target window, inputs, system audio and webcam as a session "
         "directory, with the settings of a verified config. Stop with q or Ctrl+C.",
     )
     p.add_argument("--config", required=True, metavar="FILE", help="signed aiconfig YAML")
@@ -74,11 +74,5 @@ def run(args: argparse.Namespace) -> int:
         over["output_dir"] = os.environ["AP_OUT_DIR"]
     checked_overrides(cfg, over, args.config)
     capture_cfg = make_config(cfg.capture, over)
-    if capture_cfg.webcam.enabled:
-        raise ConfigValidationError(
-            "capture.webcam is not implemented yet (issue 6)",
-            file=args.config,
-            hint="set them to enabled: false in a fork to record screen and input",
-        )
     run_id = args.run_id or os.environ.get("AP_RUN_ID")
     return record(capture_cfg, quiet=args.quiet, provenance=cfg.provenance.to_dict(), run_id=run_id)

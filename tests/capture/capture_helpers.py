@@ -125,3 +125,21 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         capture_cmd(*args), check=False, capture_output=True, text=True, env=run_env()
     )
+
+
+def start_xvfb(size: str = "1920x1080x24") -> tuple[subprocess.Popen[bytes], str]:
+    """A private Xvfb; the server picks a free display number (-displayfd)."""
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", size, "-nolisten", "tcp", "-noreset"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    with os.fdopen(read_fd) as fh:
+        number = fh.readline().strip()
+    if not number:
+        proc.kill()
+        raise RuntimeError("Xvfb did not start (is the xvfb package installed?)")
+    return proc, f":{number}"

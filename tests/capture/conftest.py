@@ -56,3 +56,49 @@ def injector(xvfb: str) -> Iterator[Injector]:
         yield inj
     finally:
         inj.close()
+
+
+@pytest.fixture(scope="session")
+def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A private PulseAudio daemon with a null sink ``capsink`` (its monitor stands in for the
+    system output). Runtime dir and HOME point into a temp dir: nothing touches the real home."""
+    import time
+
+    root = tmp_path_factory.mktemp("pulse")
+    runtime = root / "run"
+    runtime.mkdir(mode=0o700)
+    env = {"XDG_RUNTIME_DIR": str(runtime), "HOME": str(root), "PULSE_COOKIE": str(root / "c")}
+    full = {**os.environ, **env}
+    proc = subprocess.Popen(
+        [
+            "pulseaudio",
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--disallow-exit",
+            "--log-target=stderr",
+            "--load=module-native-protocol-unix",
+            "--load=module-null-sink sink_name=capsink",
+        ],
+        env=full,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while (
+        subprocess.run(["pactl", "info"], env=full, capture_output=True, check=False).returncode
+        != 0
+    ):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("PulseAudio did not start (are pulseaudio and pulseaudio-utils installed?)")
+        time.sleep(0.1)
+    patch = pytest.MonkeyPatch()
+    for key, value in env.items():
+        patch.setenv(key, value)
+    try:
+        yield env
+    finally:
+        patch.undo()
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -1,0 +1,92 @@
+"""Starting each stream of a session on its own, so that one failing never stops the others.
+
+Each helper returns the running stream, or ``None`` and a one-line reason that goes into
+``metadata.json`` (``streams.<name>.error``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiconfig.errors import CaptureDeviceError
+from aiconfig.schema import CaptureConfig
+
+from .audio_recorder import AudioRecorder
+from .constants import AUDIO_FILE, AUDIO_SILENCE_FAIL_S, WEBCAM_FILE
+from .events import EventJournal
+from .screen_recorder import ScreenTarget
+from .webcam_recorder import WebcamRecorder, open_camera
+from .windows import open_backend
+
+__all__ = ["audio_problem", "open_webcam", "pick_target", "start_audio"]
+
+
+def pick_target(cfg: CaptureConfig) -> tuple[ScreenTarget, str | None]:
+    backend = open_backend()
+    try:
+        info = backend.find(cfg.window_title)
+        if info is not None:
+            return ScreenTarget(info.handle, info.title, info.rect), info.title
+        if not cfg.allow_any:
+            raise CaptureDeviceError(
+                f"no window titled {cfg.window_title!r} is open; start it first, or pass "
+                "--allow-any to record the primary monitor (testing only)"
+            )
+        return ScreenTarget(None, None, backend.screen()), None
+    finally:
+        backend.close()
+
+
+def start_audio(cfg: CaptureConfig, session: Path) -> tuple[AudioRecorder | None, str | None]:
+    """The audio stream, or ``(None, reason)``: a failed device never stops the session."""
+    if not cfg.audio.enabled:
+        return None, None
+    try:
+        audio = AudioRecorder(
+            session / AUDIO_FILE,
+            sample_rate=cfg.audio.sample_rate,
+            channels=cfg.audio.channels,
+            device=cfg.audio.device,
+        )
+        audio.open()
+        audio.start()
+    except CaptureDeviceError as exc:
+        (session / AUDIO_FILE).unlink(missing_ok=True)
+        return None, str(exc)
+    # PortAudio's ALSA->PulseAudio path takes about a second to deliver its first block; start
+    # the video only once sound flows, and trim the lead-in (see AudioRecorder.align).
+    if not audio.wait_for_data(AUDIO_SILENCE_FAIL_S * 2):
+        audio.stop()
+        (session / AUDIO_FILE).unlink(missing_ok=True)
+        return None, f"audio source {audio.source!r} delivered nothing in 4 s"
+    return audio, None
+
+
+def open_webcam(
+    cfg: CaptureConfig, session: Path, journal: EventJournal, session_id: str
+) -> tuple[WebcamRecorder | None, str | None]:
+    """The webcam stream, or ``(None, reason)``: a missing camera never stops the session."""
+    if not cfg.webcam.enabled:
+        return None, None
+    try:
+        container = open_camera(cfg.webcam.device, cfg.webcam.resolution, cfg.webcam.fps)
+        return WebcamRecorder(
+            container,
+            session / WEBCAM_FILE,
+            journal,
+            device=cfg.webcam.device,
+            fps=cfg.webcam.fps,
+            session_id=session_id,
+            preset=cfg.preset,
+        ), None
+    except CaptureDeviceError as exc:
+        (session / WEBCAM_FILE).unlink(missing_ok=True)
+        return None, str(exc)
+
+
+def audio_problem(audio: AudioRecorder) -> str | None:
+    if audio.seconds_since_data() > AUDIO_SILENCE_FAIL_S:
+        return "no audio delivered for 2 s (device removed?)"
+    if not audio.source_present():
+        return f"audio source {audio.source!r} vanished; stopped listening rather than follow it"
+    return None

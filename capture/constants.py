@@ -35,4 +35,7 @@ GEOMETRY_POLL_S: Final = 0.1
 AUDIO_SILENCE_FAIL_S: Final = 2.0
 """An audio stream that delivers nothing for this long is marked failed (device gone)."""
 
+ENCODER_NICE: Final = 5
+"""Nice value of the convert/encode threads: the game and the input timestamps come first."""
+
 MP4_MOVFLAGS: Final = "frag_keyframe+empty_moov+default_base_moof"

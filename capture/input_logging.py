@@ -54,7 +54,7 @@ class _Listener:
     def __init__(
         self,
         emit: Callable[[tuple[Any, ...]], None],
-        clock: FrameClock,
+        clock: Callable[[], FrameClock | None],
         *,
         region: Callable[[], Rect],
         handle: int | None,
@@ -135,9 +135,12 @@ class _Listener:
         delta: float | None = None,
         meta: dict[str, Any] | None = None,
     ) -> None:
+        clock = self._clock()
+        if clock is None or t_ns < clock.t0_ns:  # recording has not started yet
+            return
         if not self._allowed():
             return
-        frame_ref = max(0, self._clock.index_at(t_ns))
+        frame_ref = clock.index_at(t_ns)
         extra: dict[str, Any] = dict(meta or {})
         mouse_x = mouse_y = None
         if xy is not None:
@@ -187,7 +190,7 @@ class _Listener:
 def _child_main(
     conn: Any,
     region: Any,
-    t0_ns: int,
+    t0: Any,
     fps: int,
     options: dict[str, Any],
 ) -> None:
@@ -212,7 +215,12 @@ def _child_main(
             conn.send(("error", f"input listener failed: {args.exc_value}"))
 
     threading.excepthook = report
-    listener = _Listener(send, FrameClock(t0_ns, fps), region=current_region, **options)
+
+    def current_clock() -> FrameClock | None:
+        value = int(t0.value)
+        return None if value == 0 else FrameClock(value, fps)
+
+    listener = _Listener(send, current_clock, region=current_region, **options)
     try:
         listener.start()
     except Exception as exc:  # noqa: BLE001 - reported to the parent as a stream failure
@@ -239,7 +247,7 @@ class InputLogger:
     def __init__(
         self,
         journal: EventJournal,
-        clock: FrameClock,
+        fps: int,
         *,
         region: Rect,
         handle: int | None,
@@ -251,6 +259,7 @@ class InputLogger:
         ctx = multiprocessing.get_context("spawn")
         self._journal = journal
         self._region: Any = ctx.Array("i", [region.left, region.top, region.width, region.height])
+        self._t0: Any = ctx.Value("q", 0)
         self._conn, child_conn = ctx.Pipe()
         options = {
             "handle": handle,
@@ -261,7 +270,7 @@ class InputLogger:
         }
         self._proc = ctx.Process(
             target=_child_main,
-            args=(child_conn, self._region, clock.t0_ns, clock.fps, options),
+            args=(child_conn, self._region, self._t0, fps, options),
             name="capture-input",
             daemon=True,
         )
@@ -271,6 +280,10 @@ class InputLogger:
         self.logged = 0
         self.suppressed = 0
         self.error: str | None = None
+
+    def set_t0(self, t0_ns: int) -> None:
+        """Recording started: events from ``t0_ns`` on are logged (none before)."""
+        self._t0.value = t0_ns
 
     def set_region(self, rect: Rect) -> None:
         with self._region.get_lock():

@@ -12,6 +12,7 @@ never grabbing after it closed: a closed window ends the recording cleanly); eve
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 import time
@@ -24,13 +25,13 @@ import cv2
 import mss
 import numpy as np
 
-from .constants import GEOMETRY_POLL_S
+from .constants import ENCODER_NICE, GEOMETRY_POLL_S
 from .events import EventJournal, frame_row
 from .timeline import FrameClock, FrameStats
 from .video_writer import VideoWriter, even_size
 from .windows import Rect, WindowGoneError, open_backend
 
-__all__ = ["ScreenRecorder", "ScreenTarget"]
+__all__ = ["ScreenRecorder", "ScreenTarget", "lower_priority"]
 
 _STOP = object()
 
@@ -57,6 +58,13 @@ class FocusTracker:
         if focused and self.segments:
             self.segments[-1][1] = frame
         self.focused = focused
+
+
+def lower_priority(nice: int = ENCODER_NICE) -> None:
+    """Let the game, the X server and the input logger run first: the heavy stages (convert,
+    encode) of this thread get a higher nice value (Linux: per thread)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 class ScreenRecorder:
@@ -273,6 +281,7 @@ class ScreenRecorder:
 
     # -- convert ------------------------------------------------------------------------
     def _convert_loop(self) -> None:
+        lower_priority()
         while True:
             item = self._convert_q.get()
             if item is _STOP or item[0] is _STOP:
@@ -289,6 +298,7 @@ class ScreenRecorder:
 
     # -- encode -------------------------------------------------------------------------
     def _encode_loop(self) -> None:
+        lower_priority()  # x264's worker threads, created on the first frame, inherit it
         writer = self._writer
         previous: Any = None
         next_index = 0

@@ -157,6 +157,29 @@ def run_capture(
             on_stop=on_stop,
             max_frames=max_frames,
         )
+        # Input first: it takes a moment to come up, and once metadata.json exists (written
+        # below, when the clock starts) every input event is logged.
+        logger: InputLogger | None = None
+        streams = {"screen": "recording", "input": "off"}
+        input_error: str | None = None
+        if cfg.input.enabled:
+            try:
+                logger = InputLogger(
+                    journal,
+                    cfg.fps,
+                    region=target.rect,
+                    handle=target.handle,
+                    window_id=window_id,
+                    session_id=session_id,
+                    mouse_moves=cfg.input.mouse_moves,
+                    focus_only=cfg.input.focus_only,
+                )
+                logger.start()
+                streams["input"] = "recording"
+            except Exception as exc:  # noqa: BLE001 - input failing must not stop video
+                input_error = f"{type(exc).__name__}: {exc}"
+                streams["input"] = "failed"
+                logger = None
         audio, audio_error = start_audio(cfg, session)
         webcam, webcam_error = open_webcam(cfg, session, journal, session_id)
         recorder.start()
@@ -167,18 +190,21 @@ def run_capture(
                 audio.stop()
             if webcam is not None:
                 webcam.stop()
+            if logger is not None:
+                logger.stop()
             raise CaptureDeviceError(
                 f"screen grabber did not start: {'; '.join(recorder.stats.errors) or 'timeout'}"
             )
         clock = recorder.clock
+        if logger is not None:
+            logger.set_region(recorder.region)
+            logger.set_t0(clock.t0_ns)
+            recorder.on_region = logger.set_region
         if audio is not None:
             audio.align(clock.t0_ns)
         if webcam is not None:
             webcam.start(clock.t0_ns)
         mapping = ClockMapping.now()
-        logger: InputLogger | None = None
-        streams = {"screen": "recording", "input": "off"}
-        input_error: str | None = None
         meta = {
             "format_version": FORMAT_VERSION,
             "session_id": session_id,
@@ -245,26 +271,6 @@ def run_capture(
         if audio is not None:  # so that a killed session still knows the audio format
             meta["audio_info"] = audio.info(clock.t0_ns)
             write_json_atomic(session / METADATA_FILE, meta)
-        if cfg.input.enabled:
-            try:
-                logger = InputLogger(
-                    journal,
-                    clock,
-                    region=recorder.region,
-                    handle=target.handle,
-                    window_id=window_id,
-                    session_id=session_id,
-                    mouse_moves=cfg.input.mouse_moves,
-                    focus_only=cfg.input.focus_only,
-                )
-                logger.start()
-                recorder.on_region = logger.set_region
-                logger.set_region(recorder.region)
-                streams["input"] = "recording"
-            except Exception as exc:  # noqa: BLE001 - input failing must not stop video
-                input_error = f"{type(exc).__name__}: {exc}"
-                streams["input"] = "failed"
-                logger = None
         last_frames = 0
         last_t = time.monotonic()
         try:

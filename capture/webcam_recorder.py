@@ -25,6 +25,7 @@ import av
 from aiconfig.errors import CaptureDeviceError
 
 from .events import EventJournal, frame_row
+from .screen_recorder import lower_priority
 from .timeline import FrameClock
 from .video_writer import VideoWriter, even_size
 
@@ -171,6 +172,7 @@ class WebcamRecorder:
             self._q.put((None, next_index))
 
     def _encode_loop(self) -> None:
+        lower_priority()
         previous: Any = None
         written = 0
         while True:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import AiconfigError
+from .errors import AiconfigError, Terminated
 
 # One entry per subcommand module, in the order shown by --help.
 COMMANDS: tuple[str, ...] = (
@@ -30,6 +31,12 @@ COMMANDS: tuple[str, ...] = (
     "lineage",
     "diff",
     "capture",
+    "infer",
+    "check-sidecar",
+    "pipeline",
+    "manifest",
+    "plugins",
+    "ready",
 )
 
 
@@ -71,5 +78,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except Terminated:
+        sys.stderr.write("terminated (SIGTERM)\n")
+        return 143
+    except MemoryError:
+        sys.stderr.write(
+            "error: out of memory (AP_MEM_LIMIT_MB or a limit set around the run); "
+            "raise the limit or lower the buffering\n"
+        )
+        return 1
     except BrokenPipeError:
         return 1

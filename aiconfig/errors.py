@@ -8,7 +8,10 @@ split between untrustworthy content and transport::
     │   ├── ConfigParseError         not well-formed or hostile YAML (tags, bombs, duplicates)
     │   ├── InterpolationError       ${oc.env:...} could not be resolved
     │   ├── ConfigValidationError    the values do not fit the schema
-    │   └── ForkError                a fork file is stale, touches locked paths, or is malformed
+    │   ├── ForkError                a fork file is stale, touches locked paths, or is malformed
+    │   ├── RunSettingError          a run flag or AP_* variable has an invalid value
+    │   ├── ManifestError            a run manifest is malformed or does not match its files
+    │   └── SessionError             a persisted capture session is incomplete or inconsistent
     ├── TrustError                   the config is not trusted to run
     │   ├── UnsignedConfigError      no signature at all
     │   ├── SignatureFormatError     truncated or garbage signature file
@@ -19,11 +22,19 @@ split between untrustworthy content and transport::
     │   ├── NamespaceError           signature made for another namespace (e.g. git)
     │   ├── ThresholdError           fewer distinct reviewers than the policy asks
     │   ├── RollbackError            meta.version lower than one already accepted
-    │   └── ExpiredConfigError       meta.expires is in the past
+    │   ├── ExpiredConfigError       meta.expires is in the past
+    │   └── PluginRefusedError       a plugin is not allowlisted, not pinned, or its hash differs
     └── ResourceError                the outside world failed
         ├── ConfigFileError          a file cannot be read or written
         ├── CaptureDeviceError       a capture device is missing or refused
-        └── InferenceServerError     the inference server is down or misconfigured
+        │   └── DeviceLockedError    another run holds the device's lock file
+        ├── InferenceServerError     the inference server is down or misconfigured
+        ├── NetworkDeniedError       offline mode (--no-network) refused a connection
+        ├── BudgetError              the job cannot fit in AP_CPU_LIMIT / AP_MEM_LIMIT_MB
+        └── RunStateError            the run's own files (ready file, output dir) are in the way
+
+:class:`Terminated` stands outside the tree (a ``BaseException``, like ``KeyboardInterrupt``):
+a run raises it in its main thread on SIGTERM so that ``with`` blocks unwind and clean up.
 
 Each error carries one or more :class:`Problem` records; ``str(error)`` renders one line per
 problem, naming the file, line, key path and what to do. Secret values are never part of a
@@ -38,22 +49,31 @@ from typing import Any
 __all__ = [
     "AiconfigError",
     "BadSignatureError",
+    "BudgetError",
     "CaptureDeviceError",
     "ConfigFileError",
     "ConfigParseError",
     "ConfigValidationError",
     "ContentError",
+    "DeviceLockedError",
     "ExpiredConfigError",
     "ForkError",
     "InferenceServerError",
     "InterpolationError",
     "KeyValidityError",
+    "ManifestError",
     "NamespaceError",
+    "NetworkDeniedError",
+    "PluginRefusedError",
     "Problem",
     "ResourceError",
     "RevokedKeyError",
     "RollbackError",
+    "RunSettingError",
+    "RunStateError",
+    "SessionError",
     "SignatureFormatError",
+    "Terminated",
     "ThresholdError",
     "TrustError",
     "UnsignedConfigError",
@@ -197,3 +217,43 @@ class CaptureDeviceError(ResourceError):
 
 class InferenceServerError(ResourceError):
     """The inference server is down, loading, or does not serve the configured model."""
+
+
+class RunSettingError(ContentError):
+    """A run flag or ``AP_*`` variable has an invalid value (refused before any work)."""
+
+
+class ManifestError(ContentError):
+    """A run manifest is malformed, or its artifacts do not match the files on disk."""
+
+
+class SessionError(ContentError):
+    """A persisted capture session is incomplete or inconsistent with its own metadata."""
+
+
+class PluginRefusedError(TrustError):
+    """A plugin is not allowlisted, not pinned in the plugin lock, or its files changed."""
+
+
+class DeviceLockedError(CaptureDeviceError):
+    """Another run holds the lock file of a capture device."""
+
+
+class NetworkDeniedError(ResourceError):
+    """Offline mode (``--no-network`` / ``AP_NO_NETWORK=1``) refused a non-loopback connection."""
+
+
+class BudgetError(ResourceError):
+    """The job cannot fit in its ``AP_CPU_LIMIT`` / ``AP_MEM_LIMIT_MB`` budget."""
+
+
+class RunStateError(ResourceError):
+    """The run's own files are in the way: a live ready file, an unwritable output directory."""
+
+
+class Terminated(BaseException):
+    """Raised in a run's main thread on SIGTERM, so ``with`` blocks unwind and clean up."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum

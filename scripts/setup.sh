@@ -10,7 +10,7 @@ APT_PACKAGES=(
   ffmpeg                        # ffprobe checks outputs; x11grab is the benchmark peer
   pulseaudio pulseaudio-utils libasound2-plugins sox libportaudio2   # system-audio capture
   python3-tk                    # the test window titled "League of Legends"
-  util-linux                    # taskset / prlimit for budget tests
+  util-linux iproute2           # taskset, prlimit, unshare -n for budget and offline tests
 )
 
 missing=()

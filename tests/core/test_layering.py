@@ -87,6 +87,9 @@ def test_public_names_match_all() -> None:
         "diff",
         "lineage",
         "gitdiff",
+        "overrides",
+        "sweep",
+        "diff_render",
     }
     assert public - modules == set(aiconfig.__all__) - {"__version__"}
     for name in aiconfig.__all__:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT
 
 from aiconfig.cli import main
 from aiconfig.loader import load
+from tests.fork.conftest import PROJECT
 
 EXAMPLES = sorted(p for p in (PROJECT / "experiments").glob("*.yaml") if p.name != "baseline.yaml")
 

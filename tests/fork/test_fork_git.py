@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project
 
 from aiconfig.cli import main
+from tests.fork.conftest import Project
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import shlex
 from pathlib import Path
 
 import pytest
-from conftest import Project
 from pydantic import ValidationError
 
 from aiconfig.errors import (
@@ -18,6 +17,7 @@ from aiconfig.errors import (
 )
 from aiconfig.fork import fork_for_experiment, render_fork
 from aiconfig.loader import load
+from tests.fork.conftest import Project
 
 
 def write_fork(

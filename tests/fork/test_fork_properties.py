@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project, make_project
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +16,7 @@ from aiconfig.errors import ForkError
 from aiconfig.fork import fork_for_experiment, render_fork
 from aiconfig.overrides import format_path
 from aiconfig.schema import AIConfig
+from tests.fork.conftest import Project, make_project
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12)

@@ -1,0 +1,241 @@
+"""Run manifest: ``$AP_OUT_DIR/manifest.json``, the last file a run writes.
+
+Schema (``schema_version`` ``aiconfig.run-manifest/1``)::
+
+    {
+      "schema_version": "aiconfig.run-manifest/1",
+      "run_id": "...", "job": "capture", "status": "succeeded" | "failed" | "interrupted",
+      "error": null | "one line",
+      "started_at": "2026-11-21T18:30:00.000000Z", "ended_at": "...",
+      "config": null | {"path": "...", "sha256": "...", "signers": ["alice@example.com"]},
+      "settings": {...resolved run settings...},
+      "artifacts": [
+        {"path": "session_20261121_183000/frames.mp4", "size": 123, "sha256": "...",
+         "kind": "video", "capture": {"start_t_ns": ..., "end_t_ns": ...}}
+      ]
+    }
+
+Artifact paths are POSIX paths relative to the output directory; a path that is absolute or
+leaves the directory is rejected when verifying. Files of a ``session_*/`` directory get their
+capture timestamps from that session's ``metadata.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..errors import ManifestError, Problem
+from ._fs import atomic_write_json, sha256_file
+
+__all__ = [
+    "MANIFEST_NAME",
+    "SCHEMA_VERSION",
+    "Artifact",
+    "VerifyResult",
+    "collect_artifacts",
+    "load_manifest",
+    "verify_manifest",
+    "write_manifest",
+]
+
+SCHEMA_VERSION = "aiconfig.run-manifest/1"
+MANIFEST_NAME = "manifest.json"
+# Files the harness itself keeps in the output directory; never artifacts.
+INTERNAL_NAMES = frozenset({MANIFEST_NAME, ".aiconfig-run.lock"})
+_KINDS = {
+    ".mp4": "video",
+    ".wav": "audio",
+    ".parquet": "events",
+    ".json": "json",
+}
+
+
+@dataclass
+class Artifact:
+    path: str
+    size: int
+    sha256: str
+    kind: str | None = None
+    capture: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "size": self.size, "sha256": self.sha256}
+        if self.kind is not None:
+            out["kind"] = self.kind
+        if self.capture is not None:
+            out["capture"] = self.capture
+        out.update(self.extra)
+        return out
+
+
+def _session_capture(session_dir: Path) -> dict[str, Any] | None:
+    try:
+        meta = json.loads((session_dir / "metadata.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    keys = ("session_id", "start_t_ns", "end_t_ns", "duration_s")
+    cap = {k: meta[k] for k in keys if k in meta}
+    return cap or None
+
+
+def _skip(rel: PurePosixPath, skip: set[str]) -> bool:
+    name = rel.name
+    if str(rel) in skip or (len(rel.parts) == 1 and name in INTERNAL_NAMES):
+        return True
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def collect_artifacts(
+    out_dir: Path,
+    *,
+    annotations: Mapping[str, Mapping[str, Any]] | None = None,
+    skip: Iterable[str] = (),
+    chunk: int = 1024 * 1024,
+) -> list[Artifact]:
+    """Hash every regular file under ``out_dir`` (sorted), merged with per-path annotations."""
+    notes = dict(annotations or {})
+    skipped = set(skip)
+    sessions: dict[Path, dict[str, Any] | None] = {}
+    found: list[Artifact] = []
+    for root, dirs, files in os.walk(out_dir):
+        dirs.sort()
+        for name in sorted(files):
+            full = Path(root) / name
+            rel = PurePosixPath(full.relative_to(out_dir).as_posix())
+            if _skip(rel, skipped) or not full.is_file() or full.is_symlink():
+                continue
+            digest, size = sha256_file(full, chunk)
+            note = dict(notes.get(str(rel), {}))
+            capture = note.pop("capture", None)
+            top = rel.parts[0]
+            if capture is None and len(rel.parts) > 1 and top.startswith("session_"):
+                if out_dir / top not in sessions:
+                    sessions[out_dir / top] = _session_capture(out_dir / top)
+                capture = sessions[out_dir / top]
+            kind = note.pop("kind", None) or _KINDS.get(full.suffix.lower())
+            found.append(Artifact(str(rel), size, digest, kind, capture, note))
+    return found
+
+
+def write_manifest(out_dir: Path, body: Mapping[str, Any], artifacts: list[Artifact]) -> Path:
+    """Write ``manifest.json`` atomically (temp file + rename); returns its path."""
+    doc = {"schema_version": SCHEMA_VERSION, **body, "artifacts": [a.to_dict() for a in artifacts]}
+    path = out_dir / MANIFEST_NAME
+    atomic_write_json(path, doc)
+    return path
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    """Read and structurally check a manifest (a directory means its manifest.json)."""
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ManifestError(
+            "no manifest", file=str(path), hint="is this a run output dir?"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"unreadable manifest: {exc}", file=str(path)) from None
+    if not isinstance(doc, dict):
+        raise ManifestError("manifest is not a JSON object", file=str(path))
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise ManifestError(
+            "unsupported schema version",
+            file=str(path),
+            path="schema_version",
+            expected=SCHEMA_VERSION,
+            got=repr(doc.get("schema_version")),
+        )
+    if not isinstance(doc.get("artifacts"), list):
+        raise ManifestError("artifacts is not a list", file=str(path), path="artifacts")
+    return doc
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    checked: int
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _safe_rel(value: object) -> PurePosixPath | None:
+    if not isinstance(value, str) or not value:
+        return None
+    rel = PurePosixPath(value)
+    if rel.is_absolute() or ".." in rel.parts or "\\" in value:
+        return None
+    return rel
+
+
+def verify_manifest(out_dir: Path, *, allow_extra: bool = False) -> VerifyResult:
+    """Re-hash every artifact; report missing, changed, unsafe and (unless allowed) extra files."""
+    mpath = out_dir / MANIFEST_NAME
+    doc = load_manifest(mpath)
+    problems: list[Problem] = []
+    listed: set[str] = set()
+    for i, art in enumerate(doc["artifacts"]):
+        where = f"artifacts[{i}]"
+        if not isinstance(art, dict):
+            problems.append(Problem("not an object", file=str(mpath), path=where))
+            continue
+        rel = _safe_rel(art.get("path"))
+        if rel is None:
+            problems.append(
+                Problem(
+                    "unsafe or missing path", file=str(mpath), path=where, got=repr(art.get("path"))
+                )
+            )
+            continue
+        listed.add(str(rel))
+        full = out_dir / rel
+        if not full.is_file() or full.is_symlink():
+            problems.append(Problem("artifact is missing", file=str(full), path=where))
+            continue
+        digest, size = sha256_file(full)
+        if size != art.get("size"):
+            problems.append(
+                Problem(
+                    "size differs", file=str(full), expected=str(art.get("size")), got=str(size)
+                )
+            )
+        if digest != art.get("sha256"):
+            problems.append(
+                Problem(
+                    "sha256 differs (file changed after the run)",
+                    file=str(full),
+                    expected=str(art.get("sha256")),
+                    got=digest,
+                )
+            )
+    if not allow_extra:
+        for extra in collect_paths(out_dir):
+            if extra not in listed:
+                problems.append(
+                    Problem("file not listed in the manifest", file=str(out_dir / extra))
+                )
+    return VerifyResult(len(doc["artifacts"]), tuple(problems))
+
+
+def collect_paths(out_dir: Path) -> list[str]:
+    """Relative paths of the files :func:`collect_artifacts` would list, without hashing."""
+    paths = []
+    for root, dirs, files in os.walk(out_dir):
+        dirs.sort()
+        for name in sorted(files):
+            full = Path(root) / name
+            rel = PurePosixPath(full.relative_to(out_dir).as_posix())
+            if not _skip(rel, set()) and full.is_file() and not full.is_symlink():
+                paths.append(str(rel))
+    return paths

@@ -1,0 +1,229 @@
+"""The processing pipeline: validate persisted capture sessions and write ``fixture_report.json``.
+
+Input is a manifest listing session directories, in either form:
+
+* ``{"sessions": ["session_20261121_183000", {"path": "/abs/session_..."}]}``, or
+* an aiconfig run manifest (``aiconfig.run-manifest/1``, e.g. a capture run's
+  ``manifest.json``): every directory holding a listed ``metadata.json`` is a session.
+
+Relative paths resolve against the manifest's directory, then against the data root. The
+optional config template (JSON) sets quality thresholds; unknown keys are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..errors import (
+    BudgetError,
+    ConfigFileError,
+    ConfigValidationError,
+    ManifestError,
+    SessionError,
+)
+from ._fs import atomic_write_json
+from .context import RunContext
+from .manifest import SCHEMA_VERSION as RUN_MANIFEST_SCHEMA
+from .sessions import SessionReport, Thresholds, analyze_session
+
+__all__ = ["REPORT_NAME", "REPORT_SCHEMA", "load_template", "read_session_list", "run_pipeline"]
+
+REPORT_NAME = "fixture_report.json"
+REPORT_SCHEMA = "aiconfig.fixture-report/1"
+_TEMPLATE_KEYS = {
+    "schema_version": str,
+    "description": str,
+    "max_drop_rate": float,
+    "max_capture_jitter_ms": float,
+    "max_capture_lag_ms": float,
+    "action_event_types": list,
+    "require_webcam": bool,
+    "require_audio": bool,
+}
+
+
+def load_template(path: Path | None) -> tuple[Thresholds, dict[str, Any] | None]:
+    """Thresholds from a JSON config template, and ``{"path", "sha256"}`` for provenance."""
+    if path is None:
+        return Thresholds(), None
+    try:
+        raw = path.read_bytes()
+        doc = json.loads(raw)
+    except OSError as exc:
+        raise ConfigFileError(
+            f"cannot read config template: {exc.strerror}", file=str(path)
+        ) from None
+    except ValueError as exc:
+        raise ConfigValidationError(f"config template is not JSON: {exc}", file=str(path)) from None
+    if not isinstance(doc, dict):
+        raise ConfigValidationError("config template is not a JSON object", file=str(path))
+    problems = []
+    values: dict[str, Any] = {}
+    for key, value in doc.items():
+        want = _TEMPLATE_KEYS.get(key)
+        if want is None:
+            problems.append(f"unknown key {key!r} (known: {', '.join(sorted(_TEMPLATE_KEYS))})")
+        elif want is float and isinstance(value, int | float) and not isinstance(value, bool):
+            values[key] = float(value)
+        elif want is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            values[key] = tuple(value)
+        elif want in (str, bool) and isinstance(value, want):
+            values[key] = value
+        else:
+            problems.append(f"{key} must be {want.__name__}, got {type(value).__name__}")
+    if problems:
+        raise ConfigValidationError("; ".join(problems), file=str(path))
+    values.pop("schema_version", None)
+    values.pop("description", None)
+    provenance = {"path": str(path), "sha256": hashlib.sha256(raw).hexdigest()}
+    return Thresholds(**values), provenance
+
+
+def _resolve(entry: str, base: Path, data_root: Path | None) -> Path:
+    p = Path(entry)
+    if p.is_absolute():
+        return p
+    if (base / p).exists() or data_root is None:
+        return base / p
+    return data_root / p
+
+
+def read_session_list(manifest: Path, data_root: Path | None) -> list[Path]:
+    """Session directories listed by ``manifest`` (see module docstring), in manifest order."""
+    try:
+        doc = json.loads(manifest.read_text())
+    except FileNotFoundError:
+        raise ManifestError("input manifest not found", file=str(manifest)) from None
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"unreadable input manifest: {exc}", file=str(manifest)) from None
+    base = manifest.parent
+    entries: list[str] = []
+    if isinstance(doc, Mapping) and isinstance(doc.get("sessions"), list):
+        for i, item in enumerate(doc["sessions"]):
+            value = item.get("path") if isinstance(item, Mapping) else item
+            if not isinstance(value, str) or not value:
+                raise ManifestError("entry has no path", file=str(manifest), path=f"sessions[{i}]")
+            entries.append(value)
+    elif isinstance(doc, Mapping) and doc.get("schema_version") == RUN_MANIFEST_SCHEMA:
+        for art in doc.get("artifacts", []):
+            rel = PurePosixPath(str(art.get("path", "")) if isinstance(art, Mapping) else "")
+            if rel.name == "metadata.json" and str(rel.parent) not in entries:
+                entries.append(str(rel.parent))
+    else:
+        raise ManifestError(
+            "input manifest lists no sessions",
+            file=str(manifest),
+            expected='{"sessions": [...]} or an aiconfig run manifest',
+        )
+    if not entries:
+        raise ManifestError("input manifest lists no sessions", file=str(manifest))
+    return [_resolve(e, base, data_root) for e in entries]
+
+
+def _totals(reports: list[SessionReport]) -> dict[str, Any]:
+    valid = [r for r in reports if r.valid]
+    minutes = sum(r.stats.get("duration_s", 0.0) for r in valid) / 60.0
+    frames = sum(r.stats.get("video_frames", 0) for r in valid)
+    actions = sum(r.stats.get("actions", 0) for r in valid)
+    return {
+        "sessions": len(reports),
+        "valid": len(valid),
+        "invalid": len(reports) - len(valid),
+        "degraded": sum(1 for r in valid if r.warnings),
+        "duration_s": round(minutes * 60.0, 3),
+        "video_frames": frames,
+        "dropped_frames": sum(r.stats.get("dropped_frames", 0) for r in valid),
+        "input_events": sum(r.stats.get("input_events", 0) for r in valid),
+        "actions_per_minute": round(actions / minutes, 2) if minutes > 0 else None,
+    }
+
+
+def run_pipeline(
+    run: RunContext,
+    *,
+    manifest: Path,
+    template: Path | None = None,
+    force_idle: bool = False,
+) -> dict[str, Any]:
+    """Analyse every session, write ``fixture_report.json`` in ``run.out_dir``; return the report.
+
+    Raises SessionError after writing the report when any session is invalid.
+    """
+    run.budget.apply_libraries()  # pyarrow is imported by now: cap its pools and allocator
+    thresholds, template_info = load_template(template)
+    if template_info is not None:
+        run.set_config(sha256=template_info["sha256"], path=template_info["path"])
+    sessions = read_session_list(manifest, run.settings.data_root)
+    run.log.info("pipeline.sessions", count=len(sessions), manifest=str(manifest))
+    run.mark_ready(sessions=len(sessions))
+    batch_rows = max(1024, min(65536, run.budget.chunk_bytes(8 << 20) // 64))
+    workers = min(run.budget.threads, len(sessions))
+
+    def one(path: Path) -> SessionReport:
+        rep = analyze_session(path, thresholds=thresholds, threads=1, batch_rows=batch_rows)
+        run.log.info(
+            "pipeline.session",
+            path=str(path),
+            quality=rep.quality,
+            problems=rep.problems,
+            warnings=rep.warnings,
+        )
+        return rep
+
+    if workers <= 1:
+        reports = [one(path) for path in sessions]  # one core: no pool, no extra thread
+    else:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipeline")
+        try:
+            reports = list(pool.map(one, sessions))
+        except RuntimeError as exc:
+            if "can't start new thread" not in str(exc):
+                raise
+            raise BudgetError(
+                "cannot start worker threads within the memory budget",
+                path="AP_MEM_LIMIT_MB",
+                hint="raise AP_MEM_LIMIT_MB or lower AP_CPU_LIMIT",
+            ) from None
+        finally:
+            # On SIGTERM or an error, sessions not yet started are cancelled, not processed.
+            pool.shutdown(wait=True, cancel_futures=True)
+    totals = _totals(reports)
+    report: dict[str, Any] = {
+        "schema_version": REPORT_SCHEMA,
+        "run_id": run.run_id,
+        "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "input_manifest": str(manifest),
+        "config_template": template_info,
+        "thresholds": {
+            "max_drop_rate": thresholds.max_drop_rate,
+            "max_capture_jitter_ms": thresholds.max_capture_jitter_ms,
+            "max_capture_lag_ms": thresholds.max_capture_lag_ms,
+            "action_event_types": list(thresholds.action_event_types),
+            "require_webcam": thresholds.require_webcam,
+            "require_audio": thresholds.require_audio,
+        },
+        "force_idle": force_idle,
+        "offline": run.settings.no_network,
+        "budget": {"cpus": run.budget.cpus, "mem_limit_mb": run.budget.mem_limit_mb},
+        "totals": totals,
+        "sessions": [r.to_dict() for r in reports],
+    }
+    atomic_write_json(run.out_dir / REPORT_NAME, report)
+    run.add_artifact(REPORT_NAME, kind="report")
+    run.set_extra(report_totals=totals)
+    run.log.info("pipeline.report", path=str(run.out_dir / REPORT_NAME), **totals)
+    bad = [r for r in reports if not r.valid]
+    if bad:
+        first = bad[0]
+        raise SessionError(
+            f"{len(bad)} of {len(reports)} sessions invalid; first: {first.problems[0]}",
+            file=first.path,
+            hint=f"see {run.out_dir / REPORT_NAME}",
+        )
+    return report

@@ -1,0 +1,258 @@
+"""The run settings an orchestrator controls: one parser for flags and ``AP_*`` variables.
+
+Every job (capture, pipeline, infer) calls :func:`add_run_arguments` on its argparse parser and
+:func:`resolve_settings` on the parsed namespace. A flag given on the command line wins over its
+environment variable; every invalid value is reported at once, naming the flag or variable, in a
+:class:`~aiconfig.errors.RunSettingError`, before the job does any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import Problem, RunSettingError
+
+__all__ = ["RunSettings", "add_run_arguments", "resolve_settings"]
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+JOB_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+MIN_MEM_MB = 64
+MAX_CPU = 1024.0
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Resolved, validated settings of one run. Paths are absolute."""
+
+    job: str
+    run_id: str
+    out_dir: Path
+    run_dir: Path
+    data_root: Path | None = None
+    no_network: bool = False
+    cpu_limit: float | None = None
+    mem_limit_mb: int | None = None
+    log_json: bool = False
+    ready_file: Path | None = None
+    lock_dir: Path | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def tmp_dir(self) -> Path:
+        """``RUN_DIR/tmp/<job>/<run_id>``: namespaced so runs sharing a RUN_DIR never collide."""
+        return self.run_dir / "tmp" / self.job / self.run_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "run_id": self.run_id,
+            "out_dir": str(self.out_dir),
+            "run_dir": str(self.run_dir),
+            "data_root": None if self.data_root is None else str(self.data_root),
+            "no_network": self.no_network,
+            "cpu_limit": self.cpu_limit,
+            "mem_limit_mb": self.mem_limit_mb,
+            "log_json": self.log_json,
+            "ready_file": None if self.ready_file is None else str(self.ready_file),
+            "lock_dir": None if self.lock_dir is None else str(self.lock_dir),
+            "sources": dict(self.sources),
+        }
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the orchestrator-contract flags. Values stay strings; :func:`resolve_settings` checks."""
+    group = parser.add_argument_group("run (orchestrator contract)")
+    group.add_argument("--run-id", metavar="ID", help="run identity (env AP_RUN_ID)")
+    group.add_argument("--out", metavar="DIR", help="output directory of this run (env AP_OUT_DIR)")
+    group.add_argument("--data-root", metavar="DIR", help="shared data root (env AP_DATA_ROOT)")
+    group.add_argument(
+        "--no-network",
+        action="store_const",
+        const=True,
+        default=None,
+        help="refuse every non-loopback connection (env AP_NO_NETWORK=1)",
+    )
+    group.add_argument(
+        "--cpu-limit", metavar="CORES", help="CPU budget in cores (env AP_CPU_LIMIT)"
+    )
+    group.add_argument(
+        "--mem-limit-mb", metavar="MB", help="memory budget in MiB (env AP_MEM_LIMIT_MB)"
+    )
+    group.add_argument(
+        "--log-json",
+        action="store_const",
+        const=True,
+        default=None,
+        help="one JSON log object per line on stdout (env AP_LOG_JSON=1)",
+    )
+    group.add_argument("--ready-file", metavar="PATH", help="readiness file written once ready")
+    group.add_argument(
+        "--lock-dir",
+        metavar="DIR",
+        help="device lock directory (env AP_LOCK_DIR; default $HYPERVISOR_RUN_DIR/shared/locks)",
+    )
+
+
+class _Resolver:
+    def __init__(self, args: argparse.Namespace | None, env: Mapping[str, str]) -> None:
+        self.args = args
+        self.env = env
+        self.problems: list[Problem] = []
+        self.sources: dict[str, str] = {}
+
+    def raw(self, key: str, flag: str, var: str | None) -> tuple[str | None, str]:
+        value = getattr(self.args, key, None) if self.args is not None else None
+        if value is not None:
+            self.sources[key] = flag
+            return str(value), flag
+        if var is not None and var in self.env:
+            self.sources[key] = var
+            return self.env[var], var
+        return None, ""
+
+    def bad(self, source: str, message: str, expected: str, got: str) -> None:
+        self.problems.append(Problem(message, path=source, expected=expected, got=repr(got)))
+
+    def flag_bool(self, key: str, flag: str, var: str) -> bool:
+        value, source = self.raw(key, flag, var)
+        if value is None:
+            return False
+        if source == flag:
+            return True
+        if value.strip().lower() in _TRUE:
+            return True
+        if value.strip().lower() in _FALSE:
+            return False
+        self.bad(source, "not a boolean", "1 or 0", value)
+        return False
+
+    def path(self, key: str, flag: str, var: str | None) -> Path | None:
+        value, source = self.raw(key, flag, var)
+        if value is None:
+            return None
+        if not value.strip() or "\0" in value:
+            self.bad(source, "not a usable path", "a non-empty path", value)
+            return None
+        return Path(value).expanduser().absolute()
+
+
+def resolve_settings(
+    args: argparse.Namespace | None,
+    job: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    default_out: Path | None = None,
+) -> RunSettings:
+    """Merge flags (winning) with ``AP_*`` variables; RunSettingError lists every problem."""
+    environ = os.environ if env is None else env
+    r = _Resolver(args, environ)
+    if not JOB_RE.match(job):
+        r.bad("job", "invalid job name", "lower-case [a-z0-9_-]", job)
+
+    run_id, source = r.raw("run_id", "--run-id", "AP_RUN_ID")
+    if run_id is None:
+        run_id = f"{job}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
+        r.sources["run_id"] = "generated"
+    elif not RUN_ID_RE.match(run_id):
+        r.bad(
+            source,
+            "invalid run id",
+            "1-128 chars of [A-Za-z0-9._-], not starting with . _ -",
+            run_id,
+        )
+
+    out = r.path("out", "--out", "AP_OUT_DIR")
+    if out is None and "out" not in r.sources:
+        if default_out is None:
+            r.problems.append(
+                Problem(
+                    "no output directory", path="--out", hint="pass --out DIR or set AP_OUT_DIR"
+                )
+            )
+        else:
+            out = default_out.expanduser().absolute()
+            r.sources["out"] = "default"
+    if out is not None and out.exists() and not out.is_dir():
+        r.bad(
+            r.sources["out"], "output path exists and is not a directory", "a directory", str(out)
+        )
+
+    data_root = r.path("data_root", "--data-root", "AP_DATA_ROOT")
+    if data_root is not None and not data_root.is_dir():
+        r.bad(
+            r.sources["data_root"],
+            "data root is not a directory",
+            "an existing directory",
+            str(data_root),
+        )
+
+    no_network = r.flag_bool("no_network", "--no-network", "AP_NO_NETWORK")
+    log_json = r.flag_bool("log_json", "--log-json", "AP_LOG_JSON")
+
+    cpu_limit: float | None = None
+    value, source = r.raw("cpu_limit", "--cpu-limit", "AP_CPU_LIMIT")
+    if value is not None and value.strip():
+        try:
+            cpu_limit = float(value)
+        except ValueError:
+            cpu_limit = None
+        if cpu_limit is None or not math.isfinite(cpu_limit) or not 0 < cpu_limit <= MAX_CPU:
+            r.bad(source, "invalid CPU limit", f"a number of cores in (0, {MAX_CPU:g}]", value)
+            cpu_limit = None
+
+    mem_limit_mb: int | None = None
+    value, source = r.raw("mem_limit_mb", "--mem-limit-mb", "AP_MEM_LIMIT_MB")
+    if value is not None and value.strip():
+        try:
+            mem_limit_mb = int(value)
+        except ValueError:
+            mem_limit_mb = None
+        if mem_limit_mb is None or mem_limit_mb < MIN_MEM_MB:
+            r.bad(
+                source, "invalid memory limit", f"an integer number of MiB >= {MIN_MEM_MB}", value
+            )
+            mem_limit_mb = None
+
+    ready_file = r.path("ready_file", "--ready-file", "AP_READY_FILE")
+    if ready_file is not None and ready_file.is_dir():
+        r.bad(
+            r.sources["ready_file"],
+            "ready file path is a directory",
+            "a file path",
+            str(ready_file),
+        )
+
+    hyper = environ.get("HYPERVISOR_RUN_DIR")
+    lock_dir = r.path("lock_dir", "--lock-dir", "AP_LOCK_DIR")
+    if lock_dir is None and hyper:
+        lock_dir = Path(hyper).absolute() / "shared" / "locks"
+        r.sources["lock_dir"] = "HYPERVISOR_RUN_DIR"
+
+    if r.problems:
+        raise RunSettingError(r.problems)
+    assert out is not None  # noqa: S101 - guaranteed by the problem check above
+    run_dir = Path(hyper).absolute() if hyper else out.parent
+    return RunSettings(
+        job=job,
+        run_id=run_id,
+        out_dir=out,
+        run_dir=run_dir,
+        data_root=data_root,
+        no_network=no_network,
+        cpu_limit=cpu_limit,
+        mem_limit_mb=mem_limit_mb,
+        log_json=log_json,
+        ready_file=ready_file,
+        lock_dir=lock_dir,
+        sources=r.sources,
+    )

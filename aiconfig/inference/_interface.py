@@ -1,0 +1,348 @@
+"""The async model interface every backend shares: budget, admission, timing, telemetry.
+
+One call goes::
+
+    try_enter (refuse at once if full) -> wait in queue -> execute -> result
+    |<------------ queue_ms ------------>|<- compute_ms ->|
+    |<------------------- total_ms <= budget_ms ------------------->|
+
+Each call runs under one deadline (``budget_ms`` from ``inference.latency_budget_ms``, or the
+per-call override). Past it the call raises :class:`LatencyBudgetExceeded` naming the phase.
+Telemetry goes through ``opentelemetry-api`` only: without a configured SDK every instrument is a
+no-op, so the library costs nothing extra when monitoring is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from opentelemetry import context, metrics, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from ._admission import Admission
+from ._errors import LatencyBudgetExceeded, Overloaded, Phase
+
+__all__ = [
+    "AIModelInterface",
+    "InferenceResult",
+    "LatencyObserver",
+    "Slot",
+]
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+
+#: Called after every call with ``(model, total_ms, ok, span)``, ``span`` being the call's own
+#: span (still open: an observer may add events to it); monitoring's alerting plugs in here.
+LatencyObserver = Callable[[str, float, bool, trace.Span], None]
+
+_NS_PER_MS = 1_000_000.0
+_NS_PER_S = 1_000_000_000.0
+
+# Histogram buckets in seconds, from 0.1 ms (a tiny CPU model) to 80 s (a long generation).
+LATENCY_BUCKETS_S: tuple[float, ...] = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08,
+    0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceResult(Generic[OutT]):
+    """What one call returned and where its time went (milliseconds)."""
+
+    output: OutT
+    model: str
+    queue_ms: float
+    compute_ms: float
+    total_ms: float
+    budget_ms: float
+
+
+class Slot:
+    """The concurrency slot a call holds; released exactly once.
+
+    A backend whose work outlives the awaiting coroutine (a thread that cannot be interrupted)
+    sets ``deferred`` and releases the slot itself when the work really ends, so the concurrency
+    bound stays true even for calls that were abandoned at their deadline.
+    """
+
+    __slots__ = ("_admission", "_held", "deferred")
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+        self._held = True
+        self.deferred = False
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._admission.release()
+
+
+class AIModelInterface(ABC, Generic[InT, OutT]):
+    """Async inference with an explicit latency budget and bounded concurrency + queue.
+
+    Subclasses implement :meth:`_execute`. Use :meth:`infer`; it is safe to call from many tasks
+    of one event loop at once.
+    """
+
+    backend: str = "abstract"
+    #: True when the backend computes synchronously (:meth:`_execute_inline`, no awaiting).
+    _inline: bool = False
+    #: True when the call's span must be the current span while it runs (children, events).
+    _span_in_context: bool = False
+    _span_kind: SpanKind = SpanKind.INTERNAL
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        latency_budget_ms: float,
+        max_concurrency: int,
+        max_queue: int,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        observers: tuple[LatencyObserver, ...] = (),
+    ) -> None:
+        if latency_budget_ms <= 0:
+            raise ValueError("latency_budget_ms must be > 0")
+        self.name = name
+        self.latency_budget_ms = float(latency_budget_ms)
+        self.admission = Admission(name, max_concurrency, max_queue)
+        self._observers: list[LatencyObserver] = list(observers)
+        self._tracer = trace.get_tracer("aiconfig.inference", tracer_provider=tracer_provider)
+        meter = metrics.get_meter("aiconfig.inference", meter_provider=meter_provider)
+        self._m_duration = meter.create_histogram(
+            "aiconfig.inference.duration",
+            unit="s",
+            description="Time of one inference call, queue included, by outcome",
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
+        )
+        # Per-call metric cost is the wrapper's main overhead (~8 us a record), so the hot path
+        # records one histogram; queue waits are recorded only for calls that did queue, and
+        # every span and result still carries queue_ms and compute_ms.
+        self._m_queue = meter.create_histogram(
+            "aiconfig.inference.queue.duration",
+            unit="s",
+            description="Time waited for a concurrency slot, by calls that had to queue",
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
+        )
+        self._m_depth = meter.create_up_down_counter(
+            "aiconfig.inference.queue.depth",
+            unit="{call}",
+            description="Calls waiting for a concurrency slot",
+        )
+        self._m_rejections = meter.create_counter(
+            "aiconfig.inference.rejections",
+            unit="{call}",
+            description="Calls refused (overloaded) or failed past their latency budget",
+        )
+        # Metric attributes stay minimal: the SDK hashes them on every record.
+        self._attrs_min = {"aiconfig.model": name}
+        self._attrs = {"aiconfig.model": name}
+        self._attrs_by_outcome = {
+            o: {"aiconfig.model": name, "aiconfig.inference.outcome": o}
+            for o in ("ok", "overloaded", "budget_exceeded", "error")
+        }
+        self._span_name = f"inference {name}"
+
+    # -- extension points --------------------------------------------------------------------
+
+    @abstractmethod
+    async def _execute(self, inputs: InT, deadline: float, slot: Slot) -> OutT:
+        """Compute the output. ``deadline`` is in ``loop.time()`` units."""
+
+    def _span_attributes(self, inputs: InT) -> Mapping[str, Any]:
+        """Extra attributes for the call's span (the vLLM client adds GenAI semconv ones)."""
+        return self._attrs
+
+    def _execute_inline(self, inputs: InT) -> OutT:
+        """Synchronous compute, used instead of :meth:`_execute` when ``_inline`` is true."""
+        raise NotImplementedError
+
+    # -- public API --------------------------------------------------------------------------
+
+    def add_observer(self, observer: LatencyObserver) -> None:
+        """Call ``observer(model, total_ms, ok, span)`` after every call (e.g. alerting)."""
+        self._observers.append(observer)
+
+    async def infer(self, inputs: InT, *, budget_ms: float | None = None) -> InferenceResult[OutT]:
+        """Run one call within ``budget_ms`` (default: the configured latency budget).
+
+        Raises :class:`Overloaded` at once when the queue is full, and
+        :class:`LatencyBudgetExceeded` when the call runs past its budget.
+        """
+        budget = self.latency_budget_ms if budget_ms is None else float(budget_ms)
+        t0 = time.perf_counter_ns()
+        t0_wall = time.time_ns()
+        attrs = self._span_attributes(inputs)
+        span: trace.Span | None = None
+        token = None
+        if self._span_in_context:
+            # The vLLM client's span is current while it runs: retries add events to it and
+            # instrumented HTTP libraries nest their spans under it.
+            span = self._tracer.start_span(
+                self._span_name,
+                kind=self._span_kind,
+                attributes=attrs,
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+            token = context.attach(trace.set_span_in_context(span))
+        # Otherwise the span is created when the call ends, backdated to its start, with all
+        # its attributes at once: about half the SDK cost of a span opened up front.
+        timing = (t0, t0_wall, attrs)
+        t_slot = t0
+        got_slot = False
+        waiter: asyncio.Future[None] | None = None
+        outcome = "error"
+        try:
+            try:
+                waiter = self.admission.try_enter()
+            except Overloaded:
+                outcome = "overloaded"
+                raise
+            if waiter is None and self._inline:
+                # Synchronous backend and a free slot: nothing to await, so no timer either;
+                # the budget is checked once the (uninterruptible) computation returns.
+                t_slot = time.perf_counter_ns()
+                got_slot = True
+                try:
+                    output = self._execute_inline(inputs)
+                finally:
+                    self.admission.release()
+            else:
+                deadline = asyncio.get_running_loop().time() + budget / 1000.0
+                async with asyncio.timeout_at(deadline):
+                    if waiter is not None:
+                        self._m_depth.add(1, self._attrs_min)
+                        try:
+                            await waiter
+                        except BaseException:
+                            self.admission.abandon(waiter)
+                            raise
+                        finally:
+                            self._m_depth.add(-1, self._attrs_min)
+                    t_slot = time.perf_counter_ns()
+                    got_slot = True
+                    slot = Slot(self.admission)
+                    try:
+                        output = await self._execute(inputs, deadline, slot)
+                    finally:
+                        if not slot.deferred:
+                            slot.release()
+            t_end = time.perf_counter_ns()
+            if (t_end - t0) / _NS_PER_MS > budget:
+                raise TimeoutError  # an inline computation overran: report it now
+            outcome = "ok"
+        except TimeoutError:
+            outcome = "budget_exceeded"
+            now = time.perf_counter_ns()
+            phase: Phase = "compute" if got_slot else "queue"
+            queue_ns = (now if phase == "queue" else t_slot) - t0
+            err = LatencyBudgetExceeded(
+                self.name,
+                budget_ms=budget,
+                elapsed_ms=(now - t0) / _NS_PER_MS,
+                phase=phase,
+                queue_ms=queue_ns / _NS_PER_MS,
+            )
+            self._finish(span, timing, outcome, t_slot, now, budget, err, waiter is not None)
+            raise err from None
+        except LatencyBudgetExceeded as exc:
+            outcome = "budget_exceeded"
+            self._finish(
+                span,
+                timing,
+                outcome,
+                t_slot,
+                time.perf_counter_ns(),
+                budget,
+                exc,
+                waiter is not None,
+            )
+            raise
+        except BaseException as exc:
+            self._finish(
+                span,
+                timing,
+                outcome,
+                t_slot,
+                time.perf_counter_ns(),
+                budget,
+                exc,
+                waiter is not None,
+            )
+            raise
+        else:
+            self._finish(span, timing, outcome, t_slot, t_end, budget, None, waiter is not None)
+        finally:
+            if token is not None:
+                context.detach(token)
+        return InferenceResult(
+            output,
+            self.name,
+            (t_slot - t0) / _NS_PER_MS,
+            (t_end - t_slot) / _NS_PER_MS,
+            (t_end - t0) / _NS_PER_MS,
+            budget,
+        )
+
+    def _finish(  # hot path: positional args avoid building a record per call
+        self,
+        span: trace.Span | None,
+        timing: tuple[int, int, Mapping[str, Any]],
+        outcome: str,
+        t_slot: int,
+        t_end: int,
+        budget_ms: float,
+        error: BaseException | None,
+        queued: bool,
+    ) -> None:
+        t0, t0_wall, start_attrs = timing
+        total_s = (t_end - t0) / _NS_PER_S
+        self._m_duration.record(total_s, self._attrs_by_outcome[outcome])
+        if outcome == "overloaded":
+            self._m_rejections.add(1, self._attrs_by_outcome[outcome])
+        else:
+            if queued:
+                self._m_queue.record((t_slot - t0) / _NS_PER_S, self._attrs_min)
+            if outcome == "budget_exceeded":
+                self._m_rejections.add(1, self._attrs_by_outcome[outcome])
+        end_attrs: dict[str, Any] = {
+            "aiconfig.inference.outcome": outcome,
+            "aiconfig.inference.budget_ms": budget_ms,
+            "aiconfig.inference.queue_ms": (t_slot - t0) / _NS_PER_MS,
+            "aiconfig.inference.compute_ms": (t_end - t_slot) / _NS_PER_MS,
+        }
+        if error is not None:
+            end_attrs["error.type"] = type(error).__name__
+        if span is None:
+            span = self._tracer.start_span(
+                self._span_name,
+                kind=self._span_kind,
+                attributes={**start_attrs, **end_attrs},
+                start_time=t0_wall,
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+        elif span.is_recording():
+            span.set_attributes(end_attrs)
+        try:
+            if error is not None and span.is_recording():
+                span.set_status(Status(StatusCode.ERROR, str(error).splitlines()[0][:200]))
+            if self._observers:
+                ok = error is None
+                total_ms = total_s * 1000.0
+                for observer in self._observers:
+                    observer(self.name, total_ms, ok, span)
+        finally:
+            span.end(end_time=t0_wall + (t_end - t0))
+
+    async def aclose(self) -> None:
+        """Release resources (thread pools, HTTP connections). Safe to call twice."""

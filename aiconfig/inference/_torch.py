@@ -1,0 +1,276 @@
+"""PyTorch backend: device placement, optional ``torch.compile``, inference mode, determinism.
+
+PyTorch is an optional extra: ``pip install torch==2.13.0`` (the CPU build) or
+``pip install 'aiconfig[torch]'``. This module is imported only when a Torch model is used.
+
+Deterministic preprocessing, what it means here:
+
+* :func:`configure_determinism` seeds Python's ``random``, NumPy (if installed) and Torch with
+  ``inference.seed``, turns on ``torch.use_deterministic_algorithms(True, warn_only=True)``,
+  pins cuDNN to deterministic kernels with autotuning off, and sets
+  ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` when it is unset (needed for deterministic cuBLAS; it must
+  be set before CUDA starts). These switches are process-wide, as PyTorch defines them.
+* :func:`preprocess_frames` is a pure function: uint8 ``(N, H, W, C)`` frames become float32
+  ``(N, C, H, W)`` in ``[0, 1]``, resized (when asked) with ``area`` interpolation, which has a
+  deterministic CPU and CUDA kernel. No random augmentation ever happens at inference.
+* The default preprocessing only converts to a tensor of the model's dtype on the model's device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import torch
+
+from aiconfig.errors import InferenceServerError
+from aiconfig.schema import InferenceConfig
+
+from ._errors import ModelError
+from ._interface import AIModelInterface, LatencyObserver, Slot
+
+__all__ = [
+    "TorchModelInterface",
+    "configure_determinism",
+    "preprocess_frames",
+    "resolve_device",
+]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; an explicit device that is absent is an error."""
+    cuda = torch.cuda.is_available()
+    mps = torch.backends.mps.is_available()
+    if device == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if (device == "cuda" and not cuda) or (device == "mps" and not mps):
+        raise InferenceServerError(
+            f"inference.device is '{device}' but no {device.upper()} device is available",
+            path="inference.device",
+            hint="use 'auto' or 'cpu', or run on a machine with that accelerator",
+        )
+    return torch.device(device)
+
+
+def configure_determinism(seed: int, *, deterministic: bool = True) -> None:
+    """Seed every RNG and pick deterministic kernels (process-wide; see the module docstring)."""
+    random.seed(seed)
+    try:
+        import numpy as np  # numpy is optional here
+
+        np.random.seed(seed)  # the legacy global RNG, which older code still uses
+    except ImportError:  # pragma: no cover - numpy is installed wherever torch is
+        pass
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def preprocess_frames(
+    frames: Any,
+    *,
+    size: tuple[int, int] | None = None,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """uint8 ``(N, H, W, C)`` (or one ``(H, W, C)``) frames -> ``(N, C, H, W)`` floats in [0, 1].
+
+    ``size`` is ``(width, height)`` as in the config's ``input_resolution``.
+    """
+    t = torch.as_tensor(frames)
+    if t.dtype != torch.uint8:
+        raise ValueError(f"frames must be uint8, got {t.dtype}")
+    if t.ndim == 3:
+        t = t.unsqueeze(0)
+    if t.ndim != 4:
+        raise ValueError(f"frames must be (N, H, W, C), got shape {tuple(t.shape)}")
+    t = t.to(device=device).permute(0, 3, 1, 2).to(dtype).div_(255.0)
+    if size is not None and (t.shape[-1], t.shape[-2]) != size:
+        t = torch.nn.functional.interpolate(t, size=(size[1], size[0]), mode="area")
+    return t.contiguous()
+
+
+class TorchModelInterface(AIModelInterface[Any, Any]):
+    """Run a ``torch.nn.Module`` under a latency budget with bounded concurrency.
+
+    ``offload=True`` (the default) runs each call on a worker thread (``max_concurrency`` of
+    them; PyTorch releases the GIL while it computes), so the event loop stays free and a call
+    is abandoned exactly at its deadline; its slot is released only when the thread really
+    finishes. ``offload=False`` computes on the event loop thread: least overhead, but a call
+    that overruns is only reported after it ends.
+    """
+
+    backend = "torch"
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        name: str = "model",
+        latency_budget_ms: float = 50.0,
+        max_concurrency: int = 1,
+        max_queue: int = 0,
+        device: str = "auto",
+        compile: bool = False,
+        compile_backend: str = "inductor",
+        seed: int = 0,
+        deterministic: bool = True,
+        dtype: torch.dtype | None = None,
+        preprocess: Callable[[Any], Any] | None = None,
+        postprocess: Callable[[Any], Any] | None = None,
+        offload: bool = True,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        observers: tuple[LatencyObserver, ...] = (),
+    ) -> None:
+        super().__init__(
+            name,
+            latency_budget_ms=latency_budget_ms,
+            max_concurrency=max_concurrency,
+            max_queue=max_queue,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            observers=observers,
+        )
+        configure_determinism(seed, deterministic=deterministic)
+        _apply_cpu_limit()
+        self.device = resolve_device(device)
+        self.dtype = dtype or next(
+            (p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32
+        )
+        model = model.to(self.device)
+        # A torch.export program refuses eval(): its mode was fixed when it was exported.
+        with contextlib.suppress(NotImplementedError):
+            model.eval()
+        model.requires_grad_(False)
+        self.model = model
+        self.compiled_model: Callable[..., Any] | None = (
+            torch.compile(model, backend=compile_backend) if compile else None
+        )
+        self._forward: Callable[..., Any] = self.compiled_model or model
+        self._preprocess = preprocess or self._to_tensor
+        self._postprocess = postprocess or _to_cpu
+        self.offload = offload
+        self._inline = not offload
+        self._pool: ThreadPoolExecutor | None = (
+            ThreadPoolExecutor(max_concurrency, thread_name_prefix=f"aiconfig-{name}")
+            if offload
+            else None
+        )
+
+    @classmethod
+    def from_config(
+        cls, model: torch.nn.Module, cfg: InferenceConfig, *, name: str = "model", **kwargs: Any
+    ) -> TorchModelInterface:
+        """Build from ``inference:`` (budget, concurrency, queue, device, compile, seed)."""
+        return cls(
+            model,
+            name=name,
+            latency_budget_ms=cfg.latency_budget_ms,
+            max_concurrency=cfg.max_concurrency,
+            max_queue=cfg.max_queue,
+            device=cfg.device,
+            compile=cfg.compile,
+            seed=cfg.seed,
+            **kwargs,
+        )
+
+    def _to_tensor(self, inputs: Any) -> torch.Tensor:
+        if (
+            isinstance(inputs, torch.Tensor)
+            and inputs.device == self.device
+            and inputs.dtype == self.dtype
+        ):
+            return inputs
+        t = torch.as_tensor(inputs, device=self.device)
+        return t.to(self.dtype) if t.is_floating_point() else t
+
+    def run_sync(self, inputs: Any) -> Any:
+        """One forward pass with no budget, admission or telemetry (warm-up, baselines)."""
+        try:
+            with torch.inference_mode():
+                return self._postprocess(self._forward(self._preprocess(inputs)))
+        except Exception as exc:  # translated once, here: the model's errors become ModelError
+            raise ModelError(self.name, exc) from exc
+
+    def warmup(self, inputs: Any, runs: int = 2) -> None:
+        """Run a few passes outside any budget: ``torch.compile`` compiles on the first call."""
+        for _ in range(runs):
+            self.run_sync(inputs)
+
+    def _execute_inline(self, inputs: Any) -> Any:
+        return self.run_sync(inputs)
+
+    async def _execute(self, inputs: Any, deadline: float, slot: Slot) -> Any:
+        if self._pool is None:
+            return self.run_sync(inputs)
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[Any] = loop.create_future()
+        slot.deferred = True
+        cfut: Future[Any] = self._pool.submit(self.run_sync, inputs)
+        # One hop back to the loop per call: release the slot (only now that the thread is
+        # really done) and hand over the outcome, unless the caller gave up at its deadline,
+        # in which case ``result`` is already cancelled and the outcome is dropped.
+        cfut.add_done_callback(lambda f: _settle_threadsafe(loop, f, result, slot))
+        return await result
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await asyncio.get_running_loop().run_in_executor(None, pool.shutdown)
+
+
+def _apply_cpu_limit() -> None:
+    """Size PyTorch's intra-op thread pool from ``AP_CPU_LIMIT`` (harness contract)."""
+    limit = os.environ.get("AP_CPU_LIMIT", "").strip()
+    if not limit:
+        return
+    try:
+        threads = max(1, int(float(limit)))
+    except ValueError:
+        raise InferenceServerError(
+            f"AP_CPU_LIMIT must be a number of CPUs, got {limit!r}",
+            hint="set AP_CPU_LIMIT=2 (or unset it)",
+        ) from None
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def _settle_threadsafe(
+    loop: asyncio.AbstractEventLoop,
+    done: Future[Any],
+    result: asyncio.Future[Any],
+    slot: Slot,
+) -> None:
+    if loop.is_closed():  # pragma: no cover - the loop ended before the thread did
+        return
+    loop.call_soon_threadsafe(_settle, done, result, slot)
+
+
+def _settle(done: Future[Any], result: asyncio.Future[Any], slot: Slot) -> None:
+    slot.release()
+    if result.done():  # cancelled: the call was abandoned at its deadline
+        return
+    exc = done.exception()
+    if exc is not None:
+        result.set_exception(exc)
+    else:
+        result.set_result(done.result())
+
+
+def _to_cpu(output: Any) -> Any:
+    if isinstance(output, torch.Tensor):
+        return output.detach().cpu()
+    if isinstance(output, tuple | list):
+        return type(output)(_to_cpu(o) for o in output)
+    if isinstance(output, dict):
+        return {k: _to_cpu(v) for k, v in output.items()}
+    return output

@@ -1,0 +1,193 @@
+"""Make small but real capture sessions (the System 0 data contract) for the harness tests.
+
+The recorder lives in another package; these sessions are written with the same libraries it
+uses: a real H.264 MP4 through PyAV (no B-frames, PTS = frame index), a real ``events.parquet``
+through pyarrow with the seed's exact schema, a ``metadata.json`` with the seed's fields, and
+optionally ``audio.wav`` and ``webcam.mp4``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import wave
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+EVENT_SCHEMA = pa.schema(
+    [
+        ("t_ns", pa.int64()),
+        ("t_capture_ns", pa.int64()),
+        ("is_duplicate", pa.bool_()),
+        ("event_type", pa.string()),
+        ("stream", pa.string()),
+        ("key_code", pa.int32()),
+        ("mouse_x", pa.float32()),
+        ("mouse_y", pa.float32()),
+        ("mouse_button", pa.string()),
+        ("delta", pa.float32()),
+        ("frame_ref", pa.int32()),
+        ("window_id", pa.string()),
+        ("session_id", pa.string()),
+        ("metadata", pa.string()),
+    ]
+)
+START_NS = 1_763_750_000_000_000_000
+
+
+def write_video(path: Path, frames: int, fps: int, size: tuple[int, int]) -> None:
+    """A real H.264 MP4: ``frames`` moving-gradient frames, PTS = index, keyframe every second."""
+    w, h = size
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=fps)
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        st.time_base = Fraction(1, fps)
+        st.codec_context.gop_size = fps
+        st.codec_context.max_b_frames = 0
+        st.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        st.thread_count = 1
+        xs = np.arange(w, dtype=np.uint16)
+        for i in range(frames):
+            row = ((xs + 4 * i) % 256).astype(np.uint8)
+            img = np.broadcast_to(row[None, :, None], (h, w, 3)).copy()
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            for packet in st.encode(frame):
+                out.mux(packet)
+        for packet in st.encode():
+            out.mux(packet)
+
+
+def write_wav(path: Path, seconds: float, rate: int = 44100) -> None:
+    n = int(seconds * rate)
+    tone = (np.sin(2 * math.pi * 997 * np.arange(n) / rate) * 8000).astype("<i2")
+    stereo = np.repeat(tone[:, None], 2, axis=1)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(stereo.tobytes())
+
+
+def make_session(
+    parent: Path,
+    name: str = "session_20261121_183000",
+    *,
+    seconds: float = 2.0,
+    fps: int = 30,
+    size: tuple[int, int] = (160, 120),
+    pad_every: int = 0,
+    dropped: int = 0,
+    inputs: int = 40,
+    audio: bool = False,
+    webcam: bool = False,
+    seed: int = 7,
+) -> Path:
+    """Write one session directory under ``parent`` and return it."""
+    rng = np.random.default_rng(seed)
+    d = parent / name
+    d.mkdir(parents=True)
+    n = int(seconds * fps)
+    period = 1_000_000_000 // fps
+    rows: dict[str, list[Any]] = {f.name: [] for f in EVENT_SCHEMA}
+
+    def add(**kw: Any) -> None:
+        for col, values in rows.items():
+            values.append(kw.get(col))
+
+    padded = 0
+    for i in range(n):
+        dup = bool(pad_every) and i > 0 and i % pad_every == 0
+        padded += dup
+        t = START_NS + i * period
+        lag = int(rng.integers(200_000, 3_000_000))
+        add(
+            t_ns=t,
+            t_capture_ns=t + lag,
+            is_duplicate=dup,
+            event_type="frame",
+            stream="screen",
+            frame_ref=i,
+            window_id="League of Legends",
+            session_id=name,
+            metadata="{}",
+        )
+    kinds = ["key_press", "key_release", "mouse_move", "mouse_press"]
+    for j in range(inputs):
+        t = START_NS + int(rng.integers(0, n * period))
+        kind = kinds[j % len(kinds)]
+        add(
+            t_ns=t,
+            t_capture_ns=t,
+            is_duplicate=False,
+            event_type=kind,
+            stream="input",
+            key_code=65 + j % 26 if kind.startswith("key") else None,
+            mouse_x=float(rng.uniform(0, size[0])) if kind.startswith("mouse") else None,
+            mouse_y=float(rng.uniform(0, size[1])) if kind.startswith("mouse") else None,
+            mouse_button="left" if kind == "mouse_press" else None,
+            frame_ref=(t - START_NS) // period,
+            window_id="League of Legends",
+            session_id=name,
+            metadata="{}",
+        )
+    if webcam:
+        for i in range(n):
+            t = START_NS + i * period
+            add(
+                t_ns=t,
+                t_capture_ns=t,
+                is_duplicate=False,
+                event_type="frame",
+                stream="webcam",
+                frame_ref=i,
+                window_id="League of Legends",
+                session_id=name,
+                metadata="{}",
+            )
+    order = np.argsort(np.asarray(rows["t_ns"]), kind="stable")
+    table = pa.table({k: [v[i] for i in order] for k, v in rows.items()}, schema=EVENT_SCHEMA)
+    pq.write_table(table, d / "events.parquet", compression="snappy")
+    write_video(d / "frames.mp4", n, fps, size)
+    if webcam:
+        write_video(d / "webcam.mp4", n, fps, (64, 48))
+    if audio:
+        write_wav(d / "audio.wav", seconds)
+    meta = {
+        "format_version": "1.0.0",
+        "session_id": name,
+        "fps": fps,
+        "dropped_frames": dropped,
+        "padded_frames": padded,
+        "actual_fps": float(fps),
+        "capture_fps": round((n - padded) / seconds, 2),
+        "screen_resolution": list(size),
+        "window_id": "League of Legends",
+        "webcam_info": {"device": 0, "resolution": [64, 48]} if webcam else None,
+        "audio_info": {"sample_rate": 44100, "channels": 2} if audio else None,
+        "start_t_ns": START_NS,
+        "end_t_ns": START_NS + n * period,
+        "duration_s": n * period / 1e9,
+        "validation": {},
+        "trajectories": [],
+    }
+    (d / "metadata.json").write_text(json.dumps(meta, indent=2))
+    return d
+
+
+def corrupt_byte(path: Path, offset: int = 64) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def pack_u32(value: int) -> bytes:
+    return struct.pack("<I", value)

@@ -1,0 +1,102 @@
+"""Helpers for the harness tests: child environments and CLI runs in real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+PY = sys.executable
+
+
+def child_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """The test process's environment without AP_*/HYPERVISOR_* and with this checkout first.
+
+    TMPDIR points at an empty ``systmp`` directory so a test can prove nothing was written to
+    the "global" temp dir; bytecode caches go under ``tmp`` too.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AP_", "HYPERVISOR_"))}
+    env["PYTHONPATH"] = str(REPO)
+    systmp = tmp / "systmp"
+    systmp.mkdir(exist_ok=True)
+    env["TMPDIR"] = str(systmp)
+    env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    args: Sequence[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    prefix: Sequence[str] = (),
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*prefix, PY, "-m", "aiconfig", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def write_sessions_manifest(path: Path, sessions: Sequence[str | Path]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"sessions": [str(s) for s in sessions]}))
+    return path
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+CHILD_RUN = """
+import json, os, sys, time
+from aiconfig.harness import RunContext, Terminated
+devices = tuple(d for d in os.environ.get("TEST_DEVICES", "").split(",") if d)
+try:
+    with RunContext.from_env(os.environ.get("TEST_JOB", "capture"), devices=devices) as run:
+        (run.out_dir / "payload.bin").write_bytes(b"x" * 1000)
+        run.mark_ready()
+        print("ready", flush=True)
+        time.sleep(float(os.environ.get("TEST_SLEEP", "60")))
+except Terminated:
+    sys.exit(143)
+"""
+"""A child job: takes its settings from AP_* variables, becomes ready, then sleeps."""
+
+
+def start_child(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """Start :data:`CHILD_RUN` and wait until it prints ``ready``."""
+    proc = subprocess.Popen(
+        [PY, "-c", CHILD_RUN],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        raise AssertionError(f"child did not become ready: {line!r} {err}")
+    return proc
+
+
+def finish(proc: subprocess.Popen[str], sig: int | None = None, timeout: float = 20) -> int:
+    """Send ``sig`` (if any), wait, close the pipes; return the exit status."""
+    if sig is not None:
+        proc.send_signal(sig)
+    proc.communicate(timeout=timeout)
+    return proc.returncode

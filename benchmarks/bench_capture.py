@@ -5,7 +5,9 @@ Starts a private Xvfb (1920x1080) with a painter that moves 80 colour-cycling re
 fps, for ``--duration`` seconds, and prints JSON: achieved fps (fresh frames per second), frames
 that were not fresh (ours: padded + dropped; ffmpeg: target minus the packets x11grab delivered,
 its constant-frame-rate output pads the rest with duplicates), CPU seconds per recorded second
-(user + system of the recorder's process tree), and our/ffmpeg ratios.
+(user + system of the recorder's process tree), and our/ffmpeg ratios. Then it records a test
+window while XTEST injects key events at known monotonic times and reports how late the recorded
+``t_ns`` are (p50/p99/max), missing events, and wrong ``frame_ref`` values.
 
     python benchmarks/bench_capture.py --duration 60   # about 7 minutes
 """
@@ -203,6 +205,116 @@ def run_ffmpeg(display: str, fps: int, duration: int, out: Path) -> dict[str, An
     }
 
 
+def run_input_timing(display: str, out: Path, events: int) -> dict[str, Any]:
+    """Record the test window while XTEST injects ``events`` key presses/releases at known
+    monotonic times: how late is each recorded ``t_ns``, and is every ``frame_ref`` right?"""
+    import random
+
+    import numpy as np
+    import pyarrow.parquet as pq
+    from Xlib import XK, X
+    from Xlib import display as xdisplay
+    from Xlib.ext import xtest
+
+    env = dict(os.environ, DISPLAY=display, PYTHONPATH=str(REPO))
+    win = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "tests" / "capture" / "testwin.py"),
+            "League of Legends",
+            "100",
+            "100",
+            "640",
+            "360",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert win.stdout is not None
+    handle = int(win.stdout.readline().split()[1])
+    d: Any = xdisplay.Display(display)
+    d.create_resource_object("window", handle).set_input_focus(X.RevertToParent, X.CurrentTime)
+    d.sync()
+    code = d.keysym_to_keycode(XK.string_to_keysym("a"))
+    out = out / "input"
+    duration = int(events * 0.035) + 4
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "capture",
+            "--quiet",
+            "--duration",
+            str(duration),
+            "--out",
+            str(out),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while not list(out.glob("session_*/metadata.json")):
+            if proc.poll() is not None:
+                return {"error": proc.communicate()[1].strip()[-500:]}
+            time.sleep(0.02)
+        time.sleep(0.3)
+        rng = random.Random(0)
+        injected: list[tuple[str, int]] = []
+        for i in range(events):
+            kind = X.KeyPress if i % 2 == 0 else X.KeyRelease
+            before = time.monotonic_ns()
+            xtest.fake_input(d, kind, code)
+            d.sync()
+            injected.append(("key_press" if i % 2 == 0 else "key_release", before))
+            time.sleep(0.02 + rng.random() * 0.01)
+        stdout, _ = proc.communicate(timeout=duration + 60)
+    finally:
+        win.terminate()
+        win.wait()
+        win.stdout.close()
+        d.close()
+    table = pq.read_table(Path(stdout.strip()) / "events.parquet").to_pydict()
+    frames = np.array(
+        [t for t, k in zip(table["t_ns"], table["event_type"], strict=True) if k == "frame"]
+    )
+    recorded = [
+        (k, t, r)
+        for k, t, r, s in zip(
+            table["event_type"], table["t_ns"], table["frame_ref"], table["stream"], strict=True
+        )
+        if s == "input"
+    ]
+    errors, missing, bad_refs, cursor = [], 0, 0, 0
+    for kind, before in injected:
+        while cursor < len(recorded) and not (
+            recorded[cursor][0] == kind and recorded[cursor][1] >= before
+        ):
+            cursor += 1
+        if cursor == len(recorded):
+            missing += 1
+            continue
+        _, t_rec, ref = recorded[cursor]
+        errors.append((t_rec - before) / 1e6)
+        if ref != int(np.searchsorted(frames, t_rec, side="right")) - 1:
+            bad_refs += 1
+        cursor += 1
+    ms = np.array(errors) if errors else np.array([float("nan")])
+    return {
+        "injected": events,
+        "recorded": len(errors),
+        "missing": missing,
+        "frame_ref_mismatches": bad_refs,
+        "t_ns_minus_injection_ms": {
+            "p50": round(float(np.percentile(ms, 50)), 3),
+            "p99": round(float(np.percentile(ms, 99)), 3),
+            "max": round(float(ms.max()), 3),
+        },
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=60)
@@ -212,6 +324,13 @@ def main() -> int:
         nargs="+",
         default=["veryfast", "superfast"],
         help="our x264 presets (ffmpeg always uses veryfast; superfast is our default)",
+    )
+    parser.add_argument(
+        "--input-events",
+        type=int,
+        default=200,
+        help="XTEST key events injected into a recorded test window to measure timestamp "
+        "error (0: skip)",
     )
     args = parser.parse_args()
     xvfb, display = start_xvfb()
@@ -245,6 +364,10 @@ def main() -> int:
                             "cpu_s_per_s": round(ours["cpu_s_per_s"] / theirs["cpu_s_per_s"], 3),
                         }
                 results["runs"].append(run)
+            if args.input_events:
+                results["input_timestamps"] = run_input_timing(
+                    display, Path(tmp), args.input_events
+                )
     finally:
         painter.kill()
         painter.wait()

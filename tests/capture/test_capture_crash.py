@@ -75,3 +75,28 @@ def test_sigkill_then_recover(xvfb: str, injector: Injector, tmp_path: Path) -> 
 
     again = run_cli("recover", str(session))
     assert again.returncode == 1 and again.stderr.count("\n") == 1
+
+
+def test_ctrl_c_stops_and_finalizes(xvfb: str, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        capture_cmd("--out", str(tmp_path), "--allow-any", "--no-input", "--quiet"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=run_env(),
+    )
+    deadline = time.monotonic() + 20
+    while not list(tmp_path.glob("session_*/metadata.json")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    session = Path(out.strip())
+    meta = json.loads((session / "metadata.json").read_text())
+    assert meta["stop_reason"] == "stopped" and meta["status"] == "complete"
+    assert meta["frame_count"] >= 30
+    assert run_cli("validate", str(session)).returncode == 0

@@ -29,7 +29,7 @@ from .events import EventJournal, InputEvent
 from .timeline import FrameClock
 from .windows import Rect, WindowBackend, open_backend
 
-__all__ = ["InputLogger", "key_fields"]
+__all__ = ["InputLogger", "event_time_ns", "key_fields"]
 
 _STOP_TIMEOUT_S = 5.0
 
@@ -46,6 +46,47 @@ def key_fields(key: Any) -> tuple[int | None, dict[str, Any]]:
         char = getattr(key, "char", None)
         name = char if char is not None else f"<{vk}>"
     return (int(vk) if vk is not None else None), {"key": name}
+
+
+_server_time = threading.local()
+_MS = 1_000_000
+
+
+def _with_server_time(listener_cls: Any) -> Any:
+    """The pynput listener class, remembering each X event's server time (ms) for
+    :func:`event_time_ns` while its callback runs (same thread)."""
+    if not hasattr(listener_cls, "_handle_message"):  # not the X11 backend
+        return listener_cls
+
+    class WithServerTime(listener_cls):  # type: ignore[misc]
+        def _handle_message(self, *args: Any) -> None:
+            _server_time.ms = getattr(args[1], "time", None) if len(args) > 1 else None
+            try:
+                super()._handle_message(*args)
+            finally:
+                _server_time.ms = None
+
+    return WithServerTime
+
+
+def event_time_ns(now_ns: int | None = None, server_ms: int | None = None) -> int:
+    """When the event happened, on CLOCK_MONOTONIC.
+
+    The callback's own clock reading is an upper bound, late by the X server -> RECORD ->
+    pynput path (usually < 1 ms, more under CPU contention). An X server on this machine stamps
+    events with CLOCK_MONOTONIC in whole milliseconds (a 32-bit counter), so the event happened
+    before the end of that millisecond: take the earlier of the two. A server time that does
+    not fit (another clock, a remote display) is ignored.
+    """
+    now = time.monotonic_ns() if now_ns is None else now_ns
+    ms = getattr(_server_time, "ms", None) if server_ms is None else server_ms
+    if ms is None:
+        return now
+    now_ms = now // _MS
+    full_ms = now_ms - ((now_ms - int(ms)) & 0xFFFFFFFF)  # unwrap: server time <= now
+    if now_ms - full_ms > 1000:
+        return now
+    return min(now, (full_ms + 1) * _MS - 1)
 
 
 class _Listener:
@@ -82,8 +123,10 @@ class _Listener:
         # pynput connects to the display when imported: import it only once one is known good.
         from pynput import keyboard, mouse
 
-        kb = keyboard.Listener(on_press=self._on_press, on_release=self._on_release)
-        ms = mouse.Listener(
+        kb = _with_server_time(keyboard.Listener)(
+            on_press=self._on_press, on_release=self._on_release
+        )
+        ms = _with_server_time(mouse.Listener)(
             on_move=self._on_move if self._mouse_moves else None,
             on_click=self._on_click,
             on_scroll=self._on_scroll,
@@ -164,26 +207,26 @@ class _Listener:
         self.logged += 1
 
     def _on_press(self, key: Any) -> None:
-        t_ns = time.monotonic_ns()
+        t_ns = event_time_ns()
         code, meta = key_fields(key)
         self._emit(t_ns, "key_press", key_code=code, meta=meta)
 
     def _on_release(self, key: Any) -> None:
-        t_ns = time.monotonic_ns()
+        t_ns = event_time_ns()
         code, meta = key_fields(key)
         self._emit(t_ns, "key_release", key_code=code, meta=meta)
 
     def _on_move(self, x: float, y: float) -> None:
-        t_ns = time.monotonic_ns()
+        t_ns = event_time_ns()
         self._emit(t_ns, "mouse_move", xy=(x, y))
 
     def _on_click(self, x: float, y: float, button: Any, pressed: bool) -> None:
-        t_ns = time.monotonic_ns()
+        t_ns = event_time_ns()
         kind = "mouse_press" if pressed else "mouse_release"
         self._emit(t_ns, kind, xy=(x, y), button=getattr(button, "name", str(button)))
 
     def _on_scroll(self, x: float, y: float, dx: float, dy: float) -> None:
-        t_ns = time.monotonic_ns()
+        t_ns = event_time_ns()
         self._emit(t_ns, "mouse_scroll", xy=(x, y), delta=float(dy), meta={"delta_x": dx})
 
 

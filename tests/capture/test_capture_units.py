@@ -206,3 +206,16 @@ def test_config_overrides_rules() -> None:
         checked_overrides(cfg, {"output_dir": "/tmp/x"}, "x.yaml")
     with pytest.raises(ConfigValidationError, match=r"capture\.allow_any"):
         checked_overrides(cfg, {"allow_any": True}, "x.yaml")
+
+
+def test_event_time_uses_the_x_server_millisecond_as_an_upper_bound() -> None:
+    from capture.input_logging import event_time_ns
+
+    ms = 1_000_000
+    now = 5_000 * ms + 2_700_000  # callback ran 2.7 ms into ms 5002
+    assert event_time_ns(now, 5_000) == 5_001 * ms - 1  # server saw it in ms 5000
+    assert event_time_ns(now, 5_002) == now  # same ms: the callback time is tighter
+    assert event_time_ns(now, None) == now
+    assert event_time_ns(now, 1) == now  # a server clock that does not fit is ignored
+    wrapped = (2**32 + 10) * ms + 300_000
+    assert event_time_ns(wrapped, 9) == (2**32 + 10) * ms - 1  # 32-bit wrap, previous ms

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.capture.capture_helpers import start_xvfb
+
 REPO = Path(__file__).resolve().parent.parent
 
 PAINTER = r"""
@@ -56,30 +58,6 @@ while True:
     t += period
     time.sleep(max(0.0, t - time.monotonic()))
 """
-
-
-def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        [
-            "Xvfb",
-            "-displayfd",
-            str(write_fd),
-            "-screen",
-            "0",
-            "1920x1080x24",
-            "-nolisten",
-            "tcp",
-            "-noreset",
-        ],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as fh:
-        number = fh.readline().strip()
-    return proc, f":{number}"
 
 
 def children_cpu() -> float:

@@ -8,37 +8,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.capture.capture_helpers import Injector
+from tests.capture.capture_helpers import Injector, start_xvfb
 
 
 @pytest.fixture(scope="session")
 def xvfb_server() -> Iterator[str]:
     """The suite's private Xvfb (the server picks a free display number: -displayfd)."""
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        [
-            "Xvfb",
-            "-displayfd",
-            str(write_fd),
-            "-screen",
-            "0",
-            "1920x1080x24",
-            "-nolisten",
-            "tcp",
-            "-noreset",
-        ],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as fh:
-        number = fh.readline().strip()
-    if not number:
-        proc.kill()
-        pytest.fail("Xvfb did not start (is the xvfb package installed?)")
     try:
-        yield f":{number}"
+        proc, display = start_xvfb()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield display
     finally:
         proc.terminate()
         proc.wait(timeout=10)

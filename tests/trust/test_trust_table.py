@@ -52,8 +52,6 @@ def _unknown_key(ring: Keyring, cfg: Path) -> None:
 
 
 def _revoked_key(ring: Keyring, cfg: Path) -> None:
-    pub = (ring.keys["alice@x"].with_suffix(".pub")).read_text() if False else None
-    del pub
     blob = parse_armored(sig_path(cfg).read_text()).public_key
     ring.policy(f"revoked:\n  - '{fingerprint(blob)}'\n")
 

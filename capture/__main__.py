@@ -1,5 +1,8 @@
 """``python -m capture``: record a session, or ``validate`` / ``recover`` one.
 
+Recording runs under the orchestrator contract (``--run-id``, ``--out``, ``--ready-file``,
+``--lock-dir``, ``--no-network``, ``--log-json``, ``AP_*``; see docs/harness.md).
+
 Exit codes: 0 ok, 1 a handled error (one line on stderr, no traceback), 2 usage, 130 on Ctrl+C
 before recording started.
 """
@@ -12,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aiconfig.errors import AiconfigError
+from aiconfig.harness.settings import add_run_arguments
 
 from .options import make_config, overrides, record, record_args
 from .recover import recover_session
@@ -34,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "'validate SESSION' / 'recover SESSION'.",
     )
     record_args(parser)
+    add_run_arguments(parser)
     return parser
 
 
@@ -88,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.check_audio:
             return _check_audio(args.audio_device)
         cfg = make_config(None, overrides(args))
-        return record(cfg, quiet=args.quiet)
+        return record(cfg, args)
     except AiconfigError as exc:
         for problem in exc.problems:
             sys.stderr.write(f"error: {problem.render()}\n")

@@ -39,3 +39,6 @@ ENCODER_NICE: Final = 5
 """Nice value of the convert/encode threads: the game and the input timestamps come first."""
 
 MP4_MOVFLAGS: Final = "frag_keyframe+empty_moov+default_base_moof"
+
+FRAME_QUEUE: Final = 4
+"""Frames held between grab, convert and encode (each queue); fewer under a memory budget."""

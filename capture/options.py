@@ -17,7 +17,15 @@ from typing import Any
 
 from aiconfig.errors import ConfigValidationError
 
-__all__ = ["keyboard_stop", "make_config", "overrides", "record", "record_args", "resolution"]
+__all__ = [
+    "capture_devices",
+    "keyboard_stop",
+    "make_config",
+    "overrides",
+    "record",
+    "record_args",
+    "resolution",
+]
 
 
 def resolution(text: str) -> tuple[int, int]:
@@ -33,7 +41,10 @@ def resolution(text: str) -> tuple[int, int]:
 
 
 def record_args(parser: argparse.ArgumentParser) -> None:
-    """The seed's recording flags (shared with ``aiconfig capture``); defaults are None."""
+    """The seed's recording flags (shared with ``aiconfig capture``); defaults are None.
+
+    ``--out`` and the other run flags come from :func:`aiconfig.harness.add_run_arguments`.
+    """
     parser.add_argument("--duration", type=float, metavar="N", help="seconds to capture (∞)")
     parser.add_argument("--fps", type=int, metavar="N", help="target frame rate (30)")
     parser.add_argument(
@@ -66,7 +77,12 @@ def record_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--crf", type=int, metavar="N", help="x264 quality, 0-51 (23)")
     parser.add_argument("--no-input", action="store_true", help="do not log keyboard/mouse")
-    parser.add_argument("--out", metavar="DIR", help="directory for session_* (./sessions)")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        metavar="NAME",
+        help="also record this stream plugin (entry point in group aiconfig.plugins; repeatable)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no live status line")
 
 
@@ -80,7 +96,6 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         "window_title": "window_title",
         "preset": "preset",
         "crf": "crf",
-        "out": "output_dir",
     }
     for arg, field in pairs.items():
         value = getattr(args, arg, None)
@@ -195,38 +210,116 @@ def status_line(status: Any) -> str:
     )
 
 
+def capture_devices(cfg: Any) -> tuple[str, ...]:
+    """The devices a session of ``cfg`` opens, each taken under an exclusive run lock."""
+    devices = ["screen"]
+    if cfg.input.enabled:
+        devices.append("input")
+    if cfg.audio.enabled:
+        devices.append("audio")
+    if cfg.webcam.enabled:
+        devices.append("webcam")
+    return tuple(devices)
+
+
 def record(
     cfg: Any,
+    args: argparse.Namespace,
     *,
-    quiet: bool,
     provenance: dict[str, Any] | None = None,
-    run_id: str | None = None,
 ) -> int:
-    """Run one session with the live status line; print the session path."""
-    from .session import run_capture
+    """Record one session as a run (:class:`~aiconfig.harness.context.RunContext`).
 
-    sys.setswitchinterval(0.001)  # keep input timestamps tight while threads encode
-    stop = threading.Event()
+    The run's settings (``--run-id``, ``--out``, ``--ready-file``, ``--lock-dir``, budgets,
+    ``--no-network``, ``--log-json``; or their ``AP_*`` variables) are checked before anything
+    opens. Sessions go under the run's output directory (``cfg.output_dir`` by default), the
+    devices are locked, the ready file is written once every stream records, and the run
+    manifest is written last. Prints the session path (a log event with ``--log-json``).
+    """
+    from pathlib import Path
 
-    def on_status(status: Any) -> None:
-        if not quiet:
-            sys.stderr.write(status_line(status))
-            sys.stderr.flush()
+    from aiconfig.errors import SessionError
+    from aiconfig.harness.context import RunContext
+    from aiconfig.harness.settings import resolve_settings
 
-    with keyboard_stop(stop):
-        result = run_capture(
-            cfg, stop=stop, on_status=on_status, provenance=provenance, run_id=run_id
-        )
-    meta = result.metadata
-    if not quiet:
-        sys.stderr.write("\n")
-    sys.stderr.write(
-        f"[capture] {meta['frame_count']} frames, padded {meta['padded_frames']}, dropped "
-        f"{meta['dropped_frames']}, stop: {meta.get('stop_reason')}, valid: {result.ok}\n"
+    from .plugin_streams import load_stream_plugins
+
+    settings = resolve_settings(args, "capture", default_out=Path(cfg.output_dir))
+    quiet = bool(args.quiet or settings.log_json)
+    # Without a run id from an orchestrator this is a person recording into a directory that
+    # collects sessions: the run manifest there lists this run's session only.
+    standalone = settings.sources.get("run_id") == "generated"
+    ctx = RunContext(
+        settings, devices=capture_devices(cfg), preload=_PRELOAD, shared_out=standalone
     )
-    sys.stdout.write(f"{result.path}\n")
-    reason = str(meta.get("stop_reason") or "")
-    if reason.startswith("error"):
-        sys.stderr.write(f"{reason}; the session was kept: {result.path}\n")
-        return 1
-    return 0 if result.ok else 1
+    with ctx as run:
+        from .session import run_capture
+
+        if provenance is not None:
+            signers = [s.get("principal", "") for s in provenance.get("signers", [])]
+            run.set_config(
+                sha256=provenance["sha256"], signers=filter(None, signers), path=provenance["path"]
+            )
+        # After offline mode is on, so a plugin that needs the network is refused.
+        plugins = load_stream_plugins(args.plugin or ())
+        sys.setswitchinterval(0.001)  # keep input timestamps tight while threads encode
+        stop = threading.Event()
+
+        def on_status(status: Any) -> None:
+            if not quiet:
+                sys.stderr.write(status_line(status))
+                sys.stderr.flush()
+
+        def on_session(path: Path) -> None:
+            if run.shared_out:
+                run.scope_artifacts(path.name)
+            run.log.info("capture.session_created", session=str(path))
+
+        with keyboard_stop(stop):
+            result = run_capture(
+                cfg,
+                output_dir=run.out_dir,
+                stop=stop,
+                on_status=on_status,
+                provenance=provenance,
+                run_id=run.run_id,
+                budget=run.budget,
+                on_session=on_session,
+                on_ready=lambda info: run.mark_ready(**info),
+                stream_plugins=plugins,
+            )
+        meta = result.metadata
+        summary = {
+            "session": str(result.path),
+            "frames": meta["frame_count"],
+            "padded": meta["padded_frames"],
+            "dropped": meta["dropped_frames"],
+            "stop_reason": meta.get("stop_reason"),
+            "valid": result.ok,
+        }
+        run.set_extra(capture={**summary, "session": result.path.name})
+        run.log.info("capture.finished", **summary)
+        if not settings.log_json:
+            if not quiet:
+                sys.stderr.write("\n")
+            sys.stderr.write(
+                f"[capture] {summary['frames']} frames, padded {summary['padded']}, dropped "
+                f"{summary['dropped']}, stop: {summary['stop_reason']}, valid: {result.ok}\n"
+            )
+            sys.stdout.write(f"{result.path}\n")
+            sys.stdout.flush()
+        reason = str(meta.get("stop_reason") or "")
+        if reason.startswith("error"):
+            raise SessionError(f"{reason}; the session was kept", file=str(result.path))
+        if not result.ok:
+            problems = meta.get("validation", {}).get("problems") or ["see metadata.json"]
+            raise SessionError(
+                f"the session is not valid: {problems[0]}",
+                file=str(result.path),
+                hint="the session was kept; run 'python -m capture validate' on it",
+            )
+    return 0
+
+
+# Loaded on entering the run, under its thread and allocator settings, before the memory limit.
+_PRELOAD = ("numpy", "cv2", "av", "pyarrow", "mss")

@@ -25,7 +25,7 @@ import cv2
 import mss
 import numpy as np
 
-from .constants import ENCODER_NICE, GEOMETRY_POLL_S
+from .constants import ENCODER_NICE, FRAME_QUEUE, GEOMETRY_POLL_S
 from .events import EventJournal, frame_row
 from .timeline import FrameClock, FrameStats
 from .video_writer import VideoWriter, even_size
@@ -84,7 +84,8 @@ class ScreenRecorder:
         keyframe_interval_s: float,
         on_stop: Callable[[str], None],
         max_frames: int | None = None,
-        queue_size: int = 4,
+        queue_size: int = FRAME_QUEUE,
+        threads: int = 0,
     ) -> None:
         self.target = target
         self.max_frames = max_frames
@@ -115,6 +116,7 @@ class ScreenRecorder:
             preset=preset,
             crf=crf,
             keyframe_interval_s=keyframe_interval_s,
+            threads=threads,
         )
         self._threads = [
             threading.Thread(target=self._guard(self._grab_loop), name="capture-grab"),

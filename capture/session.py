@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,13 @@ from typing import Any
 from opentelemetry import metrics, trace
 
 from aiconfig.errors import CaptureDeviceError, ConfigFileError
+from aiconfig.harness.budget import Budget
 from aiconfig.schema import CaptureConfig
 
 from .constants import (
     EVENTS_JOURNAL,
     FORMAT_VERSION,
+    FRAME_QUEUE,
     FRAMES_FILE,
     JOURNAL_FLUSH_S,
     METADATA_FILE,
@@ -31,11 +33,22 @@ from .constants import (
 from .events import EventJournal
 from .finalize import finalize_session, write_json_atomic, write_manifest
 from .input_logging import InputLogger
+from .plugin_streams import PluginStreams
 from .screen_recorder import ScreenRecorder
 from .streams import audio_problem, open_webcam, pick_target, start_audio
 from .timeline import ClockMapping
+from .video_writer import even_size
 
 __all__ = ["SessionResult", "Status", "create_session_dir", "run_capture"]
+
+
+def _sizes(budget: Budget | None, frame_bytes: int) -> tuple[int, int]:
+    """Frame queue length and encoder threads (0: the encoder decides) under ``budget``."""
+    if budget is None:
+        return FRAME_QUEUE, 0
+    queue_size = budget.queue_size(frame_bytes, FRAME_QUEUE, what="the screen frame queue")
+    # Without a CPU limit (cpu_source "host") x264 picks its own thread count, as standalone.
+    return queue_size, 0 if budget.cpu_source == "host" else budget.encoder_threads
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +123,29 @@ def run_capture(
     status_interval_s: float = 0.5,
     provenance: dict[str, Any] | None = None,
     run_id: str | None = None,
+    budget: Budget | None = None,
+    on_session: Callable[[Path], None] | None = None,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
+    stream_plugins: Mapping[str, Any] | None = None,
 ) -> SessionResult:
-    """Record until ``cfg.duration_s`` passes, ``stop`` is set, or the window closes."""
+    """Record until ``cfg.duration_s`` passes, ``stop`` is set, or the window closes.
+
+    ``budget`` sizes the frame queues and encoder threads (a run's CPU and memory limits);
+    ``on_session`` gets the session directory as soon as it exists; ``on_ready`` is called once
+    every stream is open and the clock runs, with the session and stream states; stream plugins
+    (:mod:`capture.plugin_streams`) run beside the built-in streams.
+    """
     tracer = trace.get_tracer("capture")
     meter = metrics.get_meter("capture")
     frames_counter = meter.create_counter("capture.frames", unit="{frame}")
     drops_counter = meter.create_counter("capture.frames_not_fresh", unit="{frame}")
     stop = stop or threading.Event()
     target, title = pick_target(cfg)
+    width, height = even_size(target.rect.width, target.rect.height)
+    queue_size, threads = _sizes(budget, width * height * 4)
     session = create_session_dir(Path(output_dir or cfg.output_dir))
+    if on_session is not None:
+        on_session(session)
     session_id = session.name
     window_id = title if title is not None else "screen"
     extra: dict[str, Any] = {"run_id": run_id} if run_id else {}
@@ -156,6 +183,8 @@ def run_capture(
             keyframe_interval_s=cfg.keyframe_interval_s,
             on_stop=on_stop,
             max_frames=max_frames,
+            queue_size=queue_size,
+            threads=threads,
         )
         # Input first: it takes a moment to come up, and once metadata.json exists (written
         # below, when the clock starts) every input event is logged.
@@ -181,7 +210,8 @@ def run_capture(
                 streams["input"] = "failed"
                 logger = None
         audio, audio_error = start_audio(cfg, session)
-        webcam, webcam_error = open_webcam(cfg, session, journal, session_id)
+        webcam, webcam_error = open_webcam(cfg, session, journal, session_id, threads=threads)
+        plugins = PluginStreams(stream_plugins or {}, session, session_id=session_id, fps=cfg.fps)
         recorder.start()
         if not recorder.started.wait(10.0) or recorder.clock is None:
             recorder.stop()
@@ -192,6 +222,7 @@ def run_capture(
                 webcam.stop()
             if logger is not None:
                 logger.stop()
+            plugins.stop(0)
             raise CaptureDeviceError(
                 f"screen grabber did not start: {'; '.join(recorder.stats.errors) or 'timeout'}"
             )
@@ -204,6 +235,7 @@ def run_capture(
             audio.align(clock.t0_ns)
         if webcam is not None:
             webcam.start(clock.t0_ns)
+        plugins.start(clock.t0_ns)
         mapping = ClockMapping.now()
         meta = {
             "format_version": FORMAT_VERSION,
@@ -255,6 +287,12 @@ def run_capture(
                 "coordinates": "relative to the captured region; absolute in metadata",
             },
             "display": os.environ.get("DISPLAY"),
+            "resources": {
+                "frame_queue": queue_size,
+                "encoder_threads": threads or "auto",
+                "cpus": None if budget is None else budget.cpus,
+                "mem_limit_mb": None if budget is None else budget.mem_limit_mb,
+            },
             "run_id": run_id,
             "provenance": provenance,
         }
@@ -271,6 +309,13 @@ def run_capture(
         if audio is not None:  # so that a killed session still knows the audio format
             meta["audio_info"] = audio.info(clock.t0_ns)
             write_json_atomic(session / METADATA_FILE, meta)
+        if on_ready is not None:
+            on_ready(
+                {
+                    "session": session_id,
+                    "streams": {**streams, **{k: v["status"] for k, v in plugins.status.items()}},
+                }
+            )
         last_frames = 0
         last_t = time.monotonic()
         try:
@@ -319,6 +364,7 @@ def run_capture(
                 audio.stop(end_ns=end_ns)
             if webcam is not None:
                 webcam.stop()
+            plugin_status = plugins.stop(end_ns)
             recorder.join()
             if logger is not None:
                 logger.stop()
@@ -358,6 +404,7 @@ def run_capture(
                     "status": streams["audio"],
                     "error": audio_error or (audio.stats.error if audio else None),
                 },
+                **plugin_status,
             },
             "audio_info": audio.info(clock.t0_ns) if audio is not None else None,
             "webcam_info": webcam.info()

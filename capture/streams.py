@@ -63,7 +63,7 @@ def start_audio(cfg: CaptureConfig, session: Path) -> tuple[AudioRecorder | None
 
 
 def open_webcam(
-    cfg: CaptureConfig, session: Path, journal: EventJournal, session_id: str
+    cfg: CaptureConfig, session: Path, journal: EventJournal, session_id: str, *, threads: int = 0
 ) -> tuple[WebcamRecorder | None, str | None]:
     """The webcam stream, or ``(None, reason)``: a missing camera never stops the session."""
     if not cfg.webcam.enabled:
@@ -78,6 +78,7 @@ def open_webcam(
             fps=cfg.webcam.fps,
             session_id=session_id,
             preset=cfg.preset,
+            threads=threads,
         ), None
     except CaptureDeviceError as exc:
         (session / WEBCAM_FILE).unlink(missing_ok=True)

@@ -78,6 +78,7 @@ class WebcamRecorder:
         fps: int,
         session_id: str,
         preset: str,
+        threads: int = 0,
     ) -> None:
         stream = container.streams.video[0]
         self.width, self.height = even_size(stream.codec_context.width, stream.codec_context.height)
@@ -87,7 +88,9 @@ class WebcamRecorder:
         self._container = container
         self._journal = journal
         self._session_id = session_id
-        self._writer = VideoWriter(path, self.width, self.height, fps, preset=preset)
+        self._writer = VideoWriter(
+            path, self.width, self.height, fps, preset=preset, threads=threads
+        )
         self._q: queue.Queue[Any] = queue.Queue(maxsize=4)
         self._stop = threading.Event()
         self._clock: FrameClock | None = None

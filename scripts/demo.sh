@@ -29,10 +29,12 @@ echo "   DISPLAY=$DISPLAY; opening a stand-in 'League of Legends' window"
 WIN_PID=$!
 for _ in $(seq 50); do grep -q READY "$OUT/window.log" 2>/dev/null && break; sleep 0.1; done
 
-echo "== 3. record ${DURATION}s with the baseline's capture settings"
+RUN_ID="demo-$(date -u +%Y%m%dT%H%M%S)"
+echo "== 3. record ${DURATION}s with the baseline's capture settings (run $RUN_ID)"
 "$PY" -m aiconfig capture --config experiments/baseline.yaml --duration "$DURATION" \
-  --out "$OUT/sessions" --quiet
-SESSION=$(ls -d "$OUT"/sessions/session_* | tail -n 1)
+  --run-id "$RUN_ID" --out "$OUT/$RUN_ID" --lock-dir "$OUT/locks" --quiet
+SESSION=$(ls -d "$OUT/$RUN_ID"/session_* | tail -n 1)
+"$PY" -m aiconfig manifest verify "$OUT/$RUN_ID"
 
 echo "== 4. validate $SESSION"
 "$PY" -m capture validate "$SESSION"

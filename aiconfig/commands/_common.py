@@ -12,18 +12,20 @@ if TYPE_CHECKING:
     from ..schema import AIConfig
 
 
-def add_trust_options(parser: argparse.ArgumentParser) -> None:
+def add_trust_options(parser: argparse.ArgumentParser, *, data_root: bool = True) -> None:
+    """``--keys``, ``--allow-unsigned`` and (unless the run flags add it) ``--data-root``."""
     parser.add_argument(
         "--keys",
         metavar="DIR",
         help="trust store with allowed_signers and policy.yaml (default: $AICONFIG_KEYS or the "
         "keys/ directory beside the nearest parent of the config)",
     )
-    parser.add_argument(
-        "--data-root",
-        metavar="DIR",
-        help="where anti-rollback state is kept (default: $AP_DATA_ROOT or ~/.local/state)",
-    )
+    if data_root:
+        parser.add_argument(
+            "--data-root",
+            metavar="DIR",
+            help="where anti-rollback state is kept (default: $AP_DATA_ROOT or ~/.local/state)",
+        )
     parser.add_argument(
         "--allow-unsigned",
         action="store_true",

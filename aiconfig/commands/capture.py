@@ -1,8 +1,8 @@
 """``aiconfig capture --config FILE``: record a capture session driven by a signed config.
 
 The config's ``capture`` section decides what is recorded. Command-line flags may override only
-operational settings that do not change the data contract (``--duration``, ``--out``,
-``--webcam-device``) and only where the config does not lock them (``meta.locked``); anything else
+operational settings that do not change the data contract (``--duration``, ``--webcam-device``,
+``--audio-device``) and only where the config does not lock them (``meta.locked``); anything else
 is refused with a pointer to ``aiconfig fork``. The config's provenance (file digest, signers,
 lineage, env vars used) is written into the session's ``metadata.json`` and ``manifest.json``.
 """
@@ -10,14 +10,15 @@ lineage, env vars used) is written into the session's ``metadata.json`` and ``ma
 from __future__ import annotations
 
 import argparse
-import os
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigValidationError
+from ..harness.settings import add_run_arguments
 from ._common import add_trust_options, load_from_args
 
 # CaptureConfig fields a flag may change without a reviewed fork.
-OVERRIDABLE = frozenset({"duration_s", "output_dir", "webcam.device", "audio.device"})
+OVERRIDABLE = frozenset({"duration_s", "webcam.device", "audio.device"})
 
 
 def add_parser(sub: Any) -> None:
@@ -30,9 +31,9 @@ def add_parser(sub: Any) -> None:
         "directory, with the settings of a verified config. Stop with q or Ctrl+C.",
     )
     p.add_argument("--config", required=True, metavar="FILE", help="signed aiconfig YAML")
-    p.add_argument("--run-id", metavar="ID", help="orchestrator run id (default: $AP_RUN_ID)")
     record_args(p)
-    add_trust_options(p)
+    add_run_arguments(p)  # --run-id --out --data-root --no-network --log-json --ready-file ...
+    add_trust_options(p, data_root=False)
     p.set_defaults(run=run)
 
 
@@ -68,11 +69,11 @@ def checked_overrides(cfg: Any, over: dict[str, Any], file: str) -> dict[str, An
 def run(args: argparse.Namespace) -> int:
     from capture.options import make_config, overrides, record
 
+    from ..harness.settings import resolve_settings
+
+    # Run settings first: a bad --run-id or AP_MEM_LIMIT_MB is refused before the config loads.
+    resolve_settings(args, "capture", default_out=Path("sessions"))
     cfg = load_from_args(args.config, args)
-    over = overrides(args)
-    if args.out is None and os.environ.get("AP_OUT_DIR"):
-        over["output_dir"] = os.environ["AP_OUT_DIR"]
-    checked_overrides(cfg, over, args.config)
+    over = checked_overrides(cfg, overrides(args), args.config)
     capture_cfg = make_config(cfg.capture, over)
-    run_id = args.run_id or os.environ.get("AP_RUN_ID")
-    return record(capture_cfg, quiet=args.quiet, provenance=cfg.provenance.to_dict(), run_id=run_id)
+    return record(capture_cfg, args, provenance=cfg.provenance.to_dict())

@@ -9,7 +9,11 @@ Backends (``inference.backend``):
   the external sidecar after a preflight (``--skip-preflight`` to skip); ``--completion`` uses
   ``/v1/completions`` instead of chat, ``--stream`` streams.
 
-stdout gets one JSON line per call and a last ``{"summary": ...}`` line. Exit 0 when every call
+stdout gets one JSON line per call and a last ``{"summary": ...}`` line (with ``--log-json``:
+``infer.call`` and ``infer.summary`` log events instead). The run (docs/harness.md) also writes
+``OUT/calls.jsonl``, ``OUT/summary.json``, the telemetry files and ``OUT/manifest.json``; OUT is
+``--out`` / ``AP_OUT_DIR``, or ``runs/infer/<run id>``. The ready file is written once the
+backend is up (sidecar preflight passed, or the model warmed up). Exit 0 when every call
 succeeded, 1 when any was refused, ran past its budget or failed (the summary says which).
 """
 
@@ -20,6 +24,7 @@ import os
 import sys
 from typing import Any
 
+from ..harness.settings import add_run_arguments
 from ._common import add_trust_options, load_from_args
 
 
@@ -50,19 +55,8 @@ def add_parser(sub: Any) -> None:
         "max_concurrency + max_queue the excess is refused, by design)",
     )
     run_g.add_argument("--budget-ms", type=float, metavar="MS", help="override the budget")
-    run_g.add_argument("--run-id", default=os.environ.get("AP_RUN_ID"), metavar="ID")
-    run_g.add_argument(
-        "--out",
-        default=os.environ.get("AP_OUT_DIR"),
-        metavar="DIR",
-        help="run output dir; a relative monitoring.jsonl_path goes under it",
-    )
-    run_g.add_argument(
-        "--no-network",
-        action="store_true",
-        help="offline mode (same as AP_NO_NETWORK=1): loopback connections only",
-    )
-    add_trust_options(p)
+    add_run_arguments(p)  # --run-id --out --no-network --log-json --ready-file ...
+    add_trust_options(p, data_root=False)
     p.set_defaults(run=run)
 
 
@@ -89,13 +83,31 @@ def _read_prompts(args: argparse.Namespace) -> list[str]:
     return prompts
 
 
+def _settings(args: argparse.Namespace) -> Any:
+    """Run settings; without ``--out``/``AP_OUT_DIR`` each run gets ``runs/infer/<run id>``."""
+    import dataclasses
+    from pathlib import Path
+
+    from ..harness.settings import resolve_settings
+
+    settings = resolve_settings(args, "infer", default_out=Path("runs") / "infer")
+    if settings.sources.get("out") != "default":
+        return settings
+    out = settings.out_dir / settings.run_id
+    run_dir = settings.run_dir if os.environ.get("HYPERVISOR_RUN_DIR") else out.parent
+    return dataclasses.replace(settings, out_dir=out, run_dir=run_dir)
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
+    import importlib.util
     import json
     import time
 
-    if args.no_network:
-        os.environ["AP_NO_NETWORK"] = "1"
+    from ..harness._fs import atomic_write_json
+    from ..harness.context import RunContext
+
+    settings = _settings(args)  # bad run settings are refused before anything else
     if args.in_flight is not None and args.in_flight < 1:
         raise _fail("--in-flight must be >= 1")
     if args.budget_ms is not None and args.budget_ms <= 0:
@@ -108,70 +120,100 @@ def run(args: argparse.Namespace) -> int:
     inf = cfg.inference
     if inf.backend == "vllm":
         items: list[Any] = _read_prompts(args)
+        preload: tuple[str, ...] = ()
     else:
         if args.prompt or args.prompts:
             raise _fail("inference.backend is 'torch': give --frames or --synthetic, not prompts")
         if bool(args.frames) == bool(args.synthetic):
             raise _fail("the torch backend needs exactly one of --frames PATH or --synthetic N")
-        items = []
-
-    from ..inference.runner import run_calls, summarize
-    from ..monitoring import setup_for_run
-
-    telemetry = setup_for_run(cfg, run_id=args.run_id, out_dir=args.out)
-    telemetry.record_config_load(cfg, load_start, load_end)
-    observers = (telemetry.alerts,) if telemetry.alerts is not None else ()
-    kw: dict[str, Any] = {
-        "tracer_provider": telemetry.tracer_provider,
-        "meter_provider": telemetry.meter_provider,
-        "observers": observers,
-    }
-
-    def emit(rec: Any) -> None:
-        sys.stdout.write(json.dumps(rec.to_dict(), default=str) + "\n")
-
-    async def main() -> Any:
-        tracer = telemetry.tracer("aiconfig.cli")
-        with tracer.start_as_current_span(
-            "aiconfig infer", attributes={"aiconfig.inference.backend": inf.backend}
-        ):
-            if inf.backend == "vllm":
-                interface, call, render = await _vllm(cfg, args, kw)
-                todo = items
-            else:
-                interface, call, render, todo = _torch(cfg, args, kw)
-            budget = args.budget_ms or inf.latency_budget_ms
-            t0 = time.perf_counter()
-            try:
-                records = await run_calls(
-                    call,
-                    todo,
-                    in_flight=args.in_flight or inf.max_concurrency,
-                    render=render,
-                    on_record=emit,
-                )
-            finally:
-                await interface.aclose()
-            return summarize(
-                records,
-                backend=inf.backend,
-                model=interface.name,
-                budget_ms=budget,
-                wall_s=time.perf_counter() - t0,
+        if importlib.util.find_spec("torch") is None:
+            raise _fail(
+                "inference.backend is 'torch' but PyTorch is not installed: "
+                "pip install torch==2.13.0 (CPU build) or pip install 'aiconfig[torch]'"
             )
+        items = []
+        # Under the budget's thread settings and counted by its memory headroom check.
+        preload = ("numpy", "torch")
 
-    try:
-        summary = asyncio.run(main())
-    finally:
-        telemetry.shutdown()
-    sys.stdout.write(json.dumps({"summary": summary.to_dict()}) + "\n")
-    failed = summary.calls - summary.ok
-    if failed:
-        sys.stderr.write(
-            f"error: {failed} of {summary.calls} calls failed ({summary.overloaded} overloaded, "
-            f"{summary.budget_exceeded} over budget, {summary.errors} errors)\n"
+    ctx = RunContext(settings, preload=preload)
+    with ctx as run:
+        from ..inference.runner import run_calls, summarize
+        from ..monitoring import setup_for_run
+
+        prov = cfg.provenance
+        run.set_config(
+            sha256=prov.sha256 or "",
+            signers=[s.principal for s in prov.signers],
+            path=prov.path,
         )
-        return 1
+        telemetry = setup_for_run(cfg, run_id=run.run_id, out_dir=run.out_dir)
+        telemetry.record_config_load(cfg, load_start, load_end)
+        observers = (telemetry.alerts,) if telemetry.alerts is not None else ()
+        kw: dict[str, Any] = {
+            "tracer_provider": telemetry.tracer_provider,
+            "meter_provider": telemetry.meter_provider,
+            "observers": observers,
+        }
+        calls_path = run.out_dir / "calls.jsonl"
+
+        async def main(calls: Any) -> Any:
+            def emit(rec: Any) -> None:
+                row = rec.to_dict()
+                line = json.dumps(row, default=str)
+                calls.write(line + "\n")  # streamed to disk, one line per call
+                if run.settings.log_json:
+                    run.log.info("infer.call", **json.loads(line))
+                else:
+                    sys.stdout.write(line + "\n")
+
+            tracer = telemetry.tracer("aiconfig.cli")
+            with tracer.start_as_current_span(
+                "aiconfig infer", attributes={"aiconfig.inference.backend": inf.backend}
+            ):
+                if inf.backend == "vllm":
+                    interface, call, render = await _vllm(cfg, args, kw)
+                    todo = items
+                else:
+                    interface, call, render, todo = _torch(cfg, args, kw)
+                run.mark_ready(backend=inf.backend, model=interface.name, calls=len(todo))
+                budget = args.budget_ms or inf.latency_budget_ms
+                t0 = time.perf_counter()
+                try:
+                    records = await run_calls(
+                        call,
+                        todo,
+                        in_flight=args.in_flight or inf.max_concurrency,
+                        render=render,
+                        on_record=emit,
+                    )
+                finally:
+                    await interface.aclose()
+                return summarize(
+                    records,
+                    backend=inf.backend,
+                    model=interface.name,
+                    budget_ms=budget,
+                    wall_s=time.perf_counter() - t0,
+                )
+
+        try:
+            with calls_path.open("w", encoding="utf-8", buffering=1) as calls:
+                summary = asyncio.run(main(calls))
+        finally:
+            telemetry.shutdown()
+        body = summary.to_dict()
+        atomic_write_json(run.out_dir / "summary.json", body)
+        run.set_extra(infer=body)
+        if run.settings.log_json:
+            run.log.info("infer.summary", **body)
+        else:
+            sys.stdout.write(json.dumps({"summary": body}) + "\n")
+        failed = summary.calls - summary.ok
+        if failed:
+            raise _fail(
+                f"{failed} of {summary.calls} calls failed ({summary.overloaded} overloaded, "
+                f"{summary.budget_exceeded} over budget, {summary.errors} errors)"
+            )
     return 0
 
 
@@ -200,13 +242,6 @@ async def _vllm(cfg: Any, args: argparse.Namespace, kw: dict[str, Any]) -> Any:
 
 
 def _torch(cfg: Any, args: argparse.Namespace, kw: dict[str, Any]) -> Any:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise _fail(
-            "inference.backend is 'torch' but PyTorch is not installed: "
-            "pip install torch==2.13.0 (CPU build) or pip install 'aiconfig[torch]'"
-        ) from None
     import numpy as np
 
     from ..inference import TorchModelInterface, preprocess_frames

@@ -23,6 +23,12 @@ def add_parser(sub: Any) -> None:
         help="process now instead of waiting for an idle machine (this pipeline never waits; "
         "accepted for the harness command line and recorded in the report)",
     )
+    p.add_argument(
+        "--step",
+        action="append",
+        metavar="NAME",
+        help="also run this pipeline-step plugin on every valid session (repeatable)",
+    )
     add_run_arguments(p)
     p.set_defaults(run=run)
 
@@ -37,10 +43,17 @@ def run(args: argparse.Namespace) -> int:
     ctx = RunContext.from_args(args, job="pipeline", preload=("aiconfig.harness.pipeline",))
     template = Path(args.config_template) if args.config_template else None
     with ctx as r:
-        from ..harness.pipeline import REPORT_NAME, run_pipeline
+        from ..harness.pipeline import REPORT_NAME, STEP_KIND, run_pipeline
+        from ..harness.plugins import load_named
 
+        # Inside the run: offline mode is on, so a step that needs the network is refused.
+        steps = load_named(args.step or (), kind=STEP_KIND, what="pipeline step")
         report = run_pipeline(
-            r, manifest=Path(args.manifest), template=template, force_idle=args.force_idle
+            r,
+            manifest=Path(args.manifest),
+            template=template,
+            force_idle=args.force_idle,
+            steps=steps,
         )
     if not ctx.settings.log_json:
         t = report["totals"]

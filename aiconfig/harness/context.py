@@ -86,8 +86,10 @@ class RunContext:
         devices: Iterable[str] = (),
         preload: Iterable[str] = (),
         log: RunLog | None = None,
+        shared_out: bool = False,
     ) -> None:
         self.settings = settings
+        self._shared_out = shared_out
         self.devices = tuple(devices)
         self.preload = tuple(preload)
         self.budget = Budget.from_limits(settings.cpu_limit, settings.mem_limit_mb)
@@ -106,6 +108,7 @@ class RunContext:
         self._config: dict[str, Any] | None = None
         self._annotations: dict[str, dict[str, Any]] = {}
         self._extra: dict[str, Any] = {}
+        self._scope: list[str] | None = None
         self._locks: list[DeviceLock] = []
         self._out_lock_fd: int | None = None
         self._owns_out = False
@@ -172,6 +175,21 @@ class RunContext:
         """Annotate an output file (``kind``, ``capture={...}``, anything JSON); hashed at exit."""
         self._annotations.setdefault(rel_path, {}).update(annotations)
 
+    @property
+    def shared_out(self) -> bool:
+        """True when the job declared its output directory a collection of runs.
+
+        A standalone capture (no run id from an orchestrator) records into a directory that
+        collects sessions (``./sessions``): a previous run's manifest there is replaced, and the
+        run lists only its own subpaths (:meth:`scope_artifacts`). An orchestrated run's output
+        directory is its own; another run's manifest there is refused.
+        """
+        return self._shared_out
+
+    def scope_artifacts(self, *rel_paths: str) -> None:
+        """Limit the manifest to these subpaths of the output directory (this run's own)."""
+        self._scope = sorted({*(self._scope or ()), *rel_paths})
+
     def set_extra(self, **fields: Any) -> None:
         """Extra top-level manifest fields (e.g. the pipeline's report summary)."""
         self._extra.update(fields)
@@ -228,7 +246,7 @@ class RunContext:
         tempfile.tempdir = str(s.tmp_dir)
         if self.devices:
             if s.lock_dir is None:
-                self.log.warning(
+                self.log.info(
                     "locks.none", reason="no --lock-dir, AP_LOCK_DIR or HYPERVISOR_RUN_DIR"
                 )
             else:
@@ -269,7 +287,9 @@ class RunContext:
                 old_id = load_manifest(previous).get("run_id")
             except AiconfigError:
                 old_id = None
-            if old_id != self.run_id:
+            if old_id != self.run_id and self.shared_out:
+                self.log.info("manifest.replaced", previous_run_id=old_id)
+            elif old_id != self.run_id:
                 raise RunStateError(
                     f"output directory already holds run {old_id!r}",
                     file=str(out),
@@ -366,11 +386,15 @@ class RunContext:
         ready = self.settings.ready_file
         if ready is not None and ready.is_relative_to(self.out_dir):
             skip.append(ready.relative_to(self.out_dir).as_posix())
+        scope = self._scope
+        if scope is None and self.shared_out:
+            scope = []  # a shared directory holds other runs' files: list only what is ours
         artifacts = collect_artifacts(
             self.out_dir,
             annotations=self._annotations,
             skip=skip,
             chunk=self.budget.chunk_bytes(1024 * 1024),
+            scope=scope,
         )
         body = {
             "run_id": self.run_id,
@@ -382,6 +406,7 @@ class RunContext:
             "pid": os.getpid(),
             "config": self._config,
             "settings": self.settings.to_dict(),
+            **({} if scope is None else {"scope": scope}),
             **self._extra,
         }
         self.manifest_path = write_manifest(self.out_dir, body, artifacts)

@@ -9,6 +9,7 @@ Schema (``schema_version`` ``aiconfig.run-manifest/1``)::
       "started_at": "2026-11-21T18:30:00.000000Z", "ended_at": "...",
       "config": null | {"path": "...", "sha256": "...", "signers": ["alice@example.com"]},
       "settings": {...resolved run settings...},
+      "scope": ["session_20261121_183000"],      # optional: only these subpaths are the run's
       "artifacts": [
         {"path": "session_20261121_183000/frames.mp4", "size": 123, "sha256": "...",
          "kind": "video", "capture": {"start_t_ns": ..., "end_t_ns": ...}}
@@ -17,7 +18,9 @@ Schema (``schema_version`` ``aiconfig.run-manifest/1``)::
 
 Artifact paths are POSIX paths relative to the output directory; a path that is absolute or
 leaves the directory is rejected when verifying. Files of a ``session_*/`` directory get their
-capture timestamps from that session's ``metadata.json``.
+capture timestamps from that session's ``metadata.json``. A run that writes into a shared
+directory (a standalone capture into ``./sessions``) lists only its own subpaths in ``scope``;
+hashing and the check for unlisted files then stay inside them.
 """
 
 from __future__ import annotations
@@ -86,6 +89,23 @@ def _session_capture(session_dir: Path) -> dict[str, Any] | None:
     return cap or None
 
 
+def _walk(out_dir: Path, scope: Iterable[str] | None) -> list[PurePosixPath]:
+    """Regular files (no symlinks) under ``out_dir`` or its ``scope`` subpaths, sorted."""
+    starts = [out_dir] if scope is None else [out_dir / s for s in sorted(set(scope))]
+    found: list[PurePosixPath] = []
+    for start in starts:
+        if start.is_file() and not start.is_symlink():
+            found.append(PurePosixPath(start.relative_to(out_dir).as_posix()))
+            continue
+        for root, dirs, files in os.walk(start):
+            dirs.sort()
+            for name in sorted(files):
+                full = Path(root) / name
+                if full.is_file() and not full.is_symlink():
+                    found.append(PurePosixPath(full.relative_to(out_dir).as_posix()))
+    return found
+
+
 def _skip(rel: PurePosixPath, skip: set[str]) -> bool:
     name = rel.name
     if str(rel) in skip or (len(rel.parts) == 1 and name in INTERNAL_NAMES):
@@ -99,29 +119,30 @@ def collect_artifacts(
     annotations: Mapping[str, Mapping[str, Any]] | None = None,
     skip: Iterable[str] = (),
     chunk: int = 1024 * 1024,
+    scope: Iterable[str] | None = None,
 ) -> list[Artifact]:
-    """Hash every regular file under ``out_dir`` (sorted), merged with per-path annotations."""
+    """Hash every regular file under ``out_dir`` (sorted), merged with per-path annotations.
+
+    ``scope`` limits the walk to those relative subpaths (files or directories).
+    """
     notes = dict(annotations or {})
     skipped = set(skip)
     sessions: dict[Path, dict[str, Any] | None] = {}
     found: list[Artifact] = []
-    for root, dirs, files in os.walk(out_dir):
-        dirs.sort()
-        for name in sorted(files):
-            full = Path(root) / name
-            rel = PurePosixPath(full.relative_to(out_dir).as_posix())
-            if _skip(rel, skipped) or not full.is_file() or full.is_symlink():
-                continue
-            digest, size = sha256_file(full, chunk)
-            note = dict(notes.get(str(rel), {}))
-            capture = note.pop("capture", None)
-            top = rel.parts[0]
-            if capture is None and len(rel.parts) > 1 and top.startswith("session_"):
-                if out_dir / top not in sessions:
-                    sessions[out_dir / top] = _session_capture(out_dir / top)
-                capture = sessions[out_dir / top]
-            kind = note.pop("kind", None) or _KINDS.get(full.suffix.lower())
-            found.append(Artifact(str(rel), size, digest, kind, capture, note))
+    for rel in _walk(out_dir, scope):
+        full = out_dir / rel
+        if _skip(rel, skipped):
+            continue
+        digest, size = sha256_file(full, chunk)
+        note = dict(notes.get(str(rel), {}))
+        capture = note.pop("capture", None)
+        top = rel.parts[0]
+        if capture is None and len(rel.parts) > 1 and top.startswith("session_"):
+            if out_dir / top not in sessions:
+                sessions[out_dir / top] = _session_capture(out_dir / top)
+            capture = sessions[out_dir / top]
+        kind = note.pop("kind", None) or _KINDS.get(full.suffix.lower())
+        found.append(Artifact(str(rel), size, digest, kind, capture, note))
     return found
 
 
@@ -219,8 +240,18 @@ def verify_manifest(out_dir: Path, *, allow_extra: bool = False) -> VerifyResult
                     got=digest,
                 )
             )
+    scope = doc.get("scope")
+    if scope is not None:
+        if not isinstance(scope, list) or any(_safe_rel(p) is None for p in scope):
+            problems.append(
+                Problem("scope is not a list of relative paths", file=str(mpath), path="scope")
+            )
+            scope = []
+        for entry in scope:
+            if not (out_dir / entry).exists():
+                problems.append(Problem("scoped path is missing", file=str(out_dir / entry)))
     if not allow_extra:
-        for extra in collect_paths(out_dir):
+        for extra in collect_paths(out_dir, scope):
             if extra not in listed:
                 problems.append(
                     Problem("file not listed in the manifest", file=str(out_dir / extra))
@@ -228,14 +259,6 @@ def verify_manifest(out_dir: Path, *, allow_extra: bool = False) -> VerifyResult
     return VerifyResult(len(doc["artifacts"]), tuple(problems))
 
 
-def collect_paths(out_dir: Path) -> list[str]:
+def collect_paths(out_dir: Path, scope: Iterable[str] | None = None) -> list[str]:
     """Relative paths of the files :func:`collect_artifacts` would list, without hashing."""
-    paths = []
-    for root, dirs, files in os.walk(out_dir):
-        dirs.sort()
-        for name in sorted(files):
-            full = Path(root) / name
-            rel = PurePosixPath(full.relative_to(out_dir).as_posix())
-            if not _skip(rel, set()) and full.is_file() and not full.is_symlink():
-                paths.append(str(rel))
-    return paths
+    return [str(rel) for rel in _walk(out_dir, scope) if not _skip(rel, set())]

@@ -8,10 +8,22 @@ Input is a manifest listing session directories, in either form:
 
 Relative paths resolve against the manifest's directory, then against the data root. The
 optional config template (JSON) sets quality thresholds; unknown keys are refused.
+
+Further steps come from entry-point plugins (group ``aiconfig.plugins``, loaded under the plugin
+policy, ``--step NAME``). A step is a callable declaring ``kind = "pipeline_step"`` (a class is
+instantiated once, without arguments)::
+
+    def step(session_dir: Path, stats: dict[str, Any], out_dir: Path) -> dict[str, Any]: ...
+
+It runs on every valid session, reads the session (never writes it), may write files under
+``out_dir`` (``OUT/steps/<name>/<session_id>/``, created for it; they become run artifacts) and
+returns JSON-able results, stored in the report as ``sessions[i].steps.<name>``. A step that
+raises makes that session invalid, with the step's error as the problem.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -144,12 +156,36 @@ def _totals(reports: list[SessionReport]) -> dict[str, Any]:
     }
 
 
+STEP_KIND = "pipeline_step"
+
+
+def _callable(obj: Any) -> Any:
+    return obj() if isinstance(obj, type) else obj
+
+
+def _run_steps(rep: SessionReport, path: Path, steps: Mapping[str, Any], out: Path) -> None:
+    for name, step in steps.items():
+        step_out = out / "steps" / name / (rep.session_id or path.name)
+        try:
+            step_out.mkdir(parents=True, exist_ok=True)
+            result = step(path, dict(rep.stats), step_out)
+            rep.steps[name] = json.loads(json.dumps(result if result is not None else {}))
+        except Exception as exc:  # noqa: BLE001 - a failed step is reported per session
+            text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            rep.problems.append(f"step {name!r} failed: {text}")
+            rep.steps[name] = {"error": text}
+        with contextlib.suppress(OSError):
+            step_out.rmdir()  # only if the step wrote nothing
+            step_out.parent.rmdir()
+
+
 def run_pipeline(
     run: RunContext,
     *,
     manifest: Path,
     template: Path | None = None,
     force_idle: bool = False,
+    steps: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Analyse every session, write ``fixture_report.json`` in ``run.out_dir``; return the report.
 
@@ -165,8 +201,12 @@ def run_pipeline(
     batch_rows = max(1024, min(65536, run.budget.chunk_bytes(8 << 20) // 64))
     workers = min(run.budget.threads, len(sessions))
 
+    step_fns = {name: _callable(obj) for name, obj in (steps or {}).items()}
+
     def one(path: Path) -> SessionReport:
         rep = analyze_session(path, thresholds=thresholds, threads=1, batch_rows=batch_rows)
+        if rep.valid:
+            _run_steps(rep, path, step_fns, run.out_dir)
         run.log.info(
             "pipeline.session",
             path=str(path),
@@ -209,6 +249,7 @@ def run_pipeline(
             "require_audio": thresholds.require_audio,
         },
         "force_idle": force_idle,
+        "steps": sorted(step_fns),
         "offline": run.settings.no_network,
         "budget": {"cpus": run.budget.cpus, "mem_limit_mb": run.budget.mem_limit_mb},
         "totals": totals,

@@ -42,6 +42,7 @@ __all__ = [
     "PluginSet",
     "Refusal",
     "distribution_digest",
+    "load_named",
     "load_plugins",
     "lock_entries",
 ]
@@ -250,3 +251,23 @@ def lock_entries(dist_names: Iterable[str]) -> dict[str, Any]:
             raise PluginRefusedError(f"distribution {name!r} has no RECORD; cannot pin it")
         plugins[canonical(dist.metadata["Name"])] = {"version": dist.version, "sha256": digest}
     return {"schema_version": LOCK_SCHEMA, "plugins": plugins}
+
+
+def load_named(names: Iterable[str], *, kind: str, what: str) -> dict[str, Any]:
+    """Load exactly the named plugins under the policy; each must declare ``kind``.
+
+    Any refusal (policy, import error, offline mode, wrong kind) raises PluginRefusedError
+    listing every reason, so a job asked for a plugin never runs without it.
+    """
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return {}
+    loaded = load_plugins(names=wanted, strict=True).loaded
+    for name, obj in loaded.items():
+        declared = getattr(obj, "kind", None)
+        if declared != kind:
+            raise PluginRefusedError(
+                f"plugin {name!r} is not a {what} (kind={declared!r})",
+                hint=f'a {what} plugin declares kind = "{kind}"',
+            )
+    return loaded

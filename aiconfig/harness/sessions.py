@@ -85,6 +85,7 @@ class SessionReport:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, Any] = field(default_factory=dict)
 
     @property
     def valid(self) -> bool:
@@ -105,6 +106,7 @@ class SessionReport:
             "problems": self.problems,
             "warnings": self.warnings,
             "stats": self.stats,
+            **({"steps": self.steps} if self.steps else {}),
         }
 
 

@@ -188,13 +188,9 @@ def resolve_settings(
         )
 
     data_root = r.path("data_root", "--data-root", "AP_DATA_ROOT")
-    if data_root is not None and not data_root.is_dir():
-        r.bad(
-            r.sources["data_root"],
-            "data root is not a directory",
-            "an existing directory",
-            str(data_root),
-        )
+    if data_root is not None and data_root.exists() and not data_root.is_dir():
+        # A missing data root is created on first use (anti-rollback state, caches).
+        r.bad(r.sources["data_root"], "data root is not a directory", "a directory", str(data_root))
 
     no_network = r.flag_bool("no_network", "--no-network", "AP_NO_NETWORK")
     log_json = r.flag_bool("log_json", "--log-json", "AP_LOG_JSON")

@@ -200,10 +200,10 @@ def test_config_overrides_rules() -> None:
 
     from aiconfig.commands.capture import checked_overrides
 
-    cfg = SimpleNamespace(meta=SimpleNamespace(locked=("capture.output_dir",)))
+    cfg = SimpleNamespace(meta=SimpleNamespace(locked=("capture.webcam",)))
     assert checked_overrides(cfg, {"duration_s": 5.0}, "x.yaml") == {"duration_s": 5.0}
     with pytest.raises(ConfigValidationError, match="locked"):
-        checked_overrides(cfg, {"output_dir": "/tmp/x"}, "x.yaml")
+        checked_overrides(cfg, {"webcam": {"device": 1}}, "x.yaml")
     with pytest.raises(ConfigValidationError, match=r"capture\.allow_any"):
         checked_overrides(cfg, {"allow_any": True}, "x.yaml")
 

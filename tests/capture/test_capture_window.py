@@ -21,7 +21,10 @@ def test_absent_window_is_refused(xvfb: str, tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1
     assert "No Such Game" in proc.stderr and "--allow-any" in proc.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert not list(tmp_path.glob("session_*"))  # nothing recorded
+    manifest = json.loads((tmp_path / "manifest.json").read_text())  # the run says why
+    assert manifest["status"] == "failed" and "No Such Game" in manifest["error"]
+    assert manifest["artifacts"] == []
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from aiconfig.harness import RunContext, verify_manifest
 
+from .plugin_dist import install_frame_tools
 from .sessions import make_session
 from .util import PY, REPO, child_env, read_json, run_cli, write_sessions_manifest
 
@@ -168,3 +169,52 @@ def test_session_with_its_own_manifest_is_rehashed(tmp_path: Path) -> None:
     problems = analyze_session(session, thresholds=thresholds).problems
     assert all(p.startswith("manifest.json: ") for p in problems)
     assert any("metadata.json" in p and "sha256 differs" in p for p in problems)
+
+
+def test_pipeline_step_plugins(tmp_path: Path, data_root: Path) -> None:
+    """Steps from a pinned entry-point plugin run on every session; their files are artifacts;
+    a failing step makes its sessions invalid with the step's error; unpinned ones are refused."""
+    site = tmp_path / "site"
+    install_frame_tools(site)
+    env = child_env(tmp_path, PYTHONPATH=f"{REPO}:{site}")
+    lock = run_cli(["plugins", "lock", "frame-tools"], env=env, cwd=tmp_path)
+    assert lock.returncode == 0, lock.stderr
+    (tmp_path / "plugins.lock").write_text(lock.stdout)
+    (tmp_path / "allow.txt").write_text("frame_count\nfailing_step\nticker\n")
+    env.update(AP_PLUGIN_LOCK=str(tmp_path / "plugins.lock"),
+               AP_PLUGINS_ALLOWLIST=str(tmp_path / "allow.txt"))  # fmt: skip
+    manifest = write_sessions_manifest(tmp_path / "m.json", sorted(data_root.iterdir()))
+
+    def pipeline(out: str, *steps: str) -> subprocess.CompletedProcess[str]:
+        args = ["pipeline", "--manifest", str(manifest), "--out", str(tmp_path / out)]
+        args += ["--run-id", out, "--no-network"]
+        for step in steps:
+            args += ["--step", step]
+        return run_cli(args, env=env, cwd=tmp_path)
+
+    ok = pipeline("ok", "frame_count")
+    assert ok.returncode == 0, ok.stderr
+    report = read_json(tmp_path / "ok" / "fixture_report.json")
+    assert report["steps"] == ["frame_count"]
+    for session in report["sessions"]:
+        result = session["steps"]["frame_count"]
+        assert result["frames"] == session["stats"]["video_frames"] > 0
+        assert result["session_id"] == session["session_id"]
+        written = tmp_path / "ok" / "steps" / "frame_count" / session["session_id"] / "count.txt"
+        assert written.read_text() == str(result["frames"])
+    listed = {a["path"] for a in read_json(tmp_path / "ok" / "manifest.json")["artifacts"]}
+    assert "steps/frame_count/session_20261121_100000/count.txt" in listed
+    assert verify_manifest(tmp_path / "ok").ok
+
+    bad = pipeline("bad", "frame_count", "failing_step")
+    assert bad.returncode == 1 and "step 'failing_step' failed" in bad.stderr
+    assert "model weights missing" in bad.stderr and "Traceback" not in bad.stderr
+    report = read_json(tmp_path / "bad" / "fixture_report.json")
+    assert report["totals"]["invalid"] == 2
+    assert all("frame_count" in s["steps"] for s in report["sessions"])  # the others still ran
+
+    refused = pipeline("refused", "ticker")  # a capture stream, not a step
+    assert refused.returncode == 1 and "is not a pipeline step" in refused.stderr
+    refused = pipeline("refused-2", "cloud_ticker")
+    assert refused.returncode == 1 and "not in the allowlist" in refused.stderr
+    assert not (tmp_path / "refused" / "fixture_report.json").exists()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -21,6 +19,8 @@ from aiconfig.harness.plugins import (
     lock_entries,
 )
 
+from .util import install_dist
+
 PLUGIN_SRC = '''
 class NullStream:
     """A capture stream plugin that produces nothing."""
@@ -31,35 +31,17 @@ class Uploader:
 '''
 
 
-def _record_line(root: Path, rel: str) -> str:
-    data = (root / rel).read_bytes()
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"{rel},sha256={digest},{len(data)}"
-
-
 def install_plugin(site: Path, version: str = "1.0.0") -> Path:
     """Install ``hello-plugin`` as pip would: package files plus a dist-info with a RECORD."""
-    pkg = site / "hello_plugin"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text(PLUGIN_SRC)
-    info = site / f"hello_plugin-{version}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: hello-plugin\nVersion: {version}\n"
+    install_dist(
+        site,
+        "hello-plugin",
+        version,
+        {"hello_plugin/__init__.py": PLUGIN_SRC},
+        {"null_stream": "hello_plugin:NullStream", "uploader": "hello_plugin:Uploader"},
+        group=GROUP,
     )
-    (info / "entry_points.txt").write_text(
-        f"[{GROUP}]\nnull_stream = hello_plugin:NullStream\nuploader = hello_plugin:Uploader\n"
-    )
-    (info / "INSTALLER").write_text("pip\n")
-    files = [
-        "hello_plugin/__init__.py",
-        f"{info.name}/METADATA",
-        f"{info.name}/entry_points.txt",
-        f"{info.name}/INSTALLER",
-    ]
-    lines = [_record_line(site, f) for f in files] + [f"{info.name}/RECORD,,"]
-    (info / "RECORD").write_text("\n".join(lines) + "\n")
-    return pkg
+    return site / "hello_plugin"
 
 
 @pytest.fixture

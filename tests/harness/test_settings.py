@@ -79,8 +79,9 @@ def test_every_invalid_value_is_reported_at_once(tmp_path: Path) -> None:
         "AP_CPU_LIMIT": "lots",
         "AP_MEM_LIMIT_MB": "12",
         "AP_NO_NETWORK": "maybe",
-        "AP_DATA_ROOT": str(tmp_path / "missing"),
+        "AP_DATA_ROOT": str(tmp_path / "a-file"),
     }
+    (tmp_path / "a-file").write_text("not a directory")
     with pytest.raises(RunSettingError) as info:
         resolve_settings(None, "capture", env=env)
     text = str(info.value)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,38 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def _record_line(root: Path, rel: str) -> str:
+    data = (root / rel).read_bytes()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{rel},sha256={digest},{len(data)}"
+
+
+def install_dist(
+    site: Path,
+    dist: str,
+    version: str,
+    files: Mapping[str, str],
+    entry_points: Mapping[str, str],
+    group: str = "aiconfig.plugins",
+) -> Path:
+    """Install a distribution into ``site`` as pip would: its files plus a dist-info with a
+    RECORD; ``entry_points`` maps plugin names to ``module:object``. Returns the dist-info."""
+    site.mkdir(parents=True, exist_ok=True)
+    for rel, text in files.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(text)
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    eps = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[{group}]\n{eps}")
+    (info / "INSTALLER").write_text("pip\n")
+    meta = [f"{info.name}/{n}" for n in ("METADATA", "entry_points.txt", "INSTALLER")]
+    lines = [_record_line(site, f) for f in [*files, *meta]] + [f"{info.name}/RECORD,,"]
+    (info / "RECORD").write_text("\n".join(lines) + "\n")
+    return info
 
 
 def write_sessions_manifest(path: Path, sessions: Sequence[str | Path]) -> Path:

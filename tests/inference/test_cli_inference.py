@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -268,3 +271,86 @@ def test_infer_exported_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture
                "--out", str(tmp_path / "p")])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 1 and "not a torch.export program" in err and "Traceback" not in err
+
+
+def _infer_proc(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AP_", "HYPERVISOR_"))}
+    base["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    return subprocess.run(
+        [sys.executable, "-m", "aiconfig", "infer", *args],
+        env={**base, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_infer_runs_under_the_orchestrator_contract(tmp_path: Path, fake_vllm: FakeVLLM) -> None:
+    """--log-json: only JSON lines on stdout; calls, summary and telemetry are run artifacts in
+    a verified manifest; the ready file names the backend and is gone afterwards."""
+    from aiconfig.harness import verify_manifest
+
+    cfg = vllm_config(tmp_path, fake_vllm.base_url)
+    out = tmp_path / "hv" / "infer"
+    proc = _infer_proc(
+        ["--config", str(cfg), "--allow-unsigned", "--prompt", "a", "--prompt", "b",
+         "--ready-file", str(out / "ready.json"), "--log-json", "--no-network"],
+        tmp_path, AP_RUN_ID="inf-1", AP_OUT_DIR=str(out), AP_CPU_LIMIT="1",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = lines(proc.stdout)
+    assert all(set(r) == {"ts", "level", "run_id", "job", "event", "fields"} for r in records)
+    events = [r["event"] for r in records]
+    assert events.count("infer.call") == 2 and "run.ready" in events
+    ready = next(r for r in records if r["event"] == "run.ready")["fields"]
+    assert ready["backend"] == "vllm" and ready["model"] and ready["calls"] == 2  # type: ignore[index]
+    assert not (out / "ready.json").exists()
+    calls = lines((out / "calls.jsonl").read_text())
+    assert sorted(str(c["output"]["text"]) for c in calls) == ["echo a", "echo b"]  # type: ignore[index]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ok"] == 2
+    doc = json.loads((out / "manifest.json").read_text())
+    assert doc["status"] == "succeeded" and doc["job"] == "infer" and doc["infer"]["ok"] == 2
+    assert doc["config"]["sha256"] and doc["settings"]["no_network"] is True
+    assert {"calls.jsonl", "summary.json", "tel.jsonl"} <= {a["path"] for a in doc["artifacts"]}
+    assert verify_manifest(out).ok
+
+
+def test_infer_default_output_and_failures(tmp_path: Path) -> None:
+    """Without --out each run gets runs/infer/<run id>; a failing run's manifest says why; the
+    offline flag refuses a non-loopback sidecar before any call."""
+    cfg = torch_config(tmp_path)
+    ok = _infer_proc(["--config", str(cfg), "--allow-unsigned", "--synthetic", "2"], tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    (run,) = (tmp_path / "runs" / "infer").iterdir()
+    assert json.loads((run / "manifest.json").read_text())["status"] == "succeeded"
+    assert len(lines((run / "calls.jsonl").read_text())) == 2
+
+    over = _infer_proc(
+        ["--config", str(torch_config(tmp_path, conc=1, queue=1)), "--allow-unsigned",
+         "--synthetic", "20", "--in-flight", "20", "--run-id", "over", "--out",
+         str(tmp_path / "over")],
+        tmp_path,
+    )  # fmt: skip
+    assert over.returncode == 1 and "error: 18 of 20 calls failed (18 overloaded" in over.stderr
+    doc = json.loads((tmp_path / "over" / "manifest.json").read_text())
+    assert doc["status"] == "failed" and "overloaded" in doc["error"]
+
+    remote = vllm_config(tmp_path, "http://10.1.2.3:8000")
+    off = _infer_proc(
+        ["--config", str(remote), "--allow-unsigned", "--prompt", "x", "--run-id", "off",
+         "--out", str(tmp_path / "off")],
+        tmp_path, AP_NO_NETWORK="1",
+    )  # fmt: skip
+    assert off.returncode == 1 and "with AP_NO_NETWORK=1, got refused" in off.stderr
+    assert json.loads((tmp_path / "off" / "manifest.json").read_text())["status"] == "failed"
+
+    bad = _infer_proc(
+        ["--config", str(cfg), "--allow-unsigned", "--synthetic", "1", "--out",
+         str(tmp_path / "bad")],
+        tmp_path, AP_MEM_LIMIT_MB="twelve",
+    )  # fmt: skip
+    assert bad.returncode == 1 and bad.stderr.startswith("error: AP_MEM_LIMIT_MB: invalid")
+    assert not (tmp_path / "bad").exists()

@@ -9,15 +9,23 @@ Prints one JSON object. Run: ``python -m benchmarks.bench_harness``.
 * ``offline_guard``: the audit hook fires on every audited call in the process (``open``,
   ``socket.connect`` ...): 20,000 ``open()`` calls and 2,000 loopback connects with the guard on
   against a process without it.
+* ``capture_start``: time from starting ``python -m capture`` (on a private 1920x1080 Xvfb) to
+  its ready file (run settings checked, libraries loaded, out dir claimed, screen lock taken,
+  session open, clock running), with no budget and under ``AP_CPU_LIMIT=1
+  AP_MEM_LIMIT_MB=512``, against the time ``ffmpeg -f x11grab ... -frames:v 1`` takes to start,
+  grab and encode one frame and exit (the peer has no readiness signal of its own).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +114,65 @@ def bench_guard() -> dict[str, Any]:
     }
 
 
+def _time_to_ready(display: str, tmp: Path, i: int, **limits: str) -> float:
+    ready = tmp / f"ready-{i}.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DISPLAY": display, **limits}
+    env = {k: v for k, v in env.items() if k not in ("AP_RUN_ID", "AP_OUT_DIR")}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [python(), "-m", "capture", "--allow-any", "--no-input", "--quiet", "--run-id", f"b{i}",
+         "--out", str(tmp / f"cap-{i}"), "--ready-file", str(ready), "--lock-dir",
+         str(tmp / "locks")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    while not ready.exists():
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"capture exited early: {err}")
+        time.sleep(0.002)
+    elapsed = (time.perf_counter() - t0) * 1e3
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    if proc.returncode != 0:
+        raise RuntimeError(f"capture exited {proc.returncode}")
+    return elapsed
+
+
+def bench_capture_start(tmp: Path, repeat: int = 5) -> dict[str, Any]:
+    from tests.capture.capture_helpers import start_xvfb
+
+    xvfb, display = start_xvfb()
+    try:
+        ours: list[float] = []
+        budgeted: list[float] = []
+        peer: list[float] = []
+        for i in range(repeat):
+            ours.append(_time_to_ready(display, tmp, 2 * i))
+            budgeted.append(
+                _time_to_ready(display, tmp, 2 * i + 1, AP_CPU_LIMIT="1", AP_MEM_LIMIT_MB="512")
+            )
+            t0 = time.perf_counter()
+            subprocess.run(
+                ["ffmpeg", "-v", "error", "-y", "-f", "x11grab", "-framerate", "30",
+                 "-video_size", "1920x1080", "-i", display, "-frames:v", "1", "-c:v", "libx264",
+                 "-preset", "superfast", "-pix_fmt", "yuv420p", str(tmp / f"peer-{i}.mp4")],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            peer.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        xvfb.terminate()
+        xvfb.wait(timeout=10)
+    med = {k: round(statistics.median(v), 1) for k, v in
+           {"ours": ours, "budgeted": budgeted, "peer": peer}.items()}  # fmt: skip
+    return {
+        "time_to_ready_ms": med["ours"],
+        "time_to_ready_budget_1cpu_512mb_ms": med["budgeted"],
+        "peer_ffmpeg_first_frame_ms": med["peer"],
+        "ratio": round(med["ours"] / med["peer"], 2),
+        "ratio_budgeted": round(med["budgeted"] / med["peer"], 2),
+    }
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as d:
         tmp = Path(d)
@@ -113,6 +180,7 @@ def main() -> None:
             "pipeline": bench_pipeline(tmp),
             "manifest": bench_manifest(tmp),
             "offline_guard": bench_guard(),
+            "capture_start": bench_capture_start(tmp),
             "cpus": len(os.sched_getaffinity(0)),
             "python": sys.version.split()[0],
         }

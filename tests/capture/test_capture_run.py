@@ -288,3 +288,31 @@ def test_signed_config_capture_records_config_in_the_run_manifest(tmp_path: Path
     assert meta["provenance"]["sha256"] == doc["config"]["sha256"]
     assert meta["run_id"] == "cfg-1" and meta["window_id"] == "League of Legends"
     assert verify_manifest(out).ok
+
+
+def test_killed_capture_leaves_no_ready_claim_and_frees_its_locks(tmp_path: Path) -> None:
+    from aiconfig.harness.ready import ready_state
+
+    ready = tmp_path / "ready.json"
+    locks = tmp_path / "locks"
+    common = ["--allow-any", "--no-input", "--quiet", "--lock-dir", str(locks)]
+    proc = subprocess.Popen(
+        capture_cmd(*common, "--run-id", "k1", "--out", str(tmp_path / "k1"), "--ready-file",
+                    str(ready)),
+        env=_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    _wait_ready(ready, proc)
+    assert ready_state(ready).is_ready
+    proc.kill()
+    proc.wait(timeout=10)
+    state = ready_state(ready)
+    assert state.state == "stale" and not state.is_ready
+    # The kernel released the screen lock with the process: the next job records at once.
+    after = _run(
+        capture_cmd(*common, "--duration", "0.5", "--run-id", "k2", "--out", str(tmp_path / "k2")),
+        _env(),
+        tmp_path,
+    )
+    assert after.returncode == 0, after.stderr
+    # The killed session is recoverable (crash safety is covered in test_capture_crash).
+    assert list((tmp_path / "k1").glob("session_*/frames.mp4"))

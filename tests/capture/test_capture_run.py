@@ -314,5 +314,6 @@ def test_killed_capture_leaves_no_ready_claim_and_frees_its_locks(tmp_path: Path
         tmp_path,
     )
     assert after.returncode == 0, after.stderr
-    # The killed session is recoverable (crash safety is covered in test_capture_crash).
-    assert list((tmp_path / "k1").glob("session_*/frames.mp4"))
+    # The killed session stays for 'capture recover' (crash safety: test_capture_crash).
+    assert list((tmp_path / "k1").glob("session_*/metadata.json"))
+    assert not (tmp_path / "k1" / "manifest.json").exists()  # no run manifest claims success

@@ -18,8 +18,6 @@ from aiconfig.errors import AiconfigError
 from aiconfig.harness.settings import add_run_arguments
 
 from .options import make_config, overrides, record, record_args
-from .recover import recover_session
-from .validate import validate_session
 
 __all__ = ["build_parser", "main"]
 
@@ -49,6 +47,10 @@ def _session_command(name: str, argv: Sequence[str]) -> int:
     if not args.session.is_dir():
         sys.stderr.write(f"error: {args.session}: no such session directory\n")
         return 1
+    # Imported here: PyAV, numpy and pyarrow must load inside a recording run, under its budget.
+    from .recover import recover_session
+    from .validate import validate_session
+
     if name == "validate":
         problems = validate_session(args.session)
         for problem in problems:

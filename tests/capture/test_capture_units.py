@@ -219,3 +219,16 @@ def test_event_time_uses_the_x_server_millisecond_as_an_upper_bound() -> None:
     assert event_time_ns(now, 1) == now  # a server clock that does not fit is ignored
     wrapped = (2**32 + 10) * ms + 300_000
     assert event_time_ns(wrapped, 9) == (2**32 + 10) * ms - 1  # 32-bit wrap, previous ms
+
+
+def test_cli_start_up_loads_no_heavy_library() -> None:
+    """numpy, PyAV, pyarrow and OpenCV must load inside the run, after its budget's thread and
+    allocator settings are exported (OpenBLAS and Arrow read them when they load)."""
+    probe = (
+        "import sys, capture.__main__, aiconfig.commands.capture\n"
+        "print(sorted(m for m in ('numpy', 'av', 'pyarrow', 'cv2', 'mss') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=run_env(), check=True
+    )
+    assert proc.stdout.strip() == "[]"

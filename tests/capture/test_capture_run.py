@@ -20,6 +20,7 @@ import pytest
 from aiconfig.harness import verify_manifest
 from tests.capture.capture_helpers import REPO, capture_cmd, open_window, run_env
 from tests.harness.plugin_dist import install_frame_tools
+from tests.harness.util import pin_plugins
 
 pytestmark = pytest.mark.usefixtures("xvfb")
 
@@ -36,7 +37,7 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
     )
 
 
-def _wait_ready(path: Path, proc: subprocess.Popen[str], timeout: float = 30) -> dict[str, Any]:
+def _wait_ready(path: Path, proc: subprocess.Popen[Any], timeout: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None:
@@ -198,18 +199,9 @@ def _plugin_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _pin(tmp_path: Path, env: dict[str, str], allow: list[str]) -> None:
-    lock = _run([sys.executable, "-m", "aiconfig", "plugins", "lock", "frame-tools"], env, tmp_path)
-    assert lock.returncode == 0, lock.stderr
-    (tmp_path / "plugins.lock").write_text(lock.stdout)
-    (tmp_path / "allow.txt").write_text("\n".join(allow) + "\n")
-    env["AP_PLUGIN_LOCK"] = str(tmp_path / "plugins.lock")
-    env["AP_PLUGINS_ALLOWLIST"] = str(tmp_path / "allow.txt")
-
-
 def test_stream_plugins_record_beside_the_builtin_streams(tmp_path: Path) -> None:
     env = _plugin_env(tmp_path)
-    _pin(tmp_path, env, ["ticker", "exploding"])
+    pin_plugins(tmp_path, env, "frame-tools", ["ticker", "exploding"])
     out = tmp_path / "out"
     proc = _run(
         capture_cmd("--allow-any", "--no-input", "--quiet", "--duration", "2", "--run-id", "p1",
@@ -236,7 +228,7 @@ def test_stream_plugins_record_beside_the_builtin_streams(tmp_path: Path) -> Non
 
 def test_stream_plugins_refused_by_policy(tmp_path: Path) -> None:
     env = _plugin_env(tmp_path)
-    _pin(tmp_path, env, ["ticker", "cloud_ticker", "frame_count"])
+    pin_plugins(tmp_path, env, "frame-tools", ["ticker", "cloud_ticker", "frame_count"])
     cases = [
         (["--plugin", "frame_count"], "is not a capture stream"),
         (["--plugin", "exploding"], "not in the allowlist"),

@@ -13,7 +13,15 @@ from aiconfig.harness import RunContext, verify_manifest
 
 from .plugin_dist import install_frame_tools
 from .sessions import make_session
-from .util import PY, REPO, child_env, read_json, run_cli, write_sessions_manifest
+from .util import (
+    PY,
+    REPO,
+    child_env,
+    pin_plugins,
+    read_json,
+    run_cli,
+    write_sessions_manifest,
+)
 
 LOG_KEYS = {"ts", "level", "run_id", "job", "event", "fields"}
 
@@ -177,12 +185,7 @@ def test_pipeline_step_plugins(tmp_path: Path, data_root: Path) -> None:
     site = tmp_path / "site"
     install_frame_tools(site)
     env = child_env(tmp_path, PYTHONPATH=f"{REPO}:{site}")
-    lock = run_cli(["plugins", "lock", "frame-tools"], env=env, cwd=tmp_path)
-    assert lock.returncode == 0, lock.stderr
-    (tmp_path / "plugins.lock").write_text(lock.stdout)
-    (tmp_path / "allow.txt").write_text("frame_count\nfailing_step\nticker\n")
-    env.update(AP_PLUGIN_LOCK=str(tmp_path / "plugins.lock"),
-               AP_PLUGINS_ALLOWLIST=str(tmp_path / "allow.txt"))  # fmt: skip
+    pin_plugins(tmp_path, env, "frame-tools", ["frame_count", "failing_step", "ticker"])
     manifest = write_sessions_manifest(tmp_path / "m.json", sorted(data_root.iterdir()))
 
     def pipeline(out: str, *steps: str) -> subprocess.CompletedProcess[str]:

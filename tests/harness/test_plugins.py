@@ -151,15 +151,10 @@ def test_missing_requested_plugin(site: Path) -> None:
 
 
 def test_cli_lock_then_list(site: Path, tmp_path: Path) -> None:
-    from .util import REPO, child_env, run_cli
+    from .util import REPO, child_env, pin_plugins, run_cli
 
     env = child_env(tmp_path, PYTHONPATH=f"{REPO}:{site}")
-    lock = run_cli(["plugins", "lock", "hello-plugin"], env=env, cwd=tmp_path)
-    assert lock.returncode == 0, lock.stderr
-    (tmp_path / "plugins.lock").write_text(lock.stdout)
-    (tmp_path / "allow.txt").write_text("null_stream\n")
-    env.update(AP_PLUGIN_LOCK=str(tmp_path / "plugins.lock"),
-               AP_PLUGINS_ALLOWLIST=str(tmp_path / "allow.txt"))  # fmt: skip
+    pin_plugins(tmp_path, env, "hello-plugin", ["null_stream"])
     listing = run_cli(["plugins", "list", "--json"], env=env, cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr
     rows = {r["name"]: r for r in json.loads(listing.stdout)}

@@ -83,6 +83,17 @@ def install_dist(
     return info
 
 
+def pin_plugins(tmp: Path, env: dict[str, str], dist: str, allow: Sequence[str]) -> None:
+    """Pin ``dist`` as installed now (``aiconfig plugins lock``) and allowlist ``allow``: sets
+    ``AP_PLUGIN_LOCK`` and ``AP_PLUGINS_ALLOWLIST`` in ``env`` (files under ``tmp``)."""
+    lock = run_cli(["plugins", "lock", dist], env=env, cwd=tmp)
+    assert lock.returncode == 0, lock.stderr
+    (tmp / "plugins.lock").write_text(lock.stdout)
+    (tmp / "allow.txt").write_text("".join(f"{name}\n" for name in allow))
+    env["AP_PLUGIN_LOCK"] = str(tmp / "plugins.lock")
+    env["AP_PLUGINS_ALLOWLIST"] = str(tmp / "allow.txt")
+
+
 def write_sessions_manifest(path: Path, sessions: Sequence[str | Path]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"sessions": [str(s) for s in sessions]}))

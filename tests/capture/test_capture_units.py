@@ -232,3 +232,19 @@ def test_cli_start_up_loads_no_heavy_library() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, env=run_env(), check=True
     )
     assert proc.stdout.strip() == "[]"
+
+
+def test_budget_sizes_the_frame_queues_and_encoder_threads() -> None:
+    from aiconfig.errors import BudgetError
+    from aiconfig.harness.budget import Budget
+    from capture.constants import FRAME_QUEUE
+    from capture.session import _sizes
+
+    uhd = 3840 * 2160 * 4  # one BGRA 4K grab: 33 MB
+    assert _sizes(None, uhd) == (FRAME_QUEUE, 0)  # standalone: x264 picks its threads
+    assert _sizes(Budget(cpus=2.0, cpu_source="host"), uhd) == (FRAME_QUEUE, 0)
+    assert _sizes(Budget(cpus=1.5, mem_limit_mb=4096, cpu_source="AP_CPU_LIMIT"), uhd) == (4, 1)
+    # 400 MiB leaves 100 MiB for buffers: 3 frames of 4K, not 4 (degrade, do not fail).
+    assert _sizes(Budget(cpus=3.0, mem_limit_mb=400, cpu_source="AP_CPU_LIMIT"), uhd) == (3, 3)
+    with pytest.raises(BudgetError, match="AP_MEM_LIMIT_MB"):
+        _sizes(Budget(cpus=1.0, mem_limit_mb=200, cpu_source="AP_CPU_LIMIT"), uhd)

@@ -309,16 +309,12 @@ def run_capture(
         if audio is not None:  # so that a killed session still knows the audio format
             meta["audio_info"] = audio.info(clock.t0_ns)
             write_json_atomic(session / METADATA_FILE, meta)
-        if on_ready is not None:
-            on_ready(
-                {
-                    "session": session_id,
-                    "streams": {**streams, **{k: v["status"] for k, v in plugins.status.items()}},
-                }
-            )
         last_frames = 0
         last_t = time.monotonic()
         try:
+            if on_ready is not None:  # inside the try: if it raises, every stream still stops
+                plugin_states = {k: v["status"] for k, v in plugins.status.items()}
+                on_ready({"session": session_id, "streams": {**streams, **plugin_states}})
             deadline = None if max_frames is None else clock.t_ns(max_frames)
             deadline_hit = False
             while not stop.wait(_wait_s(deadline, min(JOURNAL_FLUSH_S, status_interval_s))):

@@ -309,3 +309,20 @@ def test_killed_capture_leaves_no_ready_claim_and_frees_its_locks(tmp_path: Path
     # The killed session stays for 'capture recover' (crash safety: test_capture_crash).
     assert list((tmp_path / "k1").glob("session_*/metadata.json"))
     assert not (tmp_path / "k1" / "manifest.json").exists()  # no run manifest claims success
+
+
+def test_ready_file_of_another_live_run_stops_the_capture_cleanly(tmp_path: Path) -> None:
+    from aiconfig.harness.ready import write_ready_file
+
+    ready = tmp_path / "ready.json"
+    write_ready_file(ready, run_id="other", job="capture", started_at="2026-11-21T00:00:00Z")
+    proc = _run(
+        capture_cmd("--allow-any", "--quiet", "--duration", "30", "--run-id", "r2", "--out",
+                    str(tmp_path / "out"), "--ready-file", str(ready)),
+        _env(), tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "ready file is held by live run 'other'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert json.loads(ready.read_text())["run_id"] == "other"  # not replaced, not removed
+    doc = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert doc["status"] == "failed" and "held by live run" in doc["error"]

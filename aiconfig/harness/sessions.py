@@ -30,6 +30,8 @@ from .manifest import verify_manifest
 
 __all__ = ["EVENT_SCHEMA", "METADATA_FIELDS", "SessionReport", "Thresholds", "analyze_session"]
 
+# The harness reads persisted sessions and never imports the recorder (tests/harness/test_api.py),
+# so the seed's table is stated here too; tests/capture checks both statements agree.
 EVENT_SCHEMA: tuple[tuple[str, str], ...] = (
     ("t_ns", "int64"),
     ("t_capture_ns", "int64"),

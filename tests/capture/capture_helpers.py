@@ -120,6 +120,26 @@ def run_env() -> dict[str, str]:
     return env
 
 
+def start_recording(
+    out: Path, *args: str, output: int = subprocess.PIPE, timeout: float = 20
+) -> subprocess.Popen[str]:
+    """Start ``python -m capture --out OUT ARGS`` (stdin closed) and return once it records: its
+    ``session_*/metadata.json`` exists (written when frame 0's clock starts)."""
+    proc = subprocess.Popen(
+        capture_cmd("--out", str(out), *args),
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
+        text=True,
+        env=run_env(),
+    )
+    deadline = time.monotonic() + timeout
+    while not list(out.glob("session_*/metadata.json")):
+        assert time.monotonic() < deadline and proc.poll() is None, "capture did not start"
+        time.sleep(0.05)
+    return proc
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """``python -m capture ARGS`` to completion, output captured, exit code not checked."""
     return subprocess.run(

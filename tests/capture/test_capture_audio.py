@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.capture.capture_helpers import Injector, capture_cmd, open_window, run_cli, run_env
+from tests.capture.capture_helpers import (
+    Injector,
+    capture_cmd,
+    open_window,
+    run_cli,
+    run_env,
+    start_recording,
+)
 
 pytestmark = [pytest.mark.x11, pytest.mark.audio, pytest.mark.slow]
 
@@ -139,19 +146,7 @@ def test_audio_video_sync(
     win = open_window("League of Legends", (0, 0, 320, 240))
     try:
         injector.focus(win.handle)
-        proc = subprocess.Popen(
-            capture_cmd(
-                "--quiet", "--out", str(tmp_path), "--duration", "6", "--fps", "60", "--audio"
-            ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=run_env(),
-        )
-        deadline = time.monotonic() + 20
-        while not list(tmp_path.glob("session_*/metadata.json")):
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
+        proc = start_recording(tmp_path, "--quiet", "--duration", "6", "--fps", "60", "--audio")
         time.sleep(1.0)
         first = time.monotonic_ns() + 800_000_000
         instants = [first + i * 600_000_000 for i in range(4)]
@@ -215,26 +210,12 @@ def test_sigkill_with_audio_and_webcam_then_recover(
 
     import pyarrow.parquet as pq
 
-    proc = subprocess.Popen(
-        capture_cmd(
-            "--allow-any",
-            "--quiet",
-            "--no-input",
-            "--out",
-            str(tmp_path),
-            "--audio",
-            "--webcam",
-            "--webcam-device",
-            "lavfi:testsrc2=size=320x240:rate=30,realtime",
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=run_env(),
+    proc = start_recording(
+        tmp_path,
+        *("--allow-any", "--quiet", "--no-input", "--audio", "--webcam"),
+        *("--webcam-device", "lavfi:testsrc2=size=320x240:rate=30,realtime"),
+        output=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
-    while not list(tmp_path.glob("session_*/metadata.json")):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
     time.sleep(3.5)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -12,7 +12,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.capture.capture_helpers import Injector, capture_cmd, open_window, run_cli, run_env
+from tests.capture.capture_helpers import (
+    Injector,
+    open_window,
+    run_cli,
+    start_recording,
+)
 
 pytestmark = [pytest.mark.x11, pytest.mark.slow]
 
@@ -21,20 +26,8 @@ def test_sigkill_then_recover(xvfb: str, injector: Injector, tmp_path: Path) -> 
     win = open_window("League of Legends", (0, 0, 800, 600))
     try:
         injector.focus(win.handle)
-        proc = subprocess.Popen(
-            capture_cmd("--out", str(tmp_path), "--fps", "30", "--quiet"),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=run_env(),
-        )
-        deadline = time.monotonic() + 20
-        sessions: list[Path] = []
-        while not sessions or not (sessions[0] / "metadata.json").exists():
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
-            sessions = sorted(tmp_path.glob("session_*"))
-        session = sessions[0]
+        proc = start_recording(tmp_path, "--fps", "30", "--quiet", output=subprocess.DEVNULL)
+        session = next(tmp_path.glob("session_*"))
         started = time.monotonic()
         time.sleep(1.0)
         code = injector.keycode("a")
@@ -47,8 +40,6 @@ def test_sigkill_then_recover(xvfb: str, injector: Injector, tmp_path: Path) -> 
         killed_after = time.monotonic() - started
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
     finally:
         win.close()
 
@@ -78,18 +69,7 @@ def test_sigkill_then_recover(xvfb: str, injector: Injector, tmp_path: Path) -> 
 
 
 def test_ctrl_c_stops_and_finalizes(xvfb: str, tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        capture_cmd("--out", str(tmp_path), "--allow-any", "--no-input", "--quiet"),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=run_env(),
-    )
-    deadline = time.monotonic() + 20
-    while not list(tmp_path.glob("session_*/metadata.json")):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
+    proc = start_recording(tmp_path, "--allow-any", "--no-input", "--quiet")
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)

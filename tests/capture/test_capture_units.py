@@ -248,3 +248,10 @@ def test_budget_sizes_the_frame_queues_and_encoder_threads() -> None:
     assert _sizes(Budget(cpus=3.0, mem_limit_mb=400, cpu_source="AP_CPU_LIMIT"), uhd) == (3, 3)
     with pytest.raises(BudgetError, match="AP_MEM_LIMIT_MB"):
         _sizes(Budget(cpus=1.0, mem_limit_mb=200, cpu_source="AP_CPU_LIMIT"), uhd)
+
+
+def test_recorder_and_pipeline_agree_on_the_event_schema() -> None:
+    from aiconfig.harness.sessions import EVENT_SCHEMA
+    from capture.events import event_schema
+
+    assert [(f.name, str(f.type)) for f in event_schema()] == list(EVENT_SCHEMA)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -11,7 +10,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tests.capture.capture_helpers import Injector, capture_cmd, open_window, run_cli, run_env
+from tests.capture.capture_helpers import (
+    Injector,
+    open_window,
+    run_cli,
+    start_recording,
+)
 
 pytestmark = [pytest.mark.x11]
 
@@ -38,18 +42,7 @@ def test_follows_a_moving_window_and_stops_when_it_closes(
     closed = False
     try:
         injector.focus(win.handle)
-        proc = subprocess.Popen(
-            capture_cmd("--out", str(tmp_path), "--duration", "20", "--quiet"),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=run_env(),
-        )
-        deadline = time.monotonic() + 20
-        while not list(tmp_path.glob("session_*/metadata.json")):
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
+        proc = start_recording(tmp_path, "--duration", "20", "--quiet")
         time.sleep(1.5)  # listeners up
         d = display.Display()
         d.create_resource_object("window", win.handle).configure(x=900, y=500)

@@ -29,7 +29,9 @@ class Echo(AIModelInterface[int, int]):
         return inputs
 
 
-def run_calls(telemetry: Any, n: int = 3, name: str = "echo") -> None:
+def run_calls(telemetry: Any, n: int = 3, name: str = "echo", *, alerts: bool = False) -> None:
+    """``n`` calls of an Echo model wired to ``telemetry`` (and its alert manager if asked)."""
+
     async def main() -> None:
         m = Echo(
             name,
@@ -39,6 +41,9 @@ def run_calls(telemetry: Any, n: int = 3, name: str = "echo") -> None:
             tracer_provider=telemetry.tracer_provider,
             meter_provider=telemetry.meter_provider,
         )
+        if alerts:
+            assert telemetry.alerts is not None
+            m.add_observer(telemetry.alerts)
         for i in range(n):
             await m.infer(i)
 
@@ -106,20 +111,7 @@ def test_jsonl_file_gets_spans_metrics_and_logs(tmp_path: Path) -> None:
     tel = setup_telemetry(cfg, run_id="r1", out_dir=tmp_path)
     assert tel.jsonl_path == tmp_path / "telemetry" / "t.jsonl"
 
-    async def main() -> None:
-        m = Echo(
-            "echo",
-            latency_budget_ms=1_000,
-            max_concurrency=1,
-            max_queue=0,
-            tracer_provider=tel.tracer_provider,
-            meter_provider=tel.meter_provider,
-        )
-        assert tel.alerts is not None
-        m.add_observer(tel.alerts)
-        await m.infer(1)
-
-    asyncio.run(main())
+    run_calls(tel, 1, alerts=True)
     tel.shutdown()
     lines = [json.loads(x) for x in (tmp_path / "telemetry" / "t.jsonl").read_text().splitlines()]
     signals = {x["signal"] for x in lines}
@@ -141,21 +133,7 @@ def test_otlp_export_reaches_a_real_receiver(otlp: OTLPReceiver) -> None:
     )
     tel = setup_telemetry(cfg, run_id="run-otlp", config_digest="d1")
 
-    async def main() -> None:
-        m = Echo(
-            "echo",
-            latency_budget_ms=1_000,
-            max_concurrency=1,
-            max_queue=0,
-            tracer_provider=tel.tracer_provider,
-            meter_provider=tel.meter_provider,
-        )
-        assert tel.alerts is not None
-        m.add_observer(tel.alerts)
-        for i in range(4):
-            await m.infer(i)
-
-    asyncio.run(main())
+    run_calls(tel, 4, alerts=True)
     tel.shutdown()  # flushes every batch processor and the metric reader
     spans = otlp.spans()
     assert len(spans) == 4
@@ -201,20 +179,7 @@ def test_console_exporter_writes_to_stderr_only(capsys: pytest.CaptureFixture[st
     cfg = MonitoringConfig(exporters=("console",), latency_thresholds_ms={"*": 0.0001})
     tel = setup_telemetry(cfg, run_id="c1")
 
-    async def main() -> None:
-        m = Echo(
-            "echo",
-            latency_budget_ms=1_000,
-            max_concurrency=1,
-            max_queue=0,
-            tracer_provider=tel.tracer_provider,
-            meter_provider=tel.meter_provider,
-        )
-        assert tel.alerts is not None
-        m.add_observer(tel.alerts)
-        await m.infer(1)
-
-    asyncio.run(main())
+    run_calls(tel, 1, alerts=True)
     tel.shutdown()
     captured = capsys.readouterr()
     assert captured.out == ""  # stdout stays for results

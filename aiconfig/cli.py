@@ -15,7 +15,7 @@ import argparse
 import importlib
 import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
 from .errors import AiconfigError, Terminated
@@ -69,8 +69,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Top-level options (--help, --version) come before a command and need the full parser.
     parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
+    return guarded(lambda: int(args.run(args)))
+
+
+def guarded(job: Callable[[], int]) -> int:
+    """Run ``job``; a handled failure is one line on stderr and an exit status, never a traceback.
+
+    Shared by ``aiconfig`` and ``python -m capture``: AiconfigError -> 1 (one line per problem),
+    Ctrl+C -> 130, SIGTERM inside a run -> 143, MemoryError (a run's budget) -> 1.
+    """
     try:
-        return int(args.run(args))
+        return job()
     except AiconfigError as exc:
         for problem in exc.problems:
             sys.stderr.write(f"error: {problem.render()}\n")

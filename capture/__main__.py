@@ -4,7 +4,7 @@ Recording runs under the orchestrator contract (``--run-id``, ``--out``, ``--rea
 ``--lock-dir``, ``--no-network``, ``--log-json``, ``AP_*``; see docs/harness.md).
 
 Exit codes: 0 ok, 1 a handled error (one line on stderr, no traceback), 2 usage, 130 on Ctrl+C
-before recording started.
+and 143 on SIGTERM before recording started (once it records, both stop it and finalize: 0).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiconfig.errors import AiconfigError
+from aiconfig.cli import guarded
 from aiconfig.harness.settings import add_run_arguments
 
 from .options import make_config, overrides, record, record_args
@@ -88,21 +88,17 @@ def _check_audio(device: str | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv and argv[0] in ("validate", "recover"):
-            return _session_command(argv[0], argv[1:])
-        args = build_parser().parse_args(argv)
-        if args.check_audio:
-            return _check_audio(args.audio_device)
-        cfg = make_config(None, overrides(args))
-        return record(cfg, args)
-    except AiconfigError as exc:
-        for problem in exc.problems:
-            sys.stderr.write(f"error: {problem.render()}\n")
-        return 1
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
+    return guarded(lambda: _main(argv))
+
+
+def _main(argv: list[str]) -> int:
+    if argv and argv[0] in ("validate", "recover"):
+        return _session_command(argv[0], argv[1:])
+    args = build_parser().parse_args(argv)
+    if args.check_audio:
+        return _check_audio(args.audio_device)
+    cfg = make_config(None, overrides(args))
+    return record(cfg, args)
 
 
 if __name__ == "__main__":

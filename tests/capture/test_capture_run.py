@@ -326,3 +326,30 @@ def test_ready_file_of_another_live_run_stops_the_capture_cleanly(tmp_path: Path
     assert json.loads(ready.read_text())["run_id"] == "other"  # not replaced, not removed
     doc = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert doc["status"] == "failed" and "held by live run" in doc["error"]
+
+
+def test_sigterm_at_any_moment_of_start_up_is_clean(tmp_path: Path) -> None:
+    """SIGTERM while libraries load, devices open or frames flow: never a traceback; before
+    recording the run ends 'interrupted' (exit 143), once recording the session is finalized."""
+    outcomes = set()
+    for i, delay in enumerate((0.2, 0.5, 1.5)):
+        out = tmp_path / f"out-{i}"
+        proc = subprocess.Popen(
+            capture_cmd("--allow-any", "--no-input", "--quiet", "--run-id", f"t{i}", "--out",
+                        str(out)),
+            env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(delay)
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+        assert "Traceback" not in err, err
+        assert proc.returncode in (0, 143, -15), (proc.returncode, err)
+        if proc.returncode == 143:
+            assert err.strip().endswith("terminated (SIGTERM)")
+            doc = json.loads((out / "manifest.json").read_text())
+            assert doc["status"] == "interrupted"
+        elif proc.returncode == 0:
+            doc = json.loads((out / "manifest.json").read_text())
+            assert doc["status"] == "succeeded" and doc["capture"]["valid"] is True
+        outcomes.add(proc.returncode)
+    assert 0 in outcomes  # the last, at 1.5 s, stops a recording session

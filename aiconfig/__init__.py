@@ -35,6 +35,7 @@ from .errors import (
     UnsignedConfigError,
     UntrustedKeyError,
 )
+from ._tracking import flatten, log_to_mlflow
 from .fork import fork_for_experiment
 from .schema import (
     AIConfig,
@@ -79,5 +80,7 @@ __all__ = [
     "UnsignedConfigError",
     "UntrustedKeyError",
     "__version__",
+    "flatten",
     "fork_for_experiment",
+    "log_to_mlflow",
 ]

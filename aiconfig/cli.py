@@ -30,6 +30,8 @@ COMMANDS: tuple[str, ...] = (
     "fork",
     "lineage",
     "diff",
+    "schema",
+    "track",
     "capture",
     "infer",
     "check-sidecar",

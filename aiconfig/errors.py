@@ -31,7 +31,8 @@ split between untrustworthy content and transport::
         ├── InferenceServerError     the inference server is down or misconfigured
         ├── NetworkDeniedError       offline mode (--no-network) refused a connection
         ├── BudgetError              the job cannot fit in AP_CPU_LIMIT / AP_MEM_LIMIT_MB
-        └── RunStateError            the run's own files (ready file, output dir) are in the way
+        ├── RunStateError            the run's own files (ready file, output dir) are in the way
+        └── TrackingError            the experiment tracker (MLflow) refused or is unreachable
 
 :class:`Terminated` stands outside the tree (a ``BaseException``, like ``KeyboardInterrupt``):
 a run raises it in its main thread on SIGTERM so that ``with`` blocks unwind and clean up.
@@ -75,6 +76,7 @@ __all__ = [
     "SignatureFormatError",
     "Terminated",
     "ThresholdError",
+    "TrackingError",
     "TrustError",
     "UnsignedConfigError",
     "UntrustedKeyError",
@@ -249,6 +251,10 @@ class BudgetError(ResourceError):
 
 class RunStateError(ResourceError):
     """The run's own files are in the way: a live ready file, an unwritable output directory."""
+
+
+class TrackingError(ResourceError):
+    """The experiment tracker (MLflow) is unreachable or refused what was logged."""
 
 
 class Terminated(BaseException):

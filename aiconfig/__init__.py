@@ -11,6 +11,7 @@ Public API (everything else is private)::
 
 from __future__ import annotations
 
+from ._tracking import flatten, log_to_mlflow
 from .errors import (
     AiconfigError,
     BadSignatureError,
@@ -35,7 +36,6 @@ from .errors import (
     UnsignedConfigError,
     UntrustedKeyError,
 )
-from ._tracking import flatten, log_to_mlflow
 from .fork import fork_for_experiment
 from .schema import (
     AIConfig,

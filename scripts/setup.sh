@@ -12,6 +12,9 @@ APT_PACKAGES=(
   python3-tk                    # the test window titled "League of Legends"
   util-linux iproute2           # taskset, prlimit, unshare -n for budget and offline tests
 )
+# Node.js runs yaml-language-server, the editor backend the JSON Schema tests drive; a
+# machine that already has node and npm (e.g. from NodeSource) keeps them.
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -23,6 +26,11 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+YAML_LS_VERSION=1.25.0
+if [[ "$(yaml-language-server --version 2>/dev/null)" != "$YAML_LS_VERSION" ]]; then
+  npm install -g --silent "yaml-language-server@$YAML_LS_VERSION" >/dev/null
 fi
 
 PY=${PYTHON:-python3}

@@ -23,9 +23,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import AiconfigError
-    from ..loader import base_loader, load_unverified_bytes, read_config_bytes
-    from ..trust import check_freshness, verify_signatures
+    from .._errors import AiconfigError
+    from .._loader import base_loader, load_unverified_bytes, read_config_bytes
+    from .._trust import check_freshness, verify_signatures
 
     results: list[dict[str, Any]] = []
     failed = False

@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 if TYPE_CHECKING:
-    from .provenance import Provenance
+    from ._provenance import Provenance
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -271,7 +271,7 @@ class AIConfig(_Frozen):
     def provenance(self) -> Provenance:
         """Where this config came from (file digest, signers, env vars, value sources)."""
         if self._provenance is None:
-            from .provenance import Provenance
+            from ._provenance import Provenance
 
             return Provenance(path="<memory>", sha256="", signed=False)
         return self._provenance  # type: ignore[no-any-return]

@@ -20,12 +20,12 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from .errors import ConfigFileError, ConfigValidationError, ForkError
-from .explain import explain
-from .interpolate import interpolate
-from .provenance import Provenance, Signer
-from .schema import AIConfig
-from .yamlsafe import Limits, parse_yaml
+from ._errors import ConfigFileError, ConfigValidationError, ForkError
+from ._explain import explain
+from ._interpolate import interpolate
+from ._provenance import Provenance, Signer
+from ._schema import AIConfig
+from ._yamlsafe import Limits, parse_yaml
 
 __all__ = [
     "MAX_FORK_DEPTH",
@@ -122,7 +122,7 @@ def _load_bytes(path: Path, data: bytes, opts: _Options) -> AIConfig:
     if opts.allow_unsigned:
         log.warning("%s: loading WITHOUT signature verification (--allow-unsigned)", file)
     else:
-        from .trust import verify_signatures
+        from ._trust import verify_signatures
 
         signers = verify_signatures(path, data, keys=opts.keys).signers
     deeper = replace(opts, depth=opts.depth + 1)
@@ -135,7 +135,7 @@ def _load_bytes(path: Path, data: bytes, opts: _Options) -> AIConfig:
         load_base=lambda p, d: _load_bytes(p, d, deeper),
     )
     if not opts.allow_unsigned:
-        from .trust import check_freshness
+        from ._trust import check_freshness
 
         check_freshness(config, file, data_root=opts.data_root, now=opts.now, record=opts.record)
     return config
@@ -155,7 +155,7 @@ def load_unverified_bytes(
     A fork file needs ``load_base`` (see :func:`base_loader`) to load its base.
     """
     parsed = parse_yaml(data, file, limits)
-    from .fork import is_fork_document, lineage_step, resolve_fork
+    from ._fork import is_fork_document, lineage_step, resolve_fork
 
     if is_fork_document(parsed.data):
         if load_base is None:

@@ -30,12 +30,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from .errors import ForkError, Problem
-from .interpolate import interpolate
-from .overrides import apply_overrides, parse_path
-from .provenance import Provenance, Signer
-from .schema import AIConfig
-from .yamlsafe import ParsedYaml
+from ._errors import ForkError, Problem
+from ._interpolate import interpolate
+from ._overrides import apply_overrides, parse_path
+from ._provenance import Provenance, Signer
+from ._schema import AIConfig
+from ._yamlsafe import ParsedYaml
 
 __all__ = [
     "FORK_KEY",

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigFileError
+from .._errors import ConfigFileError
 
 __all__ = ["default_data_root", "record_version"]
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import AiconfigError, TrustError
-from .overrides import format_path
-from .schema import AIConfig
+from ._errors import AiconfigError, TrustError
+from ._overrides import format_path
+from ._schema import AIConfig
 
 __all__ = [
     "Change",
@@ -138,7 +138,7 @@ def review_load(
     data: bytes | None = None,
 ) -> Side:
     """Load ``path`` for review: signature problems are reported, not fatal; nothing recorded."""
-    from .loader import read_config_bytes
+    from ._loader import read_config_bytes
 
     file = str(path)
     try:
@@ -155,9 +155,9 @@ def _review_bytes(
     keys: str | os.PathLike[str] | None,
     env: Mapping[str, str] | None,
 ) -> tuple[AIConfig, str | None]:
-    from .loader import load_unverified_bytes
-    from .provenance import Signer
-    from .trust import verify_signatures
+    from ._loader import load_unverified_bytes
+    from ._provenance import Signer
+    from ._trust import verify_signatures
 
     problem = None
     signers: tuple[Signer, ...] = ()
@@ -327,7 +327,7 @@ def diff_files(
     env: Mapping[str, str] | None = None,
 ) -> ConfigDiff:
     """Diff two config files (baselines or forks); raises when either cannot be loaded."""
-    from .loader import read_config_bytes
+    from ._loader import read_config_bytes
 
     sides = []
     for path in (old, new):

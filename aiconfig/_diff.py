@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ._errors import AiconfigError, TrustError
+from ._errors import AiconfigError
 from ._overrides import format_path
 from ._schema import AIConfig
 
@@ -155,24 +155,12 @@ def _review_bytes(
     keys: str | os.PathLike[str] | None,
     env: Mapping[str, str] | None,
 ) -> tuple[AIConfig, str | None]:
-    from ._loader import load_unverified_bytes
-    from ._provenance import Signer
-    from ._trust import verify_signatures
+    """Load in the loader's read-only ``review`` mode: the config and any trust problem."""
+    from ._loader import load_trusted
 
-    problem = None
-    signers: tuple[Signer, ...] = ()
-    try:
-        signers = verify_signatures(path, data, keys=keys).signers
-    except TrustError as exc:
-        problem = str(exc).splitlines()[0]
-    except AiconfigError as exc:  # no trust store at all: still show the diff
-        problem = str(exc).splitlines()[0]
-
-    def load_base(p: Path, d: bytes) -> AIConfig:
-        return _review_bytes(p, d, keys, env)[0]
-
-    config = load_unverified_bytes(data, str(path), env=env, signers=signers, load_base=load_base)
-    return config, problem
+    loaded = load_trusted(path, mode="review", data=data, keys=keys, env=env)
+    problem = loaded.trust_problem
+    return loaded.config, (str(problem).splitlines()[0] if problem is not None else None)
 
 
 def _flatten(node: Mapping[str, Any], prefix: Key, out: dict[Key, Any]) -> None:

@@ -144,7 +144,13 @@ def plan_forks(
         )
         parsed = parse_yaml(data, str(target))
         config = resolve_fork(
-            parsed, data, str(target), signers=(), env=None, load_base=lambda _p, _d: base
+            parsed,
+            data,
+            str(target),
+            signers=(),
+            env=None,
+            load_base=lambda _p, _d: base,
+            known_base=(base_path, base_bytes),
         )
         plans.append(PlannedFork(target, point_nm, ver, overrides, data, config, exists))
     return plans

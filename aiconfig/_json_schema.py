@@ -30,8 +30,8 @@ from typing import Any, Literal
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from .fork import ForkDocument
-from .schema import AIConfig
+from ._fork import ForkDocument
+from ._schema import AIConfig
 
 __all__ = [
     "SCHEMA_FILES",

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigFileError, TrackingError
-from .overrides import format_path
-from .schema import AIConfig, is_secret_key
+from ._errors import ConfigFileError, TrackingError
+from ._overrides import format_path
+from ._schema import AIConfig, is_secret_key
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient

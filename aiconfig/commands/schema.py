@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
         return 0
-    from ..errors import ConfigFileError
+    from .._errors import ConfigFileError
     from ..harness._fs import atomic_write_bytes
 
     out = Path(args.output)

@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -157,7 +158,7 @@ def test_track_commands(
     pattern = re.escape(documented[0]).replace(re.escape("6f1c..."), r"[0-9a-f]{32}")
     assert re.fullmatch(pattern, first_run[0]), (first_run[0], documented[0])
     assert first_run[1] == documented[1]
-    local = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+    local = local_store(repo_copy)
     (exp,) = [e for e in local.search_experiments() if e.name == "lol-bc-baseline"]
     (run,) = local.search_runs([exp.experiment_id])
     assert run.data.params["training.lr"] == "0.001"
@@ -166,47 +167,58 @@ def test_track_commands(
     assert remote.data.tags["aiconfig.digest"] == run.data.tags["aiconfig.digest"]
 
 
-def test_mlflow_library_example(repo_copy: Path) -> None:
-    import mlflow
+def run_python(example: str, report: str, cwd: Path) -> dict[str, Any]:
+    """Run ``example`` as a script in a fresh interpreter (as a user would), then ``report``:
+    an expression over the example's names whose JSON value comes back."""
+    script = f"{example}\nimport json as _json\nprint(_json.dumps({report}, default=str))\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result: dict[str, Any] = json.loads(proc.stdout.splitlines()[-1])
+    return result
 
+
+def local_store(root: Path) -> MlflowClient:
+    # An absolute URI: MLflow caches stores per URI string, and every test has its own file.
+    return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+
+
+def test_mlflow_library_example(repo_copy: Path) -> None:
     example = block_with("python", "log_to_mlflow")
-    namespace: dict[str, object] = {"__name__": "__doc_example__"}
-    try:
-        exec(compile(example, str(DOC), "exec"), namespace)  # noqa: S102
-    finally:
-        mlflow.set_tracking_uri("")
-    client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
-    (run,) = client.search_runs(["0"], filter_string="attributes.run_name = 'lr-1e-3'")
+    got = run_python(
+        example, '{"params": tracked.params, "first": tracked.artifacts[0]}', repo_copy
+    )
+    (run,) = local_store(repo_copy).search_runs(
+        ["0"], filter_string="attributes.run_name = 'lr-1e-3'"
+    )
     assert run.data.metrics["loss"] == 0.42
     assert run.data.tags["aiconfig.name"] == "lr-1e-3"
-    comment = example.splitlines()[-1].split("# ", 1)[1]
-    tracked = namespace["tracked"]
-    assert f"{tracked.params} params; {tracked.artifacts[0]}" == comment  # type: ignore[attr-defined]
+    assert len(run.data.params) == got["params"]
+    comment = example.strip().splitlines()[-1].split("# ", 1)[1]
+    assert f"{got['params']} params; {got['first']}" == comment
 
 
 def test_wandb_example(repo_copy: Path) -> None:
     from aiconfig import flatten, load
 
     example = block_with("python", "wandb.init")
-    namespace: dict[str, object] = {"__name__": "__doc_example__"}
-    exec(compile(example, str(DOC), "exec"), namespace)  # noqa: S102
-    expected = flatten(load("experiments/lr-1e-3.yaml"))
-    assert dict(namespace["run"].config) == expected  # type: ignore[attr-defined]
-    (record,) = (repo_copy / "wandb").glob("offline-run-*/run-*.wandb")
-    assert b"training.lr" in record.read_bytes()
+    got = run_python(example, "dict(run.config)", repo_copy)
+    assert got == flatten(load("experiments/lr-1e-3.yaml"))
+    (record,) = (repo_copy / "wandb").glob("offline-run-*/run-*.wandb")  # ready for `wandb sync`
+    assert record.stat().st_size > 0
 
 
 def test_readme_tracker_example(repo_copy: Path) -> None:
-    import mlflow
-
     example = block_with("python", "log_to_mlflow", README)
-    namespace: dict[str, object] = {"__name__": "__doc_example__"}
-    try:
-        exec(compile(example, str(README), "exec"), namespace)  # noqa: S102
-    finally:
-        mlflow.set_tracking_uri("")
-    assert namespace["params"]["training.lr"] == 0.001  # type: ignore[index]
-    (run,) = MlflowClient(tracking_uri="sqlite:///mlflow.db").search_runs(["0"])
+    got = run_python(example, "params", repo_copy)
+    assert got["training.lr"] == 0.001
+    (run,) = local_store(repo_copy).search_runs(["0"])
     assert run.data.params["training.lr"] == "0.001"
 
 

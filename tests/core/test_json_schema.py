@@ -16,10 +16,10 @@ from typing import Any
 import jsonschema
 import pytest
 
+from aiconfig import AiconfigError
 from aiconfig._json_schema import SCHEMA_FILES, SchemaKind, schema_text, shipped_schema_text
+from aiconfig._loader import load_unverified_bytes
 from aiconfig.cli import main
-from aiconfig.errors import AiconfigError
-from aiconfig.loader import load_unverified_bytes
 from tests.conftest import REPO
 
 SCHEMAS = REPO / "aiconfig" / "schemas"

@@ -14,11 +14,10 @@ import mlflow  # the mlflow extra: scripts/setup.sh installs it, so CI runs thes
 import pytest
 from mlflow.tracking import MlflowClient
 
+from aiconfig import TrackingError, load
+from aiconfig._overrides import target_of
 from aiconfig._tracking import MLFLOW_LIMITS, flatten, log_to_mlflow
 from aiconfig.cli import main
-from aiconfig.errors import TrackingError
-from aiconfig.loader import load
-from aiconfig.overrides import target_of
 from tests.conftest import REPO
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)  # the store's first-use INFO lines

@@ -32,8 +32,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .. import _network as network
 from ..errors import PluginRefusedError, Problem
-from . import network
 
 __all__ = [
     "GROUP",

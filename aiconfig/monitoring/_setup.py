@@ -57,7 +57,7 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
-from aiconfig.inference.offline import check_network_allowed
+from aiconfig._network import check_network_allowed
 from aiconfig.schema import AIConfig, MonitoringConfig
 
 from ._alerts import AlertManager

@@ -13,12 +13,12 @@ import itertools
 import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._files import atomic_write
 from .errors import ConfigFileError, ForkError
 from .fork import render_fork, resolve_fork
 from .overrides import check_overridable, parse_assignment, parse_path, split_values, type_value
@@ -152,17 +152,7 @@ def plan_forks(
 
 def _atomic_write(path: Path, data: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        atomic_write(path, data, mode=0o600)
     except OSError as exc:
         raise ConfigFileError(f"cannot write: {exc.strerror}", file=str(path)) from None
 

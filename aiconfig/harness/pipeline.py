@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .._files import atomic_write_json
 from ..errors import (
     BudgetError,
     ConfigFileError,
@@ -39,7 +40,6 @@ from ..errors import (
     ManifestError,
     SessionError,
 )
-from ._fs import atomic_write_json
 from .context import RunContext
 from .manifest import SCHEMA_VERSION as RUN_MANIFEST_SCHEMA
 from .sessions import SessionReport, Thresholds, analyze_session

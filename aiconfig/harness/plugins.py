@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _network as network
+from .._files import sha256_file
 from ..errors import PluginRefusedError, Problem
 
 __all__ = [
@@ -75,7 +76,7 @@ def distribution_digest(dist: metadata.Distribution) -> str | None:
             continue
         path = Path(str(f.locate()))
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = sha256_file(path).sha256
         except OSError:
             digest = "missing"
         lines.append(f"{posix}\0{digest}\n")

@@ -1,7 +1,7 @@
 """Offline mode: the one network policy of every aiconfig job (harness, inference, monitoring).
 
 With ``--no-network`` / ``AP_NO_NETWORK=1`` only loopback may be contacted. Two layers share one
-predicate, :func:`is_loopback_host`, and one error, :class:`~aiconfig.errors.NetworkDeniedError`:
+predicate, :func:`is_loopback_host`, and one error, :class:`~aiconfig.NetworkDeniedError`:
 
 * **URL checks** (:func:`check_network_allowed`): the vLLM client, the sidecar preflight, the
   OTLP exporter and the alert webhook refuse a non-loopback URL before they connect, with the
@@ -48,7 +48,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import NetworkDeniedError
+from ._errors import NetworkDeniedError
 
 __all__ = [
     "ENV_VAR",

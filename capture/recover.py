@@ -16,8 +16,8 @@ from typing import Any
 
 import av
 
+from aiconfig import ConfigFileError
 from aiconfig._files import atomic_path, atomic_write_json
-from aiconfig.errors import ConfigFileError
 
 from .audio_recorder import fix_wav_header
 from .constants import (

@@ -16,8 +16,8 @@ policy that inference and monitoring share.
 
 from __future__ import annotations
 
+from .._errors import Terminated
 from .._network import is_offline, offline, set_offline
-from ..errors import Terminated
 from .budget import Budget
 from .context import RunContext
 from .locks import DEVICES, DeviceLock

@@ -35,7 +35,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from .. import _network as network
-from ..errors import AiconfigError, BudgetError, RunStateError, Terminated
+from .._errors import AiconfigError, BudgetError, RunStateError, Terminated
 from .budget import Budget
 from .locks import DeviceLock
 from .logs import RunLog

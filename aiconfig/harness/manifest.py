@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .._errors import ManifestError, Problem
 from .._files import atomic_write_json, is_temp_name, sha256_file
-from ..errors import ManifestError, Problem
 
 __all__ = [
     "MANIFEST_NAME",

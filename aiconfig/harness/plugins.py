@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import _network as network
+from .._errors import PluginRefusedError, Problem
 from .._files import sha256_file
-from ..errors import PluginRefusedError, Problem
 
 __all__ = [
     "GROUP",

@@ -1,6 +1,6 @@
 """Errors raised by :mod:`aiconfig.inference`.
 
-All of them are :class:`~aiconfig.errors.InferenceServerError` (the I/O branch of the tree), so
+All of them are :class:`~aiconfig.InferenceServerError` (the I/O branch of the tree), so
 the CLI turns any of them into one line on stderr and exit status 1::
 
     InferenceServerError
@@ -11,7 +11,7 @@ the CLI turns any of them into one line on stderr and exit status 1::
     └── SidecarRequestError      a request to the sidecar failed (HTTP error, bad answer)
 
 ``OfflineModeError`` (``AP_NO_NETWORK=1`` and the URL is not a loopback address) is the one
-network-policy error of every job, :class:`~aiconfig.errors.NetworkDeniedError`, under its
+network-policy error of every job, :class:`~aiconfig.NetworkDeniedError`, under its
 inference name.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from aiconfig.errors import InferenceServerError, NetworkDeniedError, Problem
+from aiconfig import InferenceServerError, NetworkDeniedError, Problem
 
 __all__ = [
     "LatencyBudgetExceeded",

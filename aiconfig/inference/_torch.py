@@ -28,8 +28,7 @@ from typing import Any
 
 import torch
 
-from aiconfig.errors import InferenceServerError
-from aiconfig.schema import InferenceConfig
+from aiconfig import InferenceConfig, InferenceServerError
 
 from ._errors import ModelError
 from ._interface import AIModelInterface, LatencyObserver, Slot

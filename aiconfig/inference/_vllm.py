@@ -21,8 +21,8 @@ import httpx
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind
 
+from aiconfig import InferenceConfig, VLLMConfig
 from aiconfig._network import check_network_allowed
-from aiconfig.schema import InferenceConfig, VLLMConfig
 
 from ._errors import LatencyBudgetExceeded, SidecarRequestError
 from ._http import error_message, make_client, server_address

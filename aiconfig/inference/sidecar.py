@@ -25,9 +25,8 @@ from typing import Any
 
 import httpx
 
+from aiconfig import Problem, VLLMConfig
 from aiconfig._network import check_network_allowed
-from aiconfig.errors import Problem
-from aiconfig.schema import VLLMConfig
 
 from ._errors import OfflineModeError, SidecarNotReady
 from ._http import error_message, make_client

@@ -10,9 +10,8 @@ import sys
 
 import pytest
 
-from aiconfig import _network
+from aiconfig import NetworkDeniedError, VLLMConfig, _network
 from aiconfig.cli import main
-from aiconfig.errors import NetworkDeniedError
 from aiconfig.harness import offline
 from aiconfig.inference import (
     OfflineModeError,
@@ -21,7 +20,6 @@ from aiconfig.inference import (
     check_network_allowed,
     offline_mode,
 )
-from aiconfig.schema import VLLMConfig
 from tests.conftest import REPO
 
 OFF = {"AP_NO_NETWORK": "1"}

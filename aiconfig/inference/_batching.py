@@ -5,8 +5,9 @@ queue; whenever one of ``max_concurrency`` executors is free, the scheduler take
 ``max_batch_size`` of them (earliest deadline first) and runs them as one batch. When fewer
 are waiting it may hold the batch open for ``batch_window_ms`` after the oldest waiting call
 arrived -- but never past the point where the most urgent waiting call could no longer finish
-(its deadline minus the estimated batch compute time). A window of 0 dispatches whatever has
-arrived by the next event-loop turn (calls submitted together are batched together).
+(its deadline minus the estimated batch compute time; half its budget before any estimate). A
+window of 0 dispatches whatever has arrived by the next event-loop turn (calls submitted
+together are batched together).
 
 Admission is the same as without batching (see :mod:`._admission`):
 
@@ -39,7 +40,7 @@ __all__ = ["BatchEntry", "BatchScheduler", "TooLate"]
 _PENDING, _RUNNING, _DONE = 0, 1, 2
 
 
-class TooLate(Exception):  # noqa: N818 - internal signal, translated by the interface
+class TooLate(Exception):  # internal signal, translated by the interface
     """Set on an entry whose remaining budget cannot cover the estimate when its turn came."""
 
     def __init__(self, estimate_ms: float) -> None:
@@ -204,9 +205,14 @@ class BatchScheduler:
         oldest = arrivals[0].arrival if arrivals else 0.0
         while self._heap and self._heap[0][2].state != _PENDING:
             heapq.heappop(self._heap)
-        urgent = self._heap[0][2].deadline if self._heap else float("inf")
-        est_s = (self.estimate.ms or 0.0) / 1000.0
-        return min(oldest + self.window_s, urgent - est_s)
+        if not self._heap:
+            return oldest + self.window_s
+        urgent = self._heap[0][2]
+        est = self.estimate.ms
+        # Leave the most urgent call the estimated compute time; with no estimate yet, at least
+        # half of its budget.
+        margin = (urgent.deadline - urgent.arrival) / 2 if est is None else est / 1000.0
+        return min(oldest + self.window_s, urgent.deadline - margin)
 
     def _take(self, now: float) -> list[BatchEntry]:
         """Up to ``max_batch_size`` live entries, earliest deadline first; drop hopeless ones."""

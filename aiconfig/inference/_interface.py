@@ -391,9 +391,7 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
             estimate_ms=estimate_ms,
         )
 
-    def _finish(
-        self, span: trace.Span | None, call: _Call, error: BaseException | None
-    ) -> None:
+    def _finish(self, span: trace.Span | None, call: _Call, error: BaseException | None) -> None:
         """Metrics, the span (created now, backdated, unless it was opened up front), observers."""
         t0 = call.t0
         t_end = call.t_end

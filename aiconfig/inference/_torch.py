@@ -264,9 +264,10 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
             return outcomes, (time.perf_counter_ns() - t0) / 1e6
 
         def done(f: Future[tuple[list[Any], float]]) -> None:
-            if f.exception() is not None:  # pragma: no cover - run_batch returns errors
-                err = ModelError(self.name, f.exception() or RuntimeError("batch failed"))
-                outcome: tuple[list[Any], float] = ([err] * len(entries), 0.0)
+            exc = f.exception()
+            if exc is not None:  # pragma: no cover - run_batch returns its errors
+                errs = [self._model_error(RuntimeError(str(exc))) for _ in entries]
+                outcome: tuple[list[Any], float] = (errs, 0.0)
             else:
                 outcome = f.result()
             if not loop.is_closed():
@@ -293,17 +294,22 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
                                 "batch dimension (n, ...); set inference.max_batch_size: 1 "
                                 "for other inputs"
                             )
-                    except Exception as exc:  # this input only
-                        outcomes[i] = ModelError(self.name, exc)
+                    except Exception as exc:  # noqa: BLE001 - the model's error fails this input only
+                        outcomes[i] = self._model_error(exc)
                         continue
                     key = (tuple(t.shape[1:]), t.dtype, t.device)
                     groups.setdefault(key, []).append((i, t))
                 for members in groups.values():
                     self._forward_group(members, outcomes)
-        except Exception as exc:  # pragma: no cover - defensive: never lose a batch silently
-            err = ModelError(self.name, exc)
-            return [o if o is not None else err for o in outcomes]
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - never lose a batch silently
+            return [o if o is not None else self._model_error(exc) for o in outcomes]
         return outcomes
+
+    def _model_error(self, exc: Exception) -> ModelError:
+        """One error per call (each is raised in its own task), the model's error as cause."""
+        err = ModelError(self.name, exc)
+        err.__cause__ = exc
+        return err
 
     def _forward_group(self, members: list[tuple[int, torch.Tensor]], outcomes: list[Any]) -> None:
         """Rows of same-shaped inputs in passes of exactly ``max_batch_size`` rows (padded)."""
@@ -317,18 +323,17 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
         try:
             parts = [self._forward(rows[i : i + size]) for i in range(0, padded, size)]
             out = _cat_outputs(parts, size)
-        except Exception as exc:  # the model's error fails every call of this pass
-            err = ModelError(self.name, exc)
+        except Exception as exc:  # noqa: BLE001 - the model's error fails every call of this pass
             for i, _ in members:
-                outcomes[i] = err
+                outcomes[i] = self._model_error(exc)
             return
         start = 0
         for i, t in members:
             k = t.shape[0]
             try:
                 outcomes[i] = self._postprocess(_rows(out, start, start + k))
-            except Exception as exc:
-                outcomes[i] = ModelError(self.name, exc)
+            except Exception as exc:  # noqa: BLE001 - a failing postprocess fails its call only
+                outcomes[i] = self._model_error(exc)
             start += k
 
     async def aclose(self) -> None:

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .errors import AiconfigError, Terminated
+from ._errors import AiconfigError, Terminated
 
 # One entry per subcommand module, in the order shown by --help.
 COMMANDS: tuple[str, ...] = (

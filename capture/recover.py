@@ -16,7 +16,7 @@ from typing import Any
 
 import av
 
-from aiconfig.errors import ConfigFileError
+from aiconfig import ConfigFileError
 
 from .audio_recorder import fix_wav_header
 from .constants import (

@@ -2,7 +2,7 @@
 
 :func:`run_capture` is the library entry point behind both ``python -m capture`` and
 ``aiconfig capture``. It never prints: progress goes to the ``on_status`` callback and the
-outcome is the returned :class:`SessionResult` (or a :class:`~aiconfig.errors.AiconfigError`).
+outcome is the returned :class:`SessionResult` (or a :class:`~aiconfig.AiconfigError`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
-from aiconfig.errors import CaptureDeviceError, ConfigFileError
+from aiconfig import CaptureConfig, CaptureDeviceError, ConfigFileError
 from aiconfig.harness.budget import Budget
-from aiconfig.schema import CaptureConfig
 
 from .constants import (
     EVENTS_JOURNAL,

@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
 
     from pydantic import SecretStr, ValidationError
 
-    from ..errors import AiconfigError
+    from .._errors import AiconfigError
+    from .._schema import VLLMConfig
     from ..inference.sidecar import preflight
-    from ..schema import VLLMConfig
 
     if args.wait < 0:
         raise AiconfigError("--wait must be >= 0 seconds")

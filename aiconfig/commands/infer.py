@@ -61,13 +61,13 @@ def add_parser(sub: Any) -> None:
 
 
 def _fail(message: str) -> Exception:
-    from ..errors import AiconfigError
+    from .._errors import AiconfigError
 
     return AiconfigError(message)
 
 
 def _read_prompts(args: argparse.Namespace) -> list[str]:
-    from ..errors import ConfigFileError
+    from .._errors import ConfigFileError
 
     prompts = list(args.prompt)
     if args.prompts:

@@ -15,7 +15,7 @@ run lifecycle), :mod:`.network` (offline mode), :mod:`.budget` (CPU/memory budge
 
 from __future__ import annotations
 
-from ..errors import Terminated
+from .._errors import Terminated
 from .budget import Budget
 from .context import RunContext
 from .locks import DEVICES, DeviceLock

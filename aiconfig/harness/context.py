@@ -34,7 +34,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from ..errors import AiconfigError, BudgetError, RunStateError, Terminated
+from .._errors import AiconfigError, BudgetError, RunStateError, Terminated
 from . import network
 from .budget import Budget
 from .locks import DeviceLock

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import ManifestError, Problem
+from .._errors import ManifestError, Problem
 from ._fs import atomic_write_json, sha256_file
 
 __all__ = [

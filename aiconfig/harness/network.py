@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import NetworkDeniedError
+from .._errors import NetworkDeniedError
 
 __all__ = ["is_loopback_address", "is_offline", "offline", "set_offline"]
 

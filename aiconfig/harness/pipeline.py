@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import (
+from .._errors import (
     BudgetError,
     ConfigFileError,
     ConfigValidationError,

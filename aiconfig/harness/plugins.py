@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ..errors import PluginRefusedError, Problem
+from .._errors import PluginRefusedError, Problem
 from . import network
 
 __all__ = [

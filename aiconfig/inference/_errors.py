@@ -1,6 +1,6 @@
 """Errors raised by :mod:`aiconfig.inference`.
 
-All of them are :class:`~aiconfig.errors.InferenceServerError` (the I/O branch of the tree), so
+All of them are :class:`~aiconfig.InferenceServerError` (the I/O branch of the tree), so
 the CLI turns any of them into one line on stderr and exit status 1::
 
     InferenceServerError
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from aiconfig.errors import InferenceServerError, Problem
+from aiconfig import InferenceServerError, Problem
 
 __all__ = [
     "LatencyBudgetExceeded",

@@ -29,8 +29,7 @@ from typing import Any
 
 import torch
 
-from aiconfig.errors import InferenceServerError
-from aiconfig.schema import InferenceConfig
+from aiconfig import InferenceConfig, InferenceServerError
 
 from ._batching import BatchEntry
 from ._errors import ModelError

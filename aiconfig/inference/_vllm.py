@@ -21,7 +21,7 @@ import httpx
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind
 
-from aiconfig.schema import InferenceConfig, VLLMConfig
+from aiconfig import InferenceConfig, VLLMConfig
 
 from ._errors import LatencyBudgetExceeded, SidecarRequestError
 from ._http import error_message, make_client, server_address

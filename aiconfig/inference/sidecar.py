@@ -25,8 +25,7 @@ from typing import Any
 
 import httpx
 
-from aiconfig.errors import Problem
-from aiconfig.schema import VLLMConfig
+from aiconfig import Problem, VLLMConfig
 
 from ._errors import OfflineModeError, SidecarNotReady
 from ._http import error_message, make_client

@@ -32,8 +32,8 @@ from typing import Any
 from opentelemetry import _logs, metrics, trace
 from opentelemetry._logs import SeverityNumber
 
+from aiconfig import AlertConfig
 from aiconfig.inference.offline import is_loopback_url, offline_mode
-from aiconfig.schema import AlertConfig
 
 __all__ = ["Alert", "AlertManager"]
 

@@ -57,8 +57,8 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
+from aiconfig import AIConfig, MonitoringConfig
 from aiconfig.inference.offline import check_network_allowed
-from aiconfig.schema import AIConfig, MonitoringConfig
 
 from ._alerts import AlertManager
 from ._jsonl import (

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from aiconfig.errors import PluginRefusedError
+from aiconfig import PluginRefusedError
 from aiconfig.harness.network import offline
 from aiconfig.harness.plugins import (
     GROUP,

@@ -19,7 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ..errors import ConfigFileError, SignatureFormatError, TrustError
+from .._errors import ConfigFileError, SignatureFormatError, TrustError
 from . import sig_path
 from .sshsig import NAMESPACE, parse_armored, sign_ed25519, split_armored, verify
 

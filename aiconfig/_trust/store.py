@@ -21,7 +21,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from ..errors import ConfigFileError, ConfigValidationError
+from .._errors import ConfigFileError, ConfigValidationError
 from .sshsig import fingerprint
 
 __all__ = ["AllowedSigner", "Policy", "TrustStore", "find_keys_dir"]
@@ -247,7 +247,7 @@ class TrustStore:
 def _load_policy(path: Path) -> Policy:
     if not path.exists():
         return Policy()
-    from ..yamlsafe import parse_yaml
+    from .._yamlsafe import parse_yaml
 
     try:
         data = path.read_bytes()

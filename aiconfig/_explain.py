@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from .errors import Problem
-from .schema import AIConfig, is_secret_key
+from ._errors import Problem
+from ._schema import AIConfig, is_secret_key
 
 __all__ = ["explain", "model_at", "redact"]
 

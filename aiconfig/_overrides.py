@@ -23,9 +23,9 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from .errors import ConfigValidationError, ForkError, Problem
-from .explain import explain
-from .schema import AIConfig, is_secret_key
+from ._errors import ConfigValidationError, ForkError, Problem
+from ._explain import explain
+from ._schema import AIConfig, is_secret_key
 
 __all__ = [
     "FieldTarget",
@@ -213,7 +213,7 @@ def _adapter(annotation: Any) -> TypeAdapter[Any]:
 
 def _parse_scalar_text(text: str) -> Any:
     """Read ``text`` as a YAML value under the hardened profile (``3e-4`` is a float)."""
-    from .yamlsafe import parse_yaml
+    from ._yamlsafe import parse_yaml
 
     try:
         return parse_yaml(b"v: " + text.encode("utf-8"), "<--set>").data["v"]

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigParseError
+from ._errors import ConfigParseError
 
 __all__ = ["Limits", "ParsedYaml", "parse_yaml"]
 

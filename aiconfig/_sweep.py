@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigFileError, ForkError
-from .fork import render_fork, resolve_fork
-from .overrides import check_overridable, parse_assignment, parse_path, split_values, type_value
-from .schema import AIConfig
-from .yamlsafe import parse_yaml
+from ._errors import ConfigFileError, ForkError
+from ._fork import render_fork, resolve_fork
+from ._overrides import check_overridable, parse_assignment, parse_path, split_values, type_value
+from ._schema import AIConfig
+from ._yamlsafe import parse_yaml
 
 __all__ = ["PlannedFork", "plan_forks", "point_name", "write_forks"]
 
@@ -144,7 +144,13 @@ def plan_forks(
         )
         parsed = parse_yaml(data, str(target))
         config = resolve_fork(
-            parsed, data, str(target), signers=(), env=None, load_base=lambda _p, _d: base
+            parsed,
+            data,
+            str(target),
+            signers=(),
+            env=None,
+            load_base=lambda _p, _d: base,
+            known_base=(base_path, base_bytes),
         )
         plans.append(PlannedFork(target, point_nm, ver, overrides, data, config, exists))
     return plans
@@ -169,7 +175,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def write_forks(plans: Sequence[PlannedFork], *, sign_key: Path | None = None) -> list[Path]:
     """Write planned forks atomically (stale signatures of replaced files removed); sign them."""
-    from .trust import sig_path
+    from ._trust import sig_path
 
     written = []
     for plan in plans:
@@ -178,7 +184,7 @@ def write_forks(plans: Sequence[PlannedFork], *, sign_key: Path | None = None) -
             with contextlib.suppress(FileNotFoundError):
                 sig_path(plan.path).unlink()
         if sign_key is not None:
-            from .trust.signing import sign_file
+            from ._trust.signing import sign_file
 
             sign_file(plan.path, sign_key)
         written.append(plan.path)

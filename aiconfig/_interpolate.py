@@ -16,8 +16,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InterpolationError, Problem
-from .schema import is_secret_key
+from ._errors import InterpolationError, Problem
+from ._schema import is_secret_key
 
 __all__ = ["Interpolated", "interpolate"]
 

@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 if TYPE_CHECKING:
-    from .provenance import Provenance
+    from ._provenance import Provenance
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -37,6 +37,7 @@ __all__ = [
     "AudioConfig",
     "CaptureConfig",
     "DatasetConfig",
+    "FrozenModel",
     "InferenceConfig",
     "InputConfig",
     "MetaConfig",
@@ -91,11 +92,13 @@ def _check_port(url: str | None) -> str | None:
 Url = Annotated[HttpUrl, AfterValidator(_check_port)]
 
 
-class _Frozen(BaseModel):
+class FrozenModel(BaseModel):
+    """Base of every config model: immutable, unknown keys refused, defaults validated."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
 
-class MetaConfig(_Frozen):
+class MetaConfig(FrozenModel):
     """Identity and trust metadata; all of it is inside the signed bytes."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
@@ -120,7 +123,7 @@ class MetaConfig(_Frozen):
         return v
 
 
-class ModelConfig(_Frozen):
+class ModelConfig(FrozenModel):
     """The policy network that maps frames and inputs to actions."""
 
     name: str = "lol-bc-policy"
@@ -136,7 +139,7 @@ class ModelConfig(_Frozen):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
 
-class OptimizerConfig(_Frozen):
+class OptimizerConfig(FrozenModel):
     name: Literal["adamw", "adam", "sgd"] = "adamw"
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
     betas: tuple[Probability, Probability] = (0.9, 0.999)
@@ -144,7 +147,7 @@ class OptimizerConfig(_Frozen):
     eps: Annotated[float, Field(gt=0.0)] = 1e-8
 
 
-class DatasetConfig(_Frozen):
+class DatasetConfig(FrozenModel):
     sessions_dir: str = "./sessions"
     train_split: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
     shuffle: bool = True
@@ -152,7 +155,7 @@ class DatasetConfig(_Frozen):
     min_session_s: Annotated[float, Field(ge=0.0)] = 10.0
 
 
-class TrainingConfig(_Frozen):
+class TrainingConfig(FrozenModel):
     seed: Annotated[int, Field(ge=0)] = 0
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 64
@@ -169,7 +172,7 @@ class TrainingConfig(_Frozen):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
 
 
-class VLLMConfig(_Frozen):
+class VLLMConfig(FrozenModel):
     """Client settings for the external vLLM sidecar (never launched by aiconfig)."""
 
     base_url: Url = "http://127.0.0.1:8000"
@@ -181,7 +184,7 @@ class VLLMConfig(_Frozen):
     retries_on_busy: Annotated[int, Field(ge=0, le=20)] = 2
 
 
-class InferenceConfig(_Frozen):
+class InferenceConfig(FrozenModel):
     """Every call has an explicit budget; overload is refused, not queued forever."""
 
     backend: Literal["torch", "vllm"] = "torch"
@@ -196,7 +199,7 @@ class InferenceConfig(_Frozen):
     vllm: VLLMConfig = Field(default_factory=VLLMConfig)
 
 
-class AlertConfig(_Frozen):
+class AlertConfig(FrozenModel):
     """Alert dampening: at most ``max_alerts`` per ``window_s`` per model."""
 
     enabled: bool = True
@@ -205,7 +208,7 @@ class AlertConfig(_Frozen):
     webhook_url: Url | None = None
 
 
-class MonitoringConfig(_Frozen):
+class MonitoringConfig(FrozenModel):
     enabled: bool = True
     service_name: str = "aiconfig"
     exporters: tuple[Literal["console", "otlp", "jsonl"], ...] = ("jsonl",)
@@ -218,14 +221,14 @@ class MonitoringConfig(_Frozen):
     alert: AlertConfig = Field(default_factory=AlertConfig)
 
 
-class WebcamConfig(_Frozen):
+class WebcamConfig(FrozenModel):
     enabled: bool = False
     device: Annotated[int, Field(ge=0)] | str = 0
     resolution: Resolution = (640, 480)
     fps: Annotated[int, Field(gt=0, le=120)] = 30
 
 
-class AudioConfig(_Frozen):
+class AudioConfig(FrozenModel):
     """System audio only (monitor/loopback devices); never a microphone."""
 
     enabled: bool = False
@@ -234,13 +237,13 @@ class AudioConfig(_Frozen):
     device: str | None = None
 
 
-class InputConfig(_Frozen):
+class InputConfig(FrozenModel):
     enabled: bool = True
     mouse_moves: bool = True
     focus_only: bool = True
 
 
-class CaptureConfig(_Frozen):
+class CaptureConfig(FrozenModel):
     fps: Annotated[int, Field(gt=0, le=240)] = 30
     duration_s: Annotated[float, Field(gt=0.0)] | None = None
     window_title: Annotated[str, Field(min_length=1)] = "League of Legends"
@@ -256,7 +259,7 @@ class CaptureConfig(_Frozen):
     input: InputConfig = Field(default_factory=InputConfig)
 
 
-class AIConfig(_Frozen):
+class AIConfig(FrozenModel):
     """One experiment: model, training, inference, monitoring and capture settings."""
 
     meta: MetaConfig
@@ -272,7 +275,7 @@ class AIConfig(_Frozen):
     def provenance(self) -> Provenance:
         """Where this config came from (file digest, signers, env vars, value sources)."""
         if self._provenance is None:
-            from .provenance import Provenance
+            from ._provenance import Provenance
 
             return Provenance(path="<memory>", sha256="", signed=False)
         return self._provenance  # type: ignore[no-any-return]

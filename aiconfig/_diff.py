@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import AiconfigError, TrustError
-from .overrides import format_path
-from .schema import AIConfig
+from ._errors import AiconfigError
+from ._overrides import format_path
+from ._schema import AIConfig
 
 __all__ = [
     "Change",
@@ -138,7 +138,7 @@ def review_load(
     data: bytes | None = None,
 ) -> Side:
     """Load ``path`` for review: signature problems are reported, not fatal; nothing recorded."""
-    from .loader import read_config_bytes
+    from ._loader import read_config_bytes
 
     file = str(path)
     try:
@@ -155,24 +155,12 @@ def _review_bytes(
     keys: str | os.PathLike[str] | None,
     env: Mapping[str, str] | None,
 ) -> tuple[AIConfig, str | None]:
-    from .loader import load_unverified_bytes
-    from .provenance import Signer
-    from .trust import verify_signatures
+    """Load in the loader's read-only ``review`` mode: the config and any trust problem."""
+    from ._loader import load_trusted
 
-    problem = None
-    signers: tuple[Signer, ...] = ()
-    try:
-        signers = verify_signatures(path, data, keys=keys).signers
-    except TrustError as exc:
-        problem = str(exc).splitlines()[0]
-    except AiconfigError as exc:  # no trust store at all: still show the diff
-        problem = str(exc).splitlines()[0]
-
-    def load_base(p: Path, d: bytes) -> AIConfig:
-        return _review_bytes(p, d, keys, env)[0]
-
-    config = load_unverified_bytes(data, str(path), env=env, signers=signers, load_base=load_base)
-    return config, problem
+    loaded = load_trusted(path, mode="review", data=data, keys=keys, env=env)
+    problem = loaded.trust_problem
+    return loaded.config, (str(problem).splitlines()[0] if problem is not None else None)
 
 
 def _flatten(node: Mapping[str, Any], prefix: Key, out: dict[Key, Any]) -> None:
@@ -327,7 +315,7 @@ def diff_files(
     env: Mapping[str, str] | None = None,
 ) -> ConfigDiff:
     """Diff two config files (baselines or forks); raises when either cannot be loaded."""
-    from .loader import read_config_bytes
+    from ._loader import read_config_bytes
 
     sides = []
     for path in (old, new):

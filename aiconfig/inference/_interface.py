@@ -134,6 +134,13 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
     _span_kind: SpanKind = SpanKind.INTERNAL
     #: True when admission refuses calls whose budget cannot cover the running compute estimate.
     _deadline_aware: bool = False
+    #: GenAI semantic conventions for in-process model calls: ``gen_ai.provider.name`` (None:
+    #: the backend records its own, as the vLLM client does per HTTP request) and the
+    #: operation. A policy's forward pass is neither ``chat`` nor ``generate_content``, so it
+    #: uses the custom operation name ``inference`` the conventions allow, which keeps the span
+    #: name ``{gen_ai.operation.name} {gen_ai.request.model}`` = ``inference {model}``.
+    _genai_provider: str | None = None
+    _genai_operation: str = "inference"
 
     def __init__(
         self,
@@ -184,12 +191,38 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         )
         # Metric attributes stay minimal: the SDK hashes them on every record.
         self._attrs_min = {"aiconfig.model": name}
-        self._attrs = {"aiconfig.model": name}
+        self._attrs: dict[str, Any] = {"aiconfig.model": name}
+        outcomes = ("ok", "overloaded", "budget_exceeded", "error")
         self._attrs_by_outcome = {
-            o: {"aiconfig.model": name, "aiconfig.inference.outcome": o}
-            for o in ("ok", "overloaded", "budget_exceeded", "error")
+            o: {"aiconfig.model": name, "aiconfig.inference.outcome": o} for o in outcomes
         }
         self._span_name = f"inference {name}"
+        if self._genai_provider is not None:
+            # GenAI semantic conventions: the span is "{operation} {model}" with gen_ai.*
+            # attributes, and the call's duration is recorded once, as the conventions' own
+            # gen_ai.client.operation.duration (with the aiconfig outcome too): one histogram
+            # record per call is most of the SDK's per-call cost, so it is not recorded twice.
+            genai = {
+                "gen_ai.operation.name": self._genai_operation,
+                "gen_ai.provider.name": self._genai_provider,
+                "gen_ai.request.model": name,
+            }
+            # gen_ai.request.model names the model: aiconfig.model would repeat it (and every
+            # attribute costs the SDK about half a microsecond per call).
+            self._attrs = dict(genai)
+            self._span_name = f"{self._genai_operation} {name}"
+            self._m_duration = meter.create_histogram(
+                "gen_ai.client.operation.duration",
+                unit="s",
+                description="GenAI operation duration",
+                explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
+            )
+            errors = {"overloaded": "Overloaded", "budget_exceeded": "LatencyBudgetExceeded"}
+            self._attrs_by_outcome = {
+                o: {**genai, "aiconfig.inference.outcome": o}
+                | ({} if o == "ok" else {"error.type": errors.get(o, "ModelError")})
+                for o in outcomes
+            }
 
     # -- extension points --------------------------------------------------------------------
 

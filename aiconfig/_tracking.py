@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigFileError, TrackingError
+from ._keypath import is_secret_key
 from ._overrides import format_path
-from ._schema import AIConfig, is_secret_key
+from ._schema import AIConfig
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient

@@ -33,11 +33,11 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     from .._errors import ConfigFileError
-    from ..harness._fs import atomic_write_bytes
+    from .._files import atomic_write
 
     out = Path(args.output)
     try:
-        atomic_write_bytes(out, text.encode("utf-8"))
+        atomic_write(out, text)
     except OSError as exc:
         raise ConfigFileError(
             f"cannot write the schema: {exc.strerror}",

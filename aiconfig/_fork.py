@@ -33,8 +33,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ._errors import ForkError, Problem
 from ._interpolate import interpolate
-from ._keypath import KeyPath
-from ._overrides import apply_overrides
+from ._overrides import apply_overrides, normalize_edits, target_of, typed_item
 from ._provenance import Provenance, Signer
 from ._schema import AIConfig, FrozenModel
 from ._yamlsafe import ParsedYaml
@@ -284,6 +283,7 @@ def fork_for_experiment(
     :class:`ConfigValidationError`. ``config`` itself is unchanged.
     """
     meta = {"name": name, "version": version, "description": description}
+    overrides = normalize_edits(config, overrides)  # list edits at concrete indexes
     merged = apply_overrides(config, overrides, meta)
     base_prov = config.provenance
     lineage = base_prov.lineage or (
@@ -307,9 +307,13 @@ def _values_at(config: AIConfig, overrides: Mapping[str, Any]) -> dict[str, Any]
     """The typed, JSON-safe values the merged config holds at each overridden path."""
     dumped = config.model_dump(mode="json")
     out = {}
-    for dotted in overrides:
+    for dotted, value in overrides.items():
+        target = target_of(dotted)
+        if target.is_item:  # later edits may have moved the item: type the value itself
+            out[dotted] = typed_item(target, value)
+            continue
         node: Any = dumped
-        for seg in KeyPath.parse(dotted):
+        for seg in target.segments:
             node = node[seg]
         out[dotted] = node
     return out

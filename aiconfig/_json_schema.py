@@ -197,7 +197,23 @@ def _override_paths(
         value = target.get("additionalProperties")
         if target.get("type") == "object" and isinstance(value, dict):
             patterns[f"^{re.escape(dotted)}\\.{_KEY_SEGMENT}$"] = value
+        if target.get("type") == "array":
+            patterns.update(_item_patterns(dotted, target))
     return props, patterns
+
+
+def _item_patterns(dotted: str, array: JsonSchemaValue) -> dict[str, JsonSchemaValue]:
+    """List-item override keys: ``path[N]`` sets, ``path[+]`` appends, ``~path[N]`` removes."""
+    where = re.escape(dotted)
+    fixed = array.get("prefixItems")
+    if isinstance(fixed, list):  # a fixed-length list: items are set, never added or removed
+        item = fixed[0] if all(f == fixed[0] for f in fixed) else {"anyOf": fixed}
+        return {f"^{where}\\[[0-{len(fixed) - 1}]\\]$": item}
+    item = array.get("items", {})
+    return {
+        f"^{where}\\[(\\d+|\\+)\\]$": item,
+        f"^~{where}\\[\\d+\\]$": {"anyOf": [item, {"type": "null"}]},
+    }
 
 
 def _fork_schema(config: JsonSchemaValue) -> JsonSchemaValue:

@@ -65,6 +65,8 @@ _WHERE: dict[str, str] = {
     "ConfigValidationError": "_errors",
     "ContentError": "_errors",
     "DeviceLockedError": "_errors",
+    "EmergencyOverrideError": "_errors",
+    "EmergencyOverrideWarning": "_emergency",
     "ExpiredConfigError": "_errors",
     "ForkError": "_errors",
     "InferenceServerError": "_errors",
@@ -108,6 +110,8 @@ __all__ = [
     "ContentError",
     "DatasetConfig",
     "DeviceLockedError",
+    "EmergencyOverrideError",
+    "EmergencyOverrideWarning",
     "ExpiredConfigError",
     "ForkError",
     "InferenceConfig",
@@ -157,6 +161,7 @@ __all__ = [
 
 if _typing.TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ below does the imports
     from ._diff import Change, ConfigDiff, diff_configs, diff_files
+    from ._emergency import EmergencyOverrideWarning
     from ._errors import (
         AiconfigError,
         BadSignatureError,
@@ -167,6 +172,7 @@ if _typing.TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ bel
         ConfigValidationError,
         ContentError,
         DeviceLockedError,
+        EmergencyOverrideError,
         ExpiredConfigError,
         ForkError,
         InferenceServerError,

@@ -23,6 +23,7 @@ split between untrustworthy content and transport, and :class:`UsageError` for c
     │   ├── ThresholdError           fewer distinct reviewers than the policy asks
     │   ├── RollbackError            meta.version lower than one already accepted
     │   ├── ExpiredConfigError       meta.expires is in the past
+    │   ├── EmergencyOverrideError   an emergency override is unsigned, foreign, stale or unlisted
     │   └── PluginRefusedError       a plugin is not allowlisted, not pinned, or its hash differs
     ├── ResourceError                the outside world failed
     │   ├── ConfigFileError          a file cannot be read or written
@@ -58,6 +59,7 @@ __all__ = [
     "ConfigValidationError",
     "ContentError",
     "DeviceLockedError",
+    "EmergencyOverrideError",
     "ExpiredConfigError",
     "ForkError",
     "InferenceServerError",
@@ -205,6 +207,11 @@ class RollbackError(TrustError):
 
 class ExpiredConfigError(TrustError):
     """``meta.expires`` is in the past."""
+
+
+class EmergencyOverrideError(TrustError):
+    """An emergency override is refused: not signed by an on-call principal, made for another
+    version of its config, too long-lived, or changing a path the config does not list."""
 
 
 class ResourceError(AiconfigError):

@@ -249,6 +249,7 @@ def merge_fork(
         sources={**base_prov.sources, **prepared.sources},
         lineage=(*base_prov.lineage, step),
         template=data.decode("utf-8", "replace"),
+        emergency=base_prov.emergency,  # the base's active emergency overrides carry over
     )
     return merged.with_provenance(provenance)
 
@@ -299,6 +300,7 @@ def fork_for_experiment(
             env_vars=dict(base_prov.env_vars),
             sources=dict(base_prov.sources),
             lineage=(*lineage, step),
+            emergency=base_prov.emergency,
         )
     )
 

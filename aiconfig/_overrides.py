@@ -504,14 +504,17 @@ def apply_overrides(
     file: str = "<memory>",
     lines: Mapping[str, int] | None = None,
     sources: Mapping[str, str] | None = None,
+    locked: Sequence[str] | None = None,
 ) -> AIConfig:
     """Merge ``overrides`` (dotted path -> value) and ``meta`` into ``base``; validate once.
 
     Every refused path is reported at once (ForkError); schema errors come back explained with
     the fork file's line numbers (ConfigValidationError). The result is a new frozen object.
+    ``locked`` replaces the base's ``meta.locked`` for the check (an emergency override is
+    checked against ``meta.emergency`` instead).
     """
     lines = lines or {}
-    locked = tuple(base.meta.locked)
+    locked = tuple(base.meta.locked if locked is None else locked)
     problems: list[Problem] = []
     targets: list[tuple[FieldTarget, Any]] = []
     for dotted, value in overrides.items():
@@ -546,7 +549,7 @@ def apply_overrides(
     if problems:
         raise ForkError(problems)
     merged_meta = {**data["meta"], **meta}
-    merged_meta["locked"] = tuple(dict.fromkeys((*locked, *meta.get("locked", ()))))
+    merged_meta["locked"] = tuple(dict.fromkeys((*base.meta.locked, *meta.get("locked", ()))))
     data["meta"] = merged_meta
     if "meta" in lines:
         data_lines[("meta",)] = lines["meta"]

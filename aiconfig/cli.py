@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "sign",
     "verify",
     "fork",
+    "emergency",
     "lineage",
     "diff",
     "schema",

@@ -265,7 +265,10 @@ def record(
         if provenance is not None:
             signers = [s.get("principal", "") for s in provenance.get("signers", [])]
             run.set_config(
-                sha256=provenance["sha256"], signers=filter(None, signers), path=provenance["path"]
+                sha256=provenance["sha256"],
+                signers=filter(None, signers),
+                path=provenance["path"],
+                emergency=provenance.get("emergency", ()),
             )
         # After offline mode is on, so a plugin that needs the network is refused.
         plugins = load_stream_plugins(args.plugin or ())

@@ -24,7 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 from .._errors import ConfigFileError, ConfigValidationError
 from .sshsig import fingerprint
 
-__all__ = ["AllowedSigner", "Policy", "TrustStore", "find_keys_dir"]
+__all__ = ["AllowedSigner", "EmergencyPolicy", "Policy", "TrustStore", "find_keys_dir"]
 
 KEY_TYPES = {
     "ssh-ed25519",
@@ -58,6 +58,15 @@ class Rule(BaseModel):
     threshold: Annotated[int, Field(ge=1, le=100)]
 
 
+class EmergencyPolicy(BaseModel):
+    """Who may sign an emergency override (``aiconfig emergency``): k of these principals."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    principals: Annotated[tuple[str, ...], Field(min_length=1)]
+    threshold: Annotated[int, Field(ge=1, le=100)] = 1
+    max_ttl_hours: Annotated[float, Field(gt=0, le=24)] = 24
+
+
 class Policy(BaseModel):
     """k-of-n review policy: first matching rule wins, else ``threshold``."""
 
@@ -66,6 +75,7 @@ class Policy(BaseModel):
     threshold: Annotated[int, Field(ge=1, le=100)] = 1
     rules: tuple[Rule, ...] = ()
     revoked: tuple[str, ...] = ()  # fingerprints (SHA256:...) or public key lines
+    emergency: EmergencyPolicy | None = None  # None: emergency overrides are refused
 
     def threshold_for(self, relpath: str) -> tuple[int, str]:
         for rule in self.rules:

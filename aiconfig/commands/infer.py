@@ -162,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
             sha256=prov.sha256 or "",
             signers=[s.principal for s in prov.signers],
             path=prov.path,
+            emergency=prov.emergency,
         )
         telemetry = setup_for_run(cfg, run_id=run.run_id, out_dir=run.out_dir)
         telemetry.record_config_load(cfg, load_start, load_end)

@@ -24,12 +24,12 @@ __all__ = [
 ]
 
 _WHERE = {
-    "FrameRecord": "timeline",
-    "InputEvent": "events",
-    "SessionResult": "session",
-    "recover_session": "recover",
-    "run_capture": "session",
-    "validate_session": "validate",
+    "FrameRecord": "_timeline",
+    "InputEvent": "_events",
+    "SessionResult": "_session",
+    "recover_session": "_recover",
+    "run_capture": "_session",
+    "validate_session": "_validate",
 }
 
 

@@ -14,10 +14,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiconfig.cli import guarded
+from aiconfig._guard import guarded
 from aiconfig.harness.settings import add_run_arguments
 
-from .options import make_config, overrides, record, record_args
+from ._options import make_config, overrides, record, record_args
 
 __all__ = ["build_parser", "main"]
 
@@ -48,8 +48,8 @@ def _session_command(name: str, argv: Sequence[str]) -> int:
         sys.stderr.write(f"error: {args.session}: no such session directory\n")
         return 1
     # Imported here: PyAV, numpy and pyarrow must load inside a recording run, under its budget.
-    from .recover import recover_session
-    from .validate import validate_session
+    from ._recover import recover_session
+    from ._validate import validate_session
 
     if name == "validate":
         problems = validate_session(args.session)
@@ -71,7 +71,7 @@ def _session_command(name: str, argv: Sequence[str]) -> int:
 
 
 def _check_audio(device: str | None) -> int:
-    from .audio_recorder import check_audio
+    from ._audio_recorder import check_audio
 
     report = check_audio(device)
     for source in report["sources"]:

@@ -22,7 +22,7 @@ OVERRIDABLE = frozenset({"duration_s", "webcam.device", "audio.device"})
 
 
 def add_parser(sub: Any) -> None:
-    from capture.options import record_args
+    from capture._options import record_args
 
     p = sub.add_parser(
         "capture",
@@ -67,7 +67,7 @@ def checked_overrides(cfg: Any, over: dict[str, Any], file: str) -> dict[str, An
 
 
 def run(args: argparse.Namespace) -> int:
-    from capture.options import make_config, overrides, record
+    from capture._options import make_config, overrides, record
 
     from ..harness.settings import resolve_settings
 

@@ -242,7 +242,7 @@ def record(
     from aiconfig.harness.context import RunContext
     from aiconfig.harness.settings import resolve_settings
 
-    from .plugin_streams import load_stream_plugins
+    from ._plugin_streams import load_stream_plugins
 
     settings = resolve_settings(args, "capture", default_out=Path(cfg.output_dir))
     quiet = bool(args.quiet or settings.log_json)
@@ -253,7 +253,7 @@ def record(
         settings, devices=capture_devices(cfg), preload=_PRELOAD, shared_out=standalone
     )
     with ctx as run:
-        from .session import run_capture
+        from ._session import run_capture
 
         if provenance is not None:
             signers = [s.get("principal", "") for s in provenance.get("signers", [])]

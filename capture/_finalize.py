@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from aiconfig._files import atomic_write_json, sha256_file
 
-from .constants import (
+from ._constants import (
     EVENTS_FILE,
     EVENTS_JOURNAL,
     FRAMES_FILE,
@@ -31,8 +31,8 @@ from .constants import (
     STATUS_RECOVERED,
     WEBCAM_FILE,
 )
-from .events import event_schema, journal_to_parquet, read_journal
-from .validate import probe_video, validate_session
+from ._events import event_schema, journal_to_parquet, read_journal
+from ._validate import probe_video, validate_session
 
 __all__ = ["finalize_session", "write_manifest"]
 

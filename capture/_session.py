@@ -21,7 +21,7 @@ from aiconfig import CaptureConfig, CaptureDeviceError, ConfigFileError
 from aiconfig._files import atomic_write_json
 from aiconfig.harness.budget import Budget
 
-from .constants import (
+from ._constants import (
     EVENTS_JOURNAL,
     FORMAT_VERSION,
     FRAME_QUEUE,
@@ -30,14 +30,14 @@ from .constants import (
     METADATA_FILE,
     STATUS_RECORDING,
 )
-from .events import EventJournal
-from .finalize import finalize_session, write_manifest
-from .input_logging import InputLogger
-from .plugin_streams import PluginStreams
-from .screen_recorder import ScreenRecorder
-from .streams import audio_problem, open_webcam, pick_target, start_audio
-from .timeline import ClockMapping
-from .video_writer import even_size
+from ._events import EventJournal
+from ._finalize import finalize_session, write_manifest
+from ._input_logging import InputLogger
+from ._plugin_streams import PluginStreams
+from ._screen_recorder import ScreenRecorder
+from ._streams import audio_problem, open_webcam, pick_target, start_audio
+from ._timeline import ClockMapping
+from ._video_writer import even_size
 
 __all__ = ["SessionResult", "Status", "create_session_dir", "run_capture"]
 
@@ -133,7 +133,7 @@ def run_capture(
     ``budget`` sizes the frame queues and encoder threads (a run's CPU and memory limits);
     ``on_session`` gets the session directory as soon as it exists; ``on_ready`` is called once
     every stream is open and the clock runs, with the session and stream states; stream plugins
-    (:mod:`capture.plugin_streams`) run beside the built-in streams.
+    (:mod:`capture._plugin_streams`) run beside the built-in streams.
     """
     tracer = trace.get_tracer("capture")
     meter = metrics.get_meter("capture")

@@ -26,9 +26,9 @@ __all__ = [
 _WHERE = {
     "FrameRecord": "_timeline",
     "InputEvent": "_events",
-    "SessionResult": "_session",
+    "SessionResult": "_recording",
     "recover_session": "_recover",
-    "run_capture": "_session",
+    "run_capture": "_recording",
     "validate_session": "_validate",
 }
 

@@ -14,7 +14,7 @@ import pytest
 from aiconfig import CaptureDeviceError, ConfigValidationError
 from capture._events import COLUMNS, EventJournal, InputEvent, event_schema, frame_row, read_journal
 from capture._input_logging import key_fields
-from capture._session import create_session_dir
+from capture._recording import create_session_dir
 from capture._timeline import ClockMapping, FrameClock
 from capture._validate import validate_session
 from capture.windows import Rect, check_display
@@ -238,7 +238,7 @@ def test_budget_sizes_the_frame_queues_and_encoder_threads() -> None:
     from aiconfig import BudgetError
     from aiconfig.harness.budget import Budget
     from capture._constants import FRAME_QUEUE
-    from capture._session import _sizes
+    from capture._recording import _sizes
 
     uhd = 3840 * 2160 * 4  # one BGRA 4K grab: 33 MB
     assert _sizes(None, uhd) == (FRAME_QUEUE, 0)  # standalone: x264 picks its threads

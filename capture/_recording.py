@@ -73,6 +73,18 @@ class SessionResult:
     def ok(self) -> bool:
         return bool(self.metadata.get("validation", {}).get("ok"))
 
+    def summary(self) -> dict[str, Any]:
+        """The figures a run reports: session path, frames, padded, dropped, stop, validity."""
+        meta = self.metadata
+        return {
+            "session": str(self.path),
+            "frames": meta["frame_count"],
+            "padded": meta["padded_frames"],
+            "dropped": meta["dropped_frames"],
+            "stop_reason": meta.get("stop_reason"),
+            "valid": self.ok,
+        }
+
 
 def create_session_dir(root: Path, now: float | None = None) -> Path:
     """``root/session_YYYYMMDD_HHMMSS`` created exclusively; ``_2``, ``_3``... on collision."""

@@ -4,8 +4,10 @@ Shared by ``aiconfig`` (:mod:`aiconfig.cli`) and ``python -m capture`` so both e
 a leaf (it needs only the error tree), so no job package has to import a CLI to get it.
 
 Exit statuses: 0 ok, 1 a handled error (:class:`~aiconfig.AiconfigError`, one line per problem;
-also MemoryError under a run's budget and a closed stdout), 2 usage (:class:`UsageParser`),
-130 Ctrl+C, 143 SIGTERM inside a run (:class:`~aiconfig.Terminated`).
+also MemoryError under a run's budget and a closed stdout), 2 usage (a bad flag:
+:class:`UsageParser`; flags that contradict each other or the config:
+:class:`~aiconfig.UsageError`), 130 Ctrl+C, 143 SIGTERM inside a run
+(:class:`~aiconfig.Terminated`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from ._errors import AiconfigError, Terminated
+from ._errors import AiconfigError, Terminated, UsageError
 
 __all__ = ["UsageParser", "guarded"]
 
@@ -32,6 +34,10 @@ def guarded(job: Callable[[], int]) -> int:
     """Run ``job``; a handled failure is one line on stderr and an exit status (see above)."""
     try:
         return job()
+    except UsageError as exc:  # the command line contradicts itself or the config
+        for problem in exc.problems:
+            sys.stderr.write(f"usage error: {problem.render()}\n")
+        return 2
     except AiconfigError as exc:
         for problem in exc.problems:
             sys.stderr.write(f"error: {problem.render()}\n")

@@ -21,7 +21,8 @@ from typing import Any
 from ._errors import ConfigFileError, ForkError
 from ._files import atomic_write
 from ._fork import render_fork, resolve_fork
-from ._overrides import check_overridable, parse_assignment, parse_path, split_values, type_value
+from ._keypath import KeyPath
+from ._overrides import check_overridable, parse_assignment, split_values, type_value
 from ._schema import AIConfig
 from ._yamlsafe import parse_yaml
 
@@ -54,10 +55,10 @@ def point_name(name: str, labels: Sequence[str], values: Sequence[Any]) -> str:
 
 
 def _labels(paths: Sequence[str]) -> list[str]:
-    leaves = [parse_path(p)[-1] for p in paths]
+    leaves = [str(KeyPath.parse(p)[-1]) for p in paths]
     if len(set(leaves)) == len(leaves):
         return [_slug(leaf) for leaf in leaves]
-    return [_slug("_".join(parse_path(p))) for p in paths]
+    return [_slug("_".join(map(str, KeyPath.parse(p)))) for p in paths]
 
 
 def _existing_version(path: Path) -> int | None:

@@ -76,9 +76,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = VLLMConfig.model_validate({**base.model_dump(), **updates})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        raise AiconfigError(f"--{where.replace('_', '-')}: {err['msg']}") from None
+        from dataclasses import replace
+
+        from .._explain import translate
+
+        problems = translate(
+            exc, {**base.model_dump(), **updates}, root=VLLMConfig, default_source=None
+        )
+        # A flag's problem names the flag (--base-url), not the config key.
+        raise AiconfigError(
+            [
+                replace(p, path=f"--{p.path.replace('_', '-')}" if p.path in updates else p.path)
+                for p in problems
+            ]
+        ) from None
     # --no-network turns the process guard on for the check (and off again after it).
     with offline() if args.no_network else contextlib.nullcontext():
         diagnosis = asyncio.run(preflight(cfg, wait_s=args.wait))

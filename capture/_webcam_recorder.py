@@ -110,10 +110,14 @@ class WebcamRecorder:
         self._stop.set()
 
     def stop(self) -> None:
+        """Stop reading, drain the encoder, close the files; also before :meth:`start` (a
+        session whose screen grabber never started)."""
         self._stop.set()
-        self._reader.join(timeout=10)
-        self._q.put(None)
-        self._encoder.join()
+        if self._reader.ident is not None:
+            self._reader.join(timeout=10)
+        if self._encoder.ident is not None:
+            self._q.put(None)
+            self._encoder.join()
         self._writer.close()
         self._container.close()
 

@@ -110,12 +110,11 @@ class WebcamRecorder:
         self._stop.set()
 
     def stop(self) -> None:
-        """Stop reading, drain the encoder, close the files; also before :meth:`start` (a
-        session whose screen grabber never started)."""
+        """Stops both threads; safe before ``start`` (a session that never began recording)."""
         self._stop.set()
-        if self._reader.ident is not None:
+        if self._reader.is_alive():
             self._reader.join(timeout=10)
-        if self._encoder.ident is not None:
+        if self._encoder.is_alive():
             self._q.put(None)
             self._encoder.join()
         self._writer.close()

@@ -191,7 +191,8 @@ class InferenceConfig(FrozenModel):
     latency_budget_ms: Annotated[float, Field(gt=0.0, le=600_000)] = 50.0
     max_concurrency: Annotated[int, Field(ge=1, le=4096)] = 4
     max_queue: Annotated[int, Field(ge=0, le=100_000)] = 16
-    max_batch_size: PositiveInt = 1
+    max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 1
+    batch_window_ms: Annotated[float, Field(ge=0.0, le=60_000)] = 0.0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     compile: bool = False
     seed: Annotated[int, Field(ge=0)] = 0

@@ -13,13 +13,13 @@ import itertools
 import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigFileError, ForkError
+from ._files import atomic_write
 from ._fork import render_fork, resolve_fork
 from ._keypath import KeyPath
 from ._overrides import check_overridable, parse_assignment, split_values, type_value
@@ -159,17 +159,7 @@ def plan_forks(
 
 def _atomic_write(path: Path, data: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        atomic_write(path, data, mode=0o600)
     except OSError as exc:
         raise ConfigFileError(f"cannot write: {exc.strerror}", file=str(path)) from None
 

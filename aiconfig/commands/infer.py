@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from ..harness._fs import atomic_write_json
+    from .._files import atomic_write_json
     from ..harness.context import RunContext
 
     settings = _settings(args)  # bad run settings are refused before anything else

@@ -348,12 +348,12 @@ def validate_data(
     """Validate plain data against the schema; every problem explained at once."""
     from pydantic import ValidationError as PydanticValidationError
 
-    from ._errors import ConfigValidationError
-    from ._explain import explain
-
     try:
         return AIConfig.model_validate(data)
     except PydanticValidationError as exc:
+        from ._errors import ConfigValidationError
+        from ._explain import explain
+
         raise ConfigValidationError(
             explain(exc, data, file, lines, sources, yaml11_bools)
         ) from None

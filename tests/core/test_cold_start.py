@@ -15,6 +15,7 @@ NOT_ON_THE_HOT_PATH = [
     "aiconfig._fork",  # a baseline is not a fork
     "aiconfig._diff",
     "aiconfig._overrides",
+    "aiconfig._explain",  # only when something is invalid
     "omegaconf",  # common ${oc.env:...} forms are resolved without it
     "deepdiff",
     "httpx",

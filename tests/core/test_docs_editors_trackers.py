@@ -91,7 +91,8 @@ def test_schema_commands(repo_copy: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     written = repo_copy / ".aiconfig" / "aiconfig.schema.json"
     assert written.read_text(encoding="utf-8") == shipped_schema_text("any")
-    assert '"$schema": "https://json-schema.org/draft/2020-12/schema"' in proc.stdout
+    fork = repo_copy / ".aiconfig" / "fork.schema.json"
+    assert fork.read_text(encoding="utf-8") == shipped_schema_text("fork")
 
 
 def test_check_jsonschema_ok_and_broken(repo_copy: Path) -> None:
@@ -101,8 +102,8 @@ def test_check_jsonschema_ok_and_broken(repo_copy: Path) -> None:
     (repo_copy / "broken.yaml").write_text(block_with("yaml", "trainig:"), encoding="utf-8")
     console = block_with("console", "broken.yaml::").splitlines()
     proc = bash(console[0].removeprefix("$ "), repo_copy)
-    assert proc.returncode == 1
-    assert proc.stdout.splitlines() == console[1:]
+    assert console[-1] == "[exit 1]" and proc.returncode == 1
+    assert proc.stdout.splitlines() == console[1:-1]
 
 
 def _free_port() -> int:
@@ -153,6 +154,8 @@ def test_track_commands(
     block = block_with("bash", "aiconfig track experiments/lr-1e-3.yaml --mlflow sqlite")
     proc = bash(block, repo_copy)
     assert proc.returncode == 0, proc.stderr
+    server_line = bash(block_with("bash", '--run-id "$MLFLOW_RUN_ID"'), repo_copy)
+    assert server_line.returncode == 0, server_line.stderr
     documented = [line.removeprefix("# ") for line in block.splitlines() if line.startswith("# ")]
     first_run = proc.stdout.splitlines()[:2]
     pattern = re.escape(documented[0]).replace(re.escape("6f1c..."), r"[0-9a-f]{32}")

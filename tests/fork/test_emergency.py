@@ -29,6 +29,11 @@ EMERGENCY_META = (
     "    - capture.webcam\n"
     "    - model.action_space\n"
 )
+POLICY = (
+    "version: 1\nthreshold: 1\nrules:\n"
+    "  - pattern: experiments/baseline*.yaml\n    threshold: 2\n"
+    "  - pattern: experiments/*\n    threshold: 1\n"
+)
 POLICY_EMERGENCY = "emergency:\n  principals: [lead@test]\n  threshold: 1\n"
 VERIFY = ("ssh-keygen", "-Y", "verify", "-n", "aiconfig")
 REASON = "vLLM p99 regression; raise the budget until the rollback lands"
@@ -42,8 +47,7 @@ def oncall(project: Project) -> Project:
     project.baseline.write_text(text, encoding="utf-8")
     project.baseline.with_name("baseline.yaml.sig").unlink()
     project.sign(project.baseline, project.lead, project.research)
-    policy = project.root / "keys" / "policy.yaml"
-    policy.write_text(policy.read_text(encoding="utf-8") + POLICY_EMERGENCY, encoding="utf-8")
+    (project.root / "keys" / "policy.yaml").write_text(POLICY + POLICY_EMERGENCY, encoding="utf-8")
     return project
 
 
@@ -222,9 +226,10 @@ def test_lifetime_is_capped(oncall: Project, capsys: pytest.CaptureFixture[str])
 
 
 def test_no_emergency_policy_means_no_override(
-    project: Project, capsys: pytest.CaptureFixture[str]
+    oncall: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = issue(project, capsys, "inference.latency_budget_ms=120")
+    (oncall.root / "keys" / "policy.yaml").write_text(POLICY, encoding="utf-8")
+    code, _, err = issue(oncall, capsys, "inference.latency_budget_ms=120")
     assert code == 1 and "no emergency policy" in err
 
 

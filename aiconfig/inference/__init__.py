@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._admission import Admission
+from ._admission import Admission, ComputeEstimate
+from ._batching import BatchScheduler
 from ._errors import (
     LatencyBudgetExceeded,
     ModelError,
@@ -29,6 +30,7 @@ from ._errors import (
     SidecarRequestError,
 )
 from ._interface import AIModelInterface, InferenceResult, LatencyObserver, Slot
+from ._job import InferRequest, JobTelemetry, read_prompts, run_infer_job
 from ._vllm import Generation, GenerationRequest, VLLMClient
 from .offline import check_network_allowed, is_loopback_url, offline_mode
 from .sidecar import Check, SidecarDiagnosis, ensure_ready, preflight
@@ -44,10 +46,14 @@ if TYPE_CHECKING:
 __all__ = [
     "AIModelInterface",
     "Admission",
+    "BatchScheduler",
     "Check",
+    "ComputeEstimate",
     "Generation",
     "GenerationRequest",
+    "InferRequest",
     "InferenceResult",
+    "JobTelemetry",
     "LatencyBudgetExceeded",
     "LatencyObserver",
     "ModelError",
@@ -66,7 +72,9 @@ __all__ = [
     "offline_mode",
     "preflight",
     "preprocess_frames",
+    "read_prompts",
     "resolve_device",
+    "run_infer_job",
 ]
 
 _TORCH_NAMES = frozenset(

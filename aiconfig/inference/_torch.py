@@ -237,7 +237,12 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
     def warmup(self, inputs: Any, runs: int = 2) -> None:
         """Run a few passes outside any budget: ``torch.compile`` compiles on the first call."""
         for _ in range(runs):
-            self.run_sync(inputs)
+            if self.batcher is None:
+                self.run_sync(inputs)
+                continue
+            (outcome,) = self.run_batch([inputs])  # the padded shape batches will use
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     def _execute_inline(self, inputs: Any) -> Any:
         return self.run_sync(inputs)

@@ -339,7 +339,7 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
     async def _run_in_slot(self, inputs: InT, call: _Call) -> OutT:
         """Admission (slot or EDF queue), then compute; fills the call's timings."""
         admission = self.admission
-        admission.check_budget(call.budget)
+        probe = admission.check_budget(call.budget)
         if self._inline and admission.try_take():
             # Synchronous backend and a free slot: nothing to await, so no timer either; the
             # budget is checked once the (uninterruptible) computation returns.
@@ -356,7 +356,7 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
                 raise TimeoutError  # an inline computation overran: report it now
             return output
         deadline = asyncio.get_running_loop().time() + call.budget / 1000.0
-        waiter = admission.try_enter(deadline)
+        waiter = admission.try_enter(deadline, probe=probe)
         async with asyncio.timeout_at(deadline):
             if waiter is not None:
                 call.queued = True

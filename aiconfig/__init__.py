@@ -26,6 +26,7 @@ _WHERE: dict[str, str] = {
     # loading
     "load": "_loader",
     "Limits": "_yamlsafe",
+    "KeyPath": "_keypath",
     # the typed config hierarchy
     "AIConfig": "_schema",
     "AlertConfig": "_schema",
@@ -108,6 +109,7 @@ __all__ = [
     "InferenceServerError",
     "InputConfig",
     "InterpolationError",
+    "KeyPath",
     "KeyValidityError",
     "Limits",
     "ManifestError",
@@ -181,6 +183,7 @@ if _typing.TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ bel
         UsageError,
     )
     from ._fork import fork_for_experiment
+    from ._keypath import KeyPath
     from ._loader import load
     from ._provenance import Provenance, Signer
     from ._schema import (

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._errors import AiconfigError
-from ._overrides import format_path
+from ._keypath import KeyPath, Parts
 from ._schema import AIConfig
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 Kind = Literal["changed", "added", "removed", "type_changed"]
-Key = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ def _review_bytes(
     return loaded.config, (str(problem).splitlines()[0] if problem is not None else None)
 
 
-def _flatten(node: Mapping[str, Any], prefix: Key, out: dict[Key, Any]) -> None:
+def _flatten(node: Mapping[str, Any], prefix: Parts, out: dict[Parts, Any]) -> None:
     for key, value in node.items():
         here = (*prefix, key)
         if isinstance(value, dict) and value:
@@ -180,14 +179,14 @@ def _same(a: Any, b: Any) -> bool:
     return True
 
 
-def _put(tree: dict[str, Any], key: Key, value: Any) -> None:
+def _put(tree: dict[str, Any], key: Parts, value: Any) -> None:
     node = tree
     for part in key[:-1]:
         node = node.setdefault(str(part), {})
     node[str(key[-1])] = value
 
 
-def _parents(tree: dict[str, Any], full: Mapping[str, Any], key: Key) -> None:
+def _parents(tree: dict[str, Any], full: Mapping[str, Any], key: Parts) -> None:
     """Create in ``tree`` the dicts along ``key`` that exist in ``full``."""
     node, src = tree, full
     for part in key[:-1]:
@@ -225,8 +224,8 @@ def diff_configs(
     from deepdiff import DeepDiff
 
     dump_a, dump_b = old.model_dump(mode="json"), new.model_dump(mode="json")
-    a: dict[Key, Any] = {}
-    b: dict[Key, Any] = {}
+    a: dict[Parts, Any] = {}
+    b: dict[Parts, Any] = {}
     _flatten(dump_a, (), a)
     _flatten(dump_b, (), b)
     pruned_a: dict[str, Any] = {}
@@ -263,7 +262,7 @@ def diff_configs(
             parts = level.path(output_format="list")
             old_v = None if kind == "added" else _json_safe(level.t1)
             new_v = None if kind == "removed" else _json_safe(level.t2)
-            changes.append((parts, Change(format_path(parts), kind, old_v, new_v)))
+            changes.append((parts, Change(str(KeyPath(parts)), kind, old_v, new_v)))
     unknown = set(tree) - set(_KINDS)
     if unknown:  # never silently drop a difference DeepDiff found
         for report in sorted(unknown):

@@ -33,7 +33,8 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ._errors import ForkError, Problem
 from ._interpolate import interpolate
-from ._overrides import apply_overrides, parse_path
+from ._keypath import KeyPath
+from ._overrides import apply_overrides
 from ._provenance import Provenance, Signer
 from ._schema import AIConfig, FrozenModel
 from ._yamlsafe import ParsedYaml
@@ -85,26 +86,19 @@ def is_fork_document(data: Any) -> bool:
 
 
 def _doc_problems(exc: PydanticValidationError, file: str, parsed: ParsedYaml) -> list[Problem]:
-    problems = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        line = None
-        for end in range(len(loc), -1, -1):
-            if loc[:end] in parsed.lines:
-                line = parsed.lines[loc[:end]]
-                break
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        problems.append(
-            Problem(
-                f"malformed fork file: {msg}",
-                file=file,
-                line=line,
-                path=".".join(map(str, loc)) or None,
-                hint="a fork has 'fork: {base, sha256}', 'meta: {name, version}' and "
-                "'overrides: {dotted.path: value}'; write it with 'aiconfig fork'",
-            )
-        )
-    return problems
+    from ._explain import translate
+
+    return translate(
+        exc,
+        parsed.data,
+        file=file,
+        lines=parsed.lines,
+        root=ForkDocument,
+        default_source=None,
+        message_prefix="malformed fork file: ",
+        hint="a fork has 'fork: {base, sha256}', 'meta: {name, version}' and "
+        "'overrides: {dotted.path: value}'; write it with 'aiconfig fork'",
+    )
 
 
 def refork_command(base: str, doc: ForkDocument, out_dir: str) -> str:
@@ -315,7 +309,7 @@ def _values_at(config: AIConfig, overrides: Mapping[str, Any]) -> dict[str, Any]
     out = {}
     for dotted in overrides:
         node: Any = dumped
-        for seg in parse_path(dotted):
+        for seg in KeyPath.parse(dotted):
             node = node[seg]
         out[dotted] = node
     return out

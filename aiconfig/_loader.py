@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._errors import AiconfigError, ConfigFileError, ForkError
+from ._keypath import KeyPath, Parts
 from ._provenance import Provenance, Signer
 from ._schema import AIConfig
 from ._yamlsafe import Limits, ParsedYaml, parse_yaml
@@ -334,7 +335,7 @@ def _with_provenance(
         signed=bool(signers),
         signers=signers,
         env_vars=dict(resolved.env_used),
-        sources={".".join(map(str, k)): v for k, v in resolved.sources.items()},
+        sources={str(KeyPath(k)): v for k, v in resolved.sources.items()},
         template=data.decode("utf-8", "replace"),
         lineage=(lineage_step(file, sha, config, signers, {}),),
     )
@@ -344,9 +345,9 @@ def _with_provenance(
 def validate_data(
     data: dict[str, Any],
     file: str,
-    lines: Mapping[tuple[str | int, ...], int],
-    sources: Mapping[tuple[str | int, ...], str],
-    yaml11_bools: Mapping[tuple[str | int, ...], str],
+    lines: Mapping[Parts, int],
+    sources: Mapping[Parts, str],
+    yaml11_bools: Mapping[Parts, str],
 ) -> AIConfig:
     """Validate plain data against the schema; every problem explained at once."""
     from pydantic import ValidationError as PydanticValidationError

@@ -10,10 +10,13 @@ H.264, webcam 640x480 off, system audio 44.1 kHz stereo off) and the harness con
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -26,9 +29,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
-if TYPE_CHECKING:
-    from ._provenance import Provenance
+from ._keypath import KeyPath, Parts
+from ._provenance import Provenance
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -37,6 +41,7 @@ __all__ = [
     "AudioConfig",
     "CaptureConfig",
     "DatasetConfig",
+    "FieldStep",
     "FrozenModel",
     "InferenceConfig",
     "InputConfig",
@@ -47,17 +52,12 @@ __all__ = [
     "TrainingConfig",
     "VLLMConfig",
     "WebcamConfig",
-    "is_secret_key",
+    "path_exists",
+    "unwrap",
+    "walk_schema",
 ]
 
 SCHEMA_VERSION: Literal[1] = 1
-
-_SECRET_RE = re.compile(r"token|secret|password|passwd|api_key|apikey|credential", re.I)
-
-
-def is_secret_key(key: str) -> bool:
-    """True for key names whose values must never be echoed (``*token*``, ``api_key``...)."""
-    return bool(_SECRET_RE.search(key))
 
 
 def _freeze_mapping(value: dict[str, Any]) -> Mapping[str, Any]:
@@ -275,8 +275,6 @@ class AIConfig(FrozenModel):
     def provenance(self) -> Provenance:
         """Where this config came from (file digest, signers, env vars, value sources)."""
         if self._provenance is None:
-            from ._provenance import Provenance
-
             return Provenance(path="<memory>", sha256="", signed=False)
         return self._provenance  # type: ignore[no-any-return]
 
@@ -294,14 +292,63 @@ class AIConfig(FrozenModel):
         return self
 
 
+def unwrap(annotation: Any) -> Any:
+    """Strip ``Annotated[...]`` and ``Optional[...]`` down to the underlying type."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) == 1:
+                annotation = args[0]
+                continue
+        return annotation
+
+
+@dataclass(frozen=True)
+class FieldStep:
+    """One part of a key path, looked up in the config model that holds it."""
+
+    path: KeyPath  # the path up to and including this part
+    model: type[BaseModel]  # the model the part was looked up in
+    field: FieldInfo | None  # None: the part is not a field of ``model``
+
+    @property
+    def annotation(self) -> Any:
+        """The field's full annotation, constraints included."""
+        return self.field.rebuild_annotation() if self.field is not None else None
+
+    @property
+    def submodel(self) -> type[BaseModel] | None:
+        """The config model this field holds (a section), or None for a value."""
+        inner = unwrap(self.field.annotation) if self.field is not None else None
+        return inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+
+
+def walk_schema(path: Parts, root: type[BaseModel] | None = None) -> Iterator[FieldStep]:
+    """The schema walker: one step per part of ``path`` while it stays inside the models.
+
+    Stops after a part that is not a field (``step.field is None``) or that holds a value
+    rather than a section; a consumer compares the number of steps with ``len(path)``.
+    """
+    model: type[BaseModel] = root or AIConfig
+    for i, part in enumerate(path):
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        step = FieldStep(KeyPath(path[: i + 1]), model, field)
+        yield step
+        sub = step.submodel
+        if sub is None:
+            return
+        model = sub
+
+
 def path_exists(model: type[BaseModel], dotted: str) -> bool:
     """True when ``dotted`` names a field (or a sub-model) of ``model``."""
-    current: Any = model
-    for part in dotted.split("."):
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return False
-        field = current.model_fields.get(part)
-        if field is None:
-            return False
-        current = field.annotation
-    return True
+    try:
+        path = KeyPath.parse(dotted)
+    except ValueError:
+        return False
+    steps = list(walk_schema(path, model))
+    return len(steps) == len(path) and steps[-1].field is not None

@@ -13,15 +13,16 @@ import itertools
 import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigFileError, ForkError
+from ._files import atomic_write
 from ._fork import render_fork, resolve_fork
-from ._overrides import check_overridable, parse_assignment, parse_path, split_values, type_value
+from ._keypath import KeyPath
+from ._overrides import check_overridable, parse_assignment, split_values, type_value
 from ._schema import AIConfig
 from ._yamlsafe import parse_yaml
 
@@ -54,10 +55,10 @@ def point_name(name: str, labels: Sequence[str], values: Sequence[Any]) -> str:
 
 
 def _labels(paths: Sequence[str]) -> list[str]:
-    leaves = [parse_path(p)[-1] for p in paths]
+    leaves = [str(KeyPath.parse(p)[-1]) for p in paths]
     if len(set(leaves)) == len(leaves):
         return [_slug(leaf) for leaf in leaves]
-    return [_slug("_".join(parse_path(p))) for p in paths]
+    return [_slug("_".join(map(str, KeyPath.parse(p)))) for p in paths]
 
 
 def _existing_version(path: Path) -> int | None:
@@ -158,17 +159,7 @@ def plan_forks(
 
 def _atomic_write(path: Path, data: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        atomic_write(path, data, mode=0o600)
     except OSError as exc:
         raise ConfigFileError(f"cannot write: {exc.strerror}", file=str(path)) from None
 

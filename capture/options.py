@@ -144,10 +144,17 @@ def make_config(base: Any, over: dict[str, Any]) -> Any:
     try:
         return CaptureConfig.model_validate(_merge(data, over))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        from aiconfig._explain import translate
+
         raise ConfigValidationError(
-            f"capture.{where}: {first['msg']}", hint="fix the flag or the config value"
+            translate(
+                exc,
+                _merge(data, over),
+                root=CaptureConfig,
+                prefix=("capture",),
+                default_source=None,
+                hint="fix the flag or the config value",
+            )
         ) from None
 
 

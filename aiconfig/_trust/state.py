@@ -6,15 +6,14 @@ replaced atomically, so two processes verifying at once never lose an update.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigFileError
+from .._files import atomic_write
 
 __all__ = ["default_data_root", "record_version"]
 
@@ -72,16 +71,7 @@ def record_version(
             previous = state.get(name)
             if previous is None or version > int(previous["version"]):
                 state[name] = {"version": version, "sha256": sha256}
-                fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".versions.", suffix=".tmp")
-                try:
-                    with os.fdopen(fd, "w", encoding="utf-8") as out:
-                        json.dump(state, out, indent=1, sort_keys=True)
-                        out.flush()
-                        os.fsync(out.fileno())
-                    os.replace(tmp, path)
-                finally:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
+                atomic_write(path, json.dumps(state, indent=1, sort_keys=True), mode=0o600)
             return previous
     except OSError as exc:
         raise ConfigFileError(

@@ -257,11 +257,16 @@ def _load_policy(path: Path) -> Policy:
     try:
         return Policy.model_validate(parsed.data)
     except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        from .._explain import translate
+
         raise ConfigValidationError(
-            f"bad policy: {first['msg']}",
-            file=str(path),
-            path=where or None,
-            hint="see README: trust model",
+            translate(
+                exc,
+                parsed.data,
+                file=str(path),
+                lines=parsed.lines,
+                root=Policy,
+                message_prefix="bad policy: ",
+                hint="see README: trust model",
+            )
         ) from None

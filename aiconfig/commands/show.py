@@ -26,7 +26,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _redact(value: Any, key: str = "") -> Any:
-    from .._schema import is_secret_key
+    from .._keypath import is_secret_key
 
     if isinstance(value, dict):
         return {k: _redact(v, str(k)) for k, v in value.items()}

@@ -39,7 +39,7 @@ from .._errors import (
     ManifestError,
     SessionError,
 )
-from ._fs import atomic_write_json
+from .._files import atomic_write_json
 from .context import RunContext
 from .manifest import SCHEMA_VERSION as RUN_MANIFEST_SCHEMA
 from .sessions import SessionReport, Thresholds, analyze_session

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._errors import RunStateError
-from ._fs import atomic_write_json
+from .._files import atomic_write_json
 
 __all__ = ["ReadyState", "pid_start_ticks", "ready_state", "remove_ready_file", "write_ready_file"]
 

@@ -10,15 +10,18 @@ the CLI turns any of them into one line on stderr and exit status 1::
     │                            measured compute time
     ├── SidecarNotReady          the vLLM preflight failed; carries the whole diagnosis
     ├── ModelError               the model itself raised while computing (cause chained)
-    ├── OfflineModeError         AP_NO_NETWORK=1 and the URL is not a loopback address
     └── SidecarRequestError      a request to the sidecar failed (HTTP error, bad answer)
+
+``OfflineModeError`` (``AP_NO_NETWORK=1`` and the URL is not a loopback address) is the one
+network-policy error of every job, :class:`~aiconfig.NetworkDeniedError`, under its
+inference name.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from aiconfig import InferenceServerError, Problem
+from aiconfig import InferenceServerError, NetworkDeniedError, Problem
 
 __all__ = [
     "LatencyBudgetExceeded",
@@ -124,8 +127,8 @@ class ModelError(InferenceServerError):
         )
 
 
-class OfflineModeError(InferenceServerError):
-    """Offline mode forbids the connection (only loopback addresses are allowed)."""
+OfflineModeError = NetworkDeniedError
+"""Offline mode forbids the connection (only loopback addresses are allowed)."""
 
 
 class SidecarRequestError(InferenceServerError):

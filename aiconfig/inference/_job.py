@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiconfig import AiconfigError, ConfigFileError
+from aiconfig import AiconfigError, ConfigFileError, UsageError
 
 from .runner import CallRecord, RunSummary, run_calls, summarize
 
@@ -50,25 +50,34 @@ class InferRequest:
     in_flight: int | None = None
     budget_ms: float | None = None
 
-    def check(self, backend: str) -> None:
-        """Refuse a request the backend cannot run, with one line that says what to give."""
+    def __post_init__(self) -> None:
+        # Checked when the flags are parsed, before the config loads.
         if self.in_flight is not None and self.in_flight < 1:
             raise AiconfigError("--in-flight must be >= 1")
         if self.budget_ms is not None and self.budget_ms <= 0:
             raise AiconfigError("--budget-ms must be > 0")
         if self.synthetic is not None and self.synthetic < 1:
             raise AiconfigError("--synthetic must be >= 1")
+
+    def check(self, backend: str) -> None:
+        """Refuse a request the config's backend cannot run (a usage error: exit 2)."""
         if backend == "vllm":
             if not self.prompts:
-                raise AiconfigError("the vllm backend needs input: --prompt TEXT or --prompts FILE")
+                raise UsageError(
+                    "inference.backend is 'vllm': it needs prompts",
+                    hint="give --prompt TEXT or --prompts FILE",
+                )
             return
         if self.prompts:
-            raise AiconfigError(
-                "inference.backend is 'torch': give --frames or --synthetic, not prompts"
+            raise UsageError(
+                "inference.backend is 'torch': it takes frames, not prompts (--prompt/--prompts)",
+                hint="give --frames PATH or --synthetic N (or fork the config with "
+                "inference.backend=vllm)",
             )
         if bool(self.frames) == bool(self.synthetic):
-            raise AiconfigError(
-                "the torch backend needs exactly one of --frames PATH or --synthetic N"
+            raise UsageError(
+                "the torch backend needs exactly one of --frames PATH or --synthetic N",
+                hint="give one of them",
             )
         if importlib.util.find_spec("torch") is None:
             raise AiconfigError(
@@ -173,7 +182,7 @@ def _writer(
 
 
 def _write_summary(run: RunContext, summary: RunSummary, emit: Callable[[str], Any] | None) -> None:
-    from aiconfig.harness._fs import atomic_write_json
+    from aiconfig._files import atomic_write_json
 
     body = summary.to_dict()
     atomic_write_json(run.out_dir / "summary.json", body)

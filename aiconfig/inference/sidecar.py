@@ -26,10 +26,10 @@ from typing import Any
 import httpx
 
 from aiconfig import Problem, VLLMConfig
+from aiconfig._network import check_network_allowed
 
 from ._errors import OfflineModeError, SidecarNotReady
 from ._http import error_message, make_client
-from .offline import check_network_allowed
 
 __all__ = ["Check", "SidecarDiagnosis", "ensure_ready", "preflight"]
 

@@ -66,7 +66,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from aiconfig import AIConfig, MonitoringConfig
-from aiconfig.inference.offline import check_network_allowed
+from aiconfig._network import check_network_allowed
 
 from ._alerts import AlertManager
 from ._jsonl import (

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from aiconfig import PluginRefusedError
-from aiconfig.harness.network import offline
+from aiconfig.harness import offline
 from aiconfig.harness.plugins import (
     GROUP,
     PluginPolicy,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -159,14 +160,19 @@ def test_sdk_disabled_turns_every_signal_off(
         ({"OTEL_TRACES_SAMPLER": "always_on"}, 4, None),  # wins over sample_ratio: 0
     ],
 )
-def test_sampler_from_the_environment(
-    env: dict[str, str], spans: int, warning: str | None, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_sampler_from_the_environment(env: dict[str, str], spans: int, warning: str | None) -> None:
     exporter = InMemorySpanExporter()
     reader = InMemoryMetricReader()
     cfg = MonitoringConfig(exporters=(), sample_ratio=0.0)
-    with caplog.at_level("WARNING", logger="aiconfig.monitoring"):
+    logged: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: logged.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("aiconfig.monitoring")
+    logger.addHandler(handler)
+    try:
         tel = setup_telemetry(cfg, environ=env, span_exporters=[exporter], metric_readers=[reader])
+    finally:
+        logger.removeHandler(handler)
     torch_calls(tel, 4)
     assert len(exporter.get_finished_spans()) == spans
     data = reader.get_metrics_data()
@@ -176,7 +182,7 @@ def test_sampler_from_the_environment(
         assert warnings == []
     else:
         assert len(warnings) == 1 and warning in warnings[0]
-        assert warning in caplog.text
+        assert logged == warnings
     tel.shutdown()
 
 

@@ -11,7 +11,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "inference.md"
 
 
 def _example(marker: str) -> str:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
     return next(b for b in blocks if marker in b)
 
 

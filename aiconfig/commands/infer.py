@@ -48,8 +48,9 @@ def add_parser(sub: Any) -> None:
         "--in-flight",
         type=int,
         metavar="K",
-        help="calls outstanding at once (default inference.max_concurrency; above "
-        "max_concurrency + max_queue the excess is refused, by design)",
+        help="calls outstanding at once (default inference.max_concurrency x max_batch_size; "
+        "above what the model can hold, max_concurrency + max_queue, the excess is refused, "
+        "by design)",
     )
     run_g.add_argument("--budget-ms", type=float, metavar="MS", help="override the budget")
     add_run_arguments(p)  # --run-id --out --no-network --log-json --ready-file ...

@@ -221,7 +221,7 @@ async def _run(
             records = await run_calls(
                 call,
                 todo,
-                in_flight=request.in_flight or inf.max_concurrency,
+                in_flight=request.in_flight or inf.max_concurrency * inf.max_batch_size,
                 render=render,
                 on_record=on_record,
             )

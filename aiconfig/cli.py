@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -56,6 +57,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The CLI uses no pydantic plugins; without this pydantic scans every installed
+    # distribution's entry points the first time a model is built (pydantic's documented
+    # switch; a value the caller set is kept).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     argv = list(sys.argv[1:] if argv is None else argv)
     # Top-level options (--help, --version) come before a command and need the full parser.
     parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)

@@ -34,6 +34,7 @@ COMMANDS: tuple[str, ...] = (
     "infer",
     "check-sidecar",
     "pipeline",
+    "sessions",
     "manifest",
     "plugins",
     "ready",

@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     # Bad values are refused here, before any work. numpy, pyarrow and PyAV load on entry,
     # under the budget's thread and allocator settings (OpenBLAS and Arrow read them on load).
-    ctx = RunContext.from_args(args, job="pipeline", preload=("aiconfig.harness.pipeline",))
+    preload = ("aiconfig.harness.pipeline", "numpy", "pyarrow.parquet", "pyarrow.compute", "av")
+    ctx = RunContext.from_args(args, job="pipeline", preload=preload)
     template = Path(args.config_template) if args.config_template else None
     with ctx as r:
         from ..harness.pipeline import REPORT_NAME, STEP_KIND, run_pipeline

@@ -147,7 +147,7 @@ def _totals(reports: list[SessionReport]) -> dict[str, Any]:
         "sessions": len(reports),
         "valid": len(valid),
         "invalid": len(reports) - len(valid),
-        "degraded": sum(1 for r in valid if r.warnings),
+        "degraded": sum(1 for r in valid if r.degraded_by),
         "duration_s": round(minutes * 60.0, 3),
         "video_frames": frames,
         "dropped_frames": sum(r.stats.get("dropped_frames", 0) for r in valid),
@@ -212,6 +212,7 @@ def run_pipeline(
             path=str(path),
             quality=rep.quality,
             problems=rep.problems,
+            degraded_by=rep.degraded_by,
             warnings=rep.warnings,
         )
         return rep

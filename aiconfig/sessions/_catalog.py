@@ -1,0 +1,385 @@
+"""A catalog over every session below a root: discovery, one row per session, the index file.
+
+``ROOT/sessions.parquet`` (:data:`INDEX_FILE`) holds one row per session (:data:`ROW_FIELDS`) and
+a fingerprint of the files each row was read from (size and mtime of ``metadata.json``,
+``manifest.json``, ``events.parquet`` and ``frames.mp4``). Refreshing it reads only sessions whose
+fingerprint changed or that are new, so listing or querying 10,000 sessions does not reopen
+10,000 metadata files. A row never needs the video decoded: it comes from the two JSON files and
+the Parquet footer. A directory that cannot be read, a half-written session, a corrupt file or a
+session of a format this aiconfig refuses is still a row, with ``status`` ``failed`` (or
+``recording``) and its ``problem``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigFileError, SessionError
+from ._format import (
+    EVENTS_FILE,
+    EVENTS_JOURNAL,
+    FRAMES_FILE,
+    MANIFEST_FILE,
+    METADATA_FILE,
+    SESSION_DIR_PATTERN,
+    STATUS_COMPLETE,
+    STATUS_RECORDING,
+    STATUS_RECOVERED,
+)
+from ._session import Session, metadata_problems, open_session
+
+__all__ = ["INDEX_FILE", "ROW_FIELDS", "Catalog", "SessionRow", "discover"]
+
+INDEX_FILE = "sessions.parquet"
+INDEX_VERSION = "1"
+_FINGERPRINTED = (METADATA_FILE, MANIFEST_FILE, EVENTS_FILE, FRAMES_FILE, EVENTS_JOURNAL)
+
+ROW_FIELDS: tuple[tuple[str, str], ...] = (
+    ("session_id", "string"),
+    ("path", "string"),
+    ("status", "string"),
+    ("problem", "string"),
+    ("format_version", "string"),
+    ("start_t_ns", "int64"),
+    ("start_time", "timestamp"),
+    ("duration_s", "float64"),
+    ("fps", "float64"),
+    ("actual_fps", "float64"),
+    ("capture_fps", "float64"),
+    ("frame_count", "int64"),
+    ("padded_frames", "int64"),
+    ("dropped_frames", "int64"),
+    ("width", "int32"),
+    ("height", "int32"),
+    ("streams", "string"),
+    ("screen_status", "string"),
+    ("input_status", "string"),
+    ("audio_status", "string"),
+    ("webcam_status", "string"),
+    ("stream_errors", "string"),
+    ("event_rows", "int64"),
+    ("input_events", "int64"),
+    ("event_counts", "map"),
+    ("focus_lost_s", "float64"),
+    ("config_name", "string"),
+    ("config_path", "string"),
+    ("config_digest", "string"),
+    ("signers", "list"),
+    ("lineage", "list"),
+    ("run_id", "string"),
+    ("fingerprint", "string"),
+)
+"""Columns of the ``sessions`` table and of ``sessions.parquet`` (``path`` relative to ROOT)."""
+
+
+def row_schema() -> Any:
+    import pyarrow as pa
+
+    kinds = {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "int32": pa.int32(),
+        "float64": pa.float64(),
+        "timestamp": pa.timestamp("ns", tz="UTC"),
+        "map": pa.map_(pa.string(), pa.int64()),
+        "list": pa.list_(pa.string()),
+    }
+    return pa.schema(
+        [pa.field(n, kinds[k]) for n, k in ROW_FIELDS], metadata={"aiconfig.index": INDEX_VERSION}
+    )
+
+
+SessionRow = dict[str, Any]
+"""One catalog row: :data:`ROW_FIELDS` as a dict."""
+
+
+def _fingerprint(path: Path) -> str:
+    parts = []
+    for name in _FINGERPRINTED:
+        try:
+            st = (path / name).stat()
+            parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append("-")
+    return "|".join(parts)
+
+
+def _is_session(path: Path, name: str) -> bool:
+    return bool(SESSION_DIR_PATTERN.match(name)) or (path / METADATA_FILE).is_file()
+
+
+def discover(root: Path) -> Iterator[tuple[Path, str | None]]:
+    """``(session_dir, problem)`` for every session below ``root``, sorted; a directory that
+    cannot be listed is yielded with its problem (it may be a session or hold some)."""
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as exc:
+        yield root, f"cannot read the directory ({exc.strerror}); check its permissions"
+        return
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+            continue
+        path = Path(entry.path)
+        try:
+            is_session = _is_session(path, entry.name)
+        except OSError:
+            is_session = True
+        if is_session:
+            yield path, None
+        else:
+            yield from discover(path)
+
+
+def _counts(session: Session) -> tuple[int | None, dict[str, int]]:
+    """``(event rows, rows per event type)`` from metadata, else from the Parquet file."""
+    counts = session.metadata.get("event_counts")
+    pf = session.parquet_file()  # reads the footer: a truncated file fails here
+    rows = int(pf.metadata.num_rows)
+    if isinstance(counts, dict) and all(isinstance(v, int) for v in counts.values()):
+        return rows, {str(k): int(v) for k, v in counts.items()}
+    import pyarrow.compute as pc
+
+    out: dict[str, int] = {}
+    for batch in session.iter_events(columns=["event_type"]):
+        for item in pc.value_counts(batch.column(0)).to_pylist():
+            key = str(item["values"])
+            out[key] = out.get(key, 0) + int(item["counts"])
+    return rows, out
+
+
+def _focus_lost_s(meta: dict[str, Any], frames: int, fps: float) -> float:
+    segs = meta.get("trajectories")
+    if not isinstance(segs, list) or not segs or fps <= 0:
+        return 0.0
+    covered = 0
+    for seg in segs:
+        if not isinstance(seg, dict):
+            continue
+        first, last = seg.get("start_frame"), seg.get("end_frame")
+        if isinstance(first, int) and isinstance(last, int):
+            covered += last - first + 1
+    return round(max(0, frames - covered) / fps, 3)
+
+
+def _empty_row(path: Path, root: Path) -> SessionRow:
+    row: SessionRow = dict.fromkeys(n for n, _ in ROW_FIELDS)
+    rel = path.relative_to(root).as_posix() if path != root else "."
+    row.update(session_id=path.name, path=rel, status="failed", fingerprint=_fingerprint(path))
+    return row
+
+
+def read_row(path: Path, root: Path) -> SessionRow:
+    """The catalog row of one session directory; never raises for bad data."""
+    row = _empty_row(path, root)
+    try:
+        session = open_session(path)
+    except SessionError as exc:
+        row["problem"] = exc.problems[0].render()
+        return row
+    except OSError as exc:
+        row["problem"] = f"{path}: cannot read the session ({exc.strerror})"
+        return row
+    meta = session.metadata
+    row["format_version"] = session.format_version
+    row["session_id"] = session.id
+    problems = metadata_problems(meta)
+    status = session.status
+    if session.manifest_problem:
+        problems.insert(0, session.manifest_problem)
+        status = "failed"
+    elif status == STATUS_RECORDING:
+        problems.insert(
+            0,
+            "not finalized (recorder killed or still running); "
+            f"run 'python -m capture recover {path}'",
+        )
+    elif session.manifest is None:
+        problems.insert(0, f"{MANIFEST_FILE} is missing")
+        status = "failed"
+    if not session.video_path.is_file():
+        problems.append(f"{FRAMES_FILE} is missing")
+    start = session.start_t_ns
+    fps = session.fps
+    streams = session.streams
+    errors = {
+        name: info.get("error") or info.get("errors")
+        for name, info in (meta.get("streams") or {}).items()
+        if isinstance(info, dict) and (info.get("error") or info.get("errors"))
+    }
+    prov = session.provenance
+    config_path = prov.get("path")
+    row.update(
+        start_t_ns=start,
+        start_time=datetime.fromtimestamp(start / 1e9, UTC) if start is not None else None,
+        duration_s=float(meta.get("duration_s") or 0.0),
+        fps=fps,
+        actual_fps=_num(meta.get("actual_fps")),
+        capture_fps=_num(meta.get("capture_fps")),
+        padded_frames=_int(meta.get("padded_frames")),
+        dropped_frames=_int(meta.get("dropped_frames")),
+        width=session.resolution[0] or None,
+        height=session.resolution[1] or None,
+        streams=" ".join(f"{k}={v}" for k, v in sorted(streams.items())) or None,
+        screen_status=streams.get("screen"),
+        input_status=streams.get("input"),
+        audio_status=streams.get("audio"),
+        webcam_status=streams.get("webcam"),
+        stream_errors=json.dumps(errors, sort_keys=True) if errors else None,
+        config_name=prov.get("name") or (Path(config_path).stem if config_path else None),
+        config_path=config_path,
+        config_digest=prov.get("sha256"),
+        signers=[str(s.get("principal")) for s in prov.get("signers", []) if isinstance(s, dict)]
+        if prov
+        else None,
+        lineage=[str(x.get("path", x)) if isinstance(x, dict) else str(x) for x in prov["lineage"]]
+        if isinstance(prov.get("lineage"), list)
+        else None,
+        run_id=session.run_id,
+    )
+    if status in (STATUS_COMPLETE, STATUS_RECOVERED) and not problems:
+        try:
+            rows, counts = _counts(session)
+        except SessionError as exc:
+            problems.append(exc.problems[0].render())
+        else:
+            row["event_rows"] = rows
+            row["event_counts"] = counts
+            row["input_events"] = sum(
+                v for k, v in counts.items() if k != "frame"
+            )  # every non-frame row is an input event
+            frames = meta.get("frame_count")
+            row["frame_count"] = frames if isinstance(frames, int) else session.frame_count
+            row["focus_lost_s"] = _focus_lost_s(meta, row["frame_count"], fps)
+    if problems:
+        row["problem"] = "; ".join(problems)
+        if status != STATUS_RECORDING:
+            status = "failed"
+    row["status"] = status
+    return row
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass
+class RefreshResult:
+    rows: list[SessionRow]
+    read: int
+    reused: int
+    removed: int
+
+
+class Catalog:
+    """Every session below ``root``. Reads the index when there is one; never writes unless
+    :meth:`index` is called (``query`` and ``list`` open the data read-only)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise ConfigFileError(
+                "no such directory", file=str(self.root), hint="give the folder holding sessions"
+            )
+        self.index_path = self.root / INDEX_FILE
+        self._last: RefreshResult | None = None
+
+    def _load_index(self) -> dict[str, SessionRow]:
+        import pyarrow.parquet as pq
+
+        if not self.index_path.is_file():
+            return {}
+        try:
+            table = pq.read_table(str(self.index_path))
+        except Exception:  # noqa: BLE001 - a damaged index is rebuilt, never trusted
+            return {}
+        meta = table.schema.metadata or {}
+        if meta.get(b"aiconfig.index") != INDEX_VERSION.encode():
+            return {}
+        if table.schema.names != [n for n, _ in ROW_FIELDS]:
+            return {}
+        rows = table.to_pylist()
+        for row in rows:
+            if row["event_counts"] is not None:
+                row["event_counts"] = dict(row["event_counts"])
+        return {row["path"]: row for row in rows}
+
+    def refresh(self) -> RefreshResult:
+        """Rows for every session now: unchanged ones from the index, the others read."""
+        old = self._load_index()
+        rows = []
+        read = reused = 0
+        seen = set()
+        for path, problem in discover(self.root):
+            rel = path.relative_to(self.root).as_posix() if path != self.root else "."
+            seen.add(rel)
+            if problem is not None:
+                row = _empty_row(path, self.root)
+                row["problem"] = f"{path}: {problem}"
+                rows.append(row)
+                continue
+            prev = old.get(rel)
+            if prev is not None and prev["fingerprint"] == _fingerprint(path):
+                rows.append(prev)
+                reused += 1
+                continue
+            rows.append(read_row(path, self.root))
+            read += 1
+        self._last = RefreshResult(rows, read, reused, len(set(old) - seen))
+        return self._last
+
+    def rows(self) -> list[SessionRow]:
+        return self.refresh().rows
+
+    def table(self, rows: list[SessionRow] | None = None) -> Any:
+        """The rows as a ``pyarrow.Table`` (schema :func:`row_schema`)."""
+        import pyarrow as pa
+
+        schema = row_schema()
+        data = self.rows() if rows is None else rows
+        cols = {n: [r.get(n) for r in data] for n, _ in ROW_FIELDS}
+        cols["event_counts"] = [
+            list(c.items()) if isinstance(c, dict) else None for c in cols["event_counts"]
+        ]
+        return pa.table(cols, schema=schema)
+
+    def index(self) -> RefreshResult:
+        """Write ``ROOT/sessions.parquet`` atomically (reading only new or changed sessions)."""
+        import pyarrow.parquet as pq
+
+        result = self.refresh()
+        tmp = self.index_path.with_name(f".{INDEX_FILE}.{os.getpid()}.tmp")
+        try:
+            pq.write_table(self.table(result.rows), str(tmp), compression="snappy")
+            os.replace(tmp, self.index_path)
+        except OSError as exc:
+            raise ConfigFileError(
+                f"cannot write the index ({exc.strerror})",
+                file=str(self.index_path),
+                hint="make ROOT writable, or use 'list'/'query', which need no index",
+            ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return result
+
+    def query(self, sql: str) -> Any:
+        """Run one read-only SQL statement (DuckDB) over the views ``sessions``, ``events``,
+        ``frames`` and ``inputs``; returns a ``pyarrow.Table``."""
+        from ._query import run_query
+
+        return run_query(self, sql)
+
+    def stats(self) -> dict[str, Any]:
+        """Totals and distributions over every session (see :func:`._stats.catalog_stats`)."""
+        from ._stats import catalog_stats
+
+        return catalog_stats(self.rows())

@@ -1,4 +1,7 @@
-"""Names and numbers shared by every capture module (file names, versions, defaults)."""
+"""Names and numbers shared by every capture module (file names, versions, timings).
+
+Config defaults (window title, fps, ...) live in the schema alone (``aiconfig.CaptureConfig``).
+"""
 
 from __future__ import annotations
 
@@ -24,8 +27,6 @@ from aiconfig.sessions import (
 __all__ = [
     "AUDIO_FILE",
     "AUDIO_SILENCE_FAIL_S",
-    "DEFAULT_FPS",
-    "DEFAULT_WINDOW_TITLE",
     "ENCODER_NICE",
     "EVENTS_FILE",
     "EVENTS_JOURNAL",
@@ -42,9 +43,6 @@ __all__ = [
     "STATUS_RECOVERED",
     "WEBCAM_FILE",
 ]
-
-DEFAULT_WINDOW_TITLE: Final = "League of Legends"
-DEFAULT_FPS: Final = 30
 
 JOURNAL_FLUSH_S: Final = 0.5
 """How often buffered events are appended to the journal (bounds what a SIGKILL loses)."""

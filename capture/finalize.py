@@ -10,7 +10,6 @@ recording started. A finished session is committed by writing ``manifest.json`` 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from aiconfig._files import atomic_write_json
 from aiconfig.sessions import build_manifest
 
 from .constants import (
@@ -34,22 +34,12 @@ from .constants import (
 from .events import event_schema, journal_to_parquet, read_journal
 from .validate import probe_video, validate_session
 
-__all__ = ["finalize_session", "write_json_atomic", "write_manifest"]
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+__all__ = ["finalize_session", "write_manifest"]
 
 
 def write_manifest(session: Path, status: str, extra: dict[str, Any] | None = None) -> None:
     """Hash the session's files and commit ``manifest.json`` (the session format's schema)."""
-    write_json_atomic(session / MANIFEST_FILE, build_manifest(session, status, extra))
+    atomic_write_json(session / MANIFEST_FILE, build_manifest(session, status, extra))
 
 
 def _now_iso() -> str:
@@ -180,7 +170,7 @@ def finalize_session(
         }
         meta["stop_reason"] = "killed"
     meta["validation"] = {"ok": None, "problems": []}
-    write_json_atomic(session / METADATA_FILE, meta)
+    atomic_write_json(session / METADATA_FILE, meta)
     (session / EVENTS_JOURNAL).unlink(missing_ok=True)
     status = STATUS_RECOVERED if recovered else STATUS_COMPLETE
     write_manifest(session, status)
@@ -193,6 +183,6 @@ def finalize_session(
         "pts_equal_index": bool(video.pts_ok) if video else False,
         "max_keyframe_gap_frames": video.keyframe_gap_max if video else 0,
     }
-    write_json_atomic(session / METADATA_FILE, meta)
+    atomic_write_json(session / METADATA_FILE, meta)
     write_manifest(session, status)
     return meta

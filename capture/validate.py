@@ -11,9 +11,8 @@ from pathlib import Path
 
 from aiconfig.sessions import VideoInfo, probe_video
 from aiconfig.sessions import validate_session as _validate
-from aiconfig.sessions._manifest import sha256_file
 
-__all__ = ["VideoInfo", "probe_video", "sha256_file", "validate_session"]
+__all__ = ["VideoInfo", "probe_video", "validate_session"]
 
 
 def validate_session(session: Path) -> list[str]:

@@ -193,7 +193,7 @@ def _index(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     table = _catalog(args.root).query(args.sql)
     if args.parquet is not None:
-        from ..sessions._files import write_parquet_atomic
+        from ..sessions._write import write_parquet_atomic
 
         write_parquet_atomic(table, args.parquet)
         print(f"{args.parquet}: {table.num_rows} rows")

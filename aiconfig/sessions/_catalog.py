@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigFileError, SessionError
+from .._errors import ConfigFileError, SessionError
 from ._format import (
     EVENTS_FILE,
     EVENTS_JOURNAL,
@@ -33,6 +33,7 @@ from ._format import (
     STATUS_RECOVERED,
 )
 from ._session import Session, metadata_problems, open_session
+from ._write import write_parquet_atomic
 
 __all__ = ["INDEX_FILE", "ROW_FIELDS", "Catalog", "SessionRow", "discover"]
 
@@ -354,21 +355,12 @@ class Catalog:
 
     def index(self) -> RefreshResult:
         """Write ``ROOT/sessions.parquet`` atomically (reading only new or changed sessions)."""
-        import pyarrow.parquet as pq
-
         result = self.refresh()
-        tmp = self.index_path.with_name(f".{INDEX_FILE}.{os.getpid()}.tmp")
-        try:
-            pq.write_table(self.table(result.rows), str(tmp), compression="snappy")
-            os.replace(tmp, self.index_path)
-        except OSError as exc:
-            raise ConfigFileError(
-                f"cannot write the index ({exc.strerror})",
-                file=str(self.index_path),
-                hint="make ROOT writable, or use 'list'/'query', which need no index",
-            ) from None
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_parquet_atomic(
+            self.table(result.rows),
+            self.index_path,
+            hint="make ROOT writable, or use 'list'/'query', which need no index",
+        )
         return result
 
     def query(self, sql: str) -> Any:

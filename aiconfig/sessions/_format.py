@@ -20,7 +20,7 @@ import functools
 import re
 from typing import Any, Final
 
-from ..errors import SessionError
+from .._errors import SessionError
 
 __all__ = [
     "AUDIO_FILE",

@@ -15,7 +15,6 @@ same way. Any other ``schema_version`` is refused, naming it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .._files import sha256_file
 from ._format import (
     MANIFEST_FILE,
     MANIFEST_KIND,
@@ -33,7 +33,7 @@ from ._format import (
     STATUS_RECOVERED,
 )
 
-__all__ = ["ManifestInfo", "build_manifest", "read_manifest", "sha256_file", "verify_artifacts"]
+__all__ = ["ManifestInfo", "build_manifest", "read_manifest", "verify_artifacts"]
 
 MEDIA_TYPES = {
     ".mp4": "video/mp4",
@@ -42,14 +42,6 @@ MEDIA_TYPES = {
     ".json": "application/json",
 }
 _RUN_STATUS = {"succeeded": STATUS_COMPLETE, "interrupted": STATUS_COMPLETE}
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _now_iso() -> str:
@@ -69,8 +61,8 @@ def build_manifest(
         artifacts.append(
             {
                 "path": path.name,
-                "sha256": sha256_file(path),
-                "bytes": path.stat().st_size,
+                "sha256": (digest := sha256_file(path)).sha256,
+                "bytes": digest.size,
                 "media_type": MEDIA_TYPES[path.suffix],
             }
         )
@@ -149,7 +141,7 @@ def verify_artifacts(session: Path, manifest: ManifestInfo) -> list[str]:
         path = session / rel
         if not path.is_file():
             problems.append(f"{MANIFEST_FILE}: lists {rel}, which is missing")
-        elif sha256_file(path) != art.get("sha256"):
+        elif sha256_file(path).sha256 != art.get("sha256"):
             problems.append(
                 f"{MANIFEST_FILE}: {rel}: sha256 differs from the manifest (file changed after "
                 "recording)"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SessionError
+from .._errors import SessionError
 from ._format import EVENTS_FILE, STATUS_COMPLETE, STATUS_RECOVERED
 
 if TYPE_CHECKING:

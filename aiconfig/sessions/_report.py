@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import SessionError
-from ._files import write_text_atomic
+from .._errors import SessionError
 from ._format import METADATA_FILE
+from ._write import write_text_atomic
 
 __all__ = ["render_root", "render_session", "write_report"]
 

@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ..errors import SessionError
+from .._errors import SessionError
 from ._format import (
     AUDIO_FILE,
     EVENTS_FILE,

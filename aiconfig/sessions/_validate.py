@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import SessionError
+from .._errors import SessionError
 from ._format import (
     AUDIO_FILE,
     EVENTS_FILE,

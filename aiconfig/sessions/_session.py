@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .._errors import SessionError
+from .._errors import BudgetError, SessionError
 from ._format import (
     AUDIO_FILE,
     EVENTS_FILE,
@@ -236,6 +236,8 @@ class Session:
         self, *, columns: Sequence[str] | None = None, batch_size: int = 65536
     ) -> Iterator[Any]:
         """``events.parquet`` as ``pyarrow.RecordBatch`` es (never the whole file in memory)."""
+        import pyarrow as pa
+
         pf = self.parquet_file()
         try:
             yield from pf.iter_batches(
@@ -243,7 +245,16 @@ class Session:
                 columns=list(columns) if columns is not None else None,
                 use_threads=False,
             )
-        except OSError as exc:
+        except (pa.ArrowException, OSError) as exc:
+            # Out of memory under a run's budget is the budget's problem, not the file's.
+            if isinstance(exc, pa.ArrowMemoryError) or "Failed to launch worker thread" in str(
+                exc
+            ):
+                raise BudgetError(
+                    f"reading {self.events_path} ran out of the memory budget: {exc}",
+                    path="AP_MEM_LIMIT_MB",
+                    hint="raise AP_MEM_LIMIT_MB",
+                ) from None
             raise SessionError(
                 f"corrupt ({exc})", file=str(self.events_path), hint=self._recover_hint()
             ) from None

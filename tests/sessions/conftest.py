@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from .recording import (
     record_played_session,
     write_tone,
 )
+from .replicate import replicate
 
 
 @dataclass(frozen=True)
@@ -70,3 +72,26 @@ def sessions_root(recorded: Recorded, tmp_path: Path) -> Path:
 
 def session_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("session_*") if p.is_dir())
+
+
+def copy_session(src: Path, root: Path, name: str) -> Path:
+    """A valid copy of ``src`` as session ``name`` under ``root/bad/``."""
+    return replicate(src, root / "bad" / name)
+
+
+@pytest.fixture
+def broken_root(sessions_root: Path, recorded: Recorded) -> Path:
+    """Two good sessions plus one of each kind of damage (the unreadable one is made by the
+    test that needs it)."""
+    played = session_dirs(sessions_root / "played")[0]
+    shutil.copytree(recorded.killed, sessions_root / "bad" / "session_20990101_000001")
+    trunc = copy_session(played, sessions_root, "session_20990101_000002")
+    data = (trunc / "events.parquet").read_bytes()
+    (trunc / "events.parquet").write_bytes(data[: len(data) // 2])
+    corrupt = copy_session(played, sessions_root, "session_20990101_000003")
+    (corrupt / "metadata.json").write_text('{"format_version": "1.0.0", "fps": 3')
+    future = copy_session(played, sessions_root, "session_20990101_000004")
+    meta = json.loads((future / "metadata.json").read_text())
+    meta["format_version"] = "9.0.0"
+    (future / "metadata.json").write_text(json.dumps(meta))
+    return sessions_root

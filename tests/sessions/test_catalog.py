@@ -19,7 +19,7 @@ import pytest
 from aiconfig.sessions import Catalog
 from tests.conftest import REPO
 
-from .conftest import Recorded, session_dirs
+from .conftest import Recorded, copy_session, session_dirs
 
 pytestmark = [pytest.mark.x11, pytest.mark.audio, pytest.mark.slow]
 
@@ -32,33 +32,6 @@ def cli(
         [*prefix, sys.executable, "-m", "aiconfig", "sessions", *args],
         capture_output=True, text=True, env=env, cwd=cwd or REPO, timeout=120, check=False,
     )  # fmt: skip
-
-
-def _copy(src: Path, root: Path, name: str) -> Path:
-    dst = root / "bad" / name
-    shutil.copytree(src, dst)
-    meta = json.loads((dst / "metadata.json").read_text())
-    meta["session_id"] = name
-    (dst / "metadata.json").write_text(json.dumps(meta))
-    return dst
-
-
-@pytest.fixture
-def broken_root(sessions_root: Path, recorded: Recorded) -> Path:
-    """Two good sessions plus one of each kind of damage (the unreadable one is made by the
-    test that needs it)."""
-    played = session_dirs(sessions_root / "played")[0]
-    shutil.copytree(recorded.killed, sessions_root / "bad" / "session_20990101_000001")
-    trunc = _copy(played, sessions_root, "session_20990101_000002")
-    data = (trunc / "events.parquet").read_bytes()
-    (trunc / "events.parquet").write_bytes(data[: len(data) // 2])
-    corrupt = _copy(played, sessions_root, "session_20990101_000003")
-    (corrupt / "metadata.json").write_text('{"format_version": "1.0.0", "fps": 3')
-    future = _copy(played, sessions_root, "session_20990101_000004")
-    meta = json.loads((future / "metadata.json").read_text())
-    meta["format_version"] = "9.0.0"
-    (future / "metadata.json").write_text(json.dumps(meta))
-    return sessions_root
 
 
 GOOD = 2
@@ -147,7 +120,9 @@ def test_index_is_incremental(sessions_root: Path, recorded: Recorded) -> None:
     assert (first["sessions"], first["read"], first["unchanged"]) == (2, 2, 0)
     again = json.loads(cli("index", "--json", str(sessions_root)).stdout)
     assert (again["read"], again["unchanged"]) == (0, 2)
-    _copy(session_dirs(sessions_root / "played")[0], sessions_root, "session_20990101_000010")
+    copy_session(
+        session_dirs(sessions_root / "played")[0], sessions_root, "session_20990101_000010"
+    )
     shutil.rmtree(session_dirs(sessions_root / "plain")[0])
     third = json.loads(cli("index", "--json", str(sessions_root)).stdout)
     assert (third["sessions"], third["read"], third["unchanged"], third["removed"]) == (2, 1, 1, 1)

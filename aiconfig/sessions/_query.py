@@ -46,6 +46,7 @@ CREATE VIEW inputs AS SELECT session_id, frame_ref, t_ns, event_type, key_code, 
 def connect(catalog: Catalog) -> Any:
     """A DuckDB connection with the four views, locked down for read-only use."""
     import duckdb
+    import pyarrow as pa
 
     from ._format import event_schema
 
@@ -53,11 +54,14 @@ def connect(catalog: Catalog) -> Any:
     rows = catalog.table()
     con.register("_sessions", rows)
     con.execute("CREATE VIEW sessions AS SELECT * FROM _sessions")
-    files = [
-        str(catalog.root / r["path"] / EVENTS_FILE)
-        for r in rows.to_pylist()
-        if r["status"] in (STATUS_COMPLETE, STATUS_RECOVERED) and r["problem"] is None
-    ]
+    import pyarrow.compute as pc
+
+    usable = pc.and_(
+        pc.is_in(rows["status"], pa.array([STATUS_COMPLETE, STATUS_RECOVERED])),
+        pc.is_null(rows["problem"]),
+    )
+    prefix = str(catalog.root) + "/"
+    files = [f"{prefix}{p}/{EVENTS_FILE}" for p in rows["path"].filter(usable).to_pylist()]
     if files:
         listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet([{listed}])")  # noqa: S608

@@ -247,9 +247,7 @@ class Session:
             )
         except (pa.ArrowException, OSError) as exc:
             # Out of memory under a run's budget is the budget's problem, not the file's.
-            if isinstance(exc, pa.ArrowMemoryError) or "Failed to launch worker thread" in str(
-                exc
-            ):
+            if isinstance(exc, pa.ArrowMemoryError) or "Failed to launch worker thread" in str(exc):
                 raise BudgetError(
                     f"reading {self.events_path} ran out of the memory budget: {exc}",
                     path="AP_MEM_LIMIT_MB",

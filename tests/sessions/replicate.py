@@ -7,11 +7,13 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from aiconfig._files import sha256_file
 from aiconfig.sessions import build_manifest
 
 
@@ -41,5 +43,19 @@ def replicate(src: Path, dst: Path, *, link_media: bool = False, shift_s: float 
     pq.write_table(table, dst / "events.parquet", compression="snappy", row_group_size=1 << 16)
     old = json.loads((src / "manifest.json").read_text())
     extra = {k: old[k] for k in ("run_id", "provenance") if k in old}
-    (dst / "manifest.json").write_text(json.dumps(build_manifest(dst, old["status"], extra)))
+    doc = build_manifest(dst, old["status"], extra) if not link_media else _relinked(dst, old)
+    (dst / "manifest.json").write_text(json.dumps(doc))
     return dst
+
+
+def _relinked(dst: Path, old: dict[str, Any]) -> dict[str, Any]:
+    """The source manifest with the rewritten files re-hashed (linked media are identical)."""
+    doc = {**old, "session_id": dst.name}
+    arts = []
+    for art in old["artifacts"]:
+        if art["path"] in ("metadata.json", "events.parquet"):
+            digest = sha256_file(dst / art["path"])
+            art = {**art, "sha256": digest.sha256, "bytes": digest.size}
+        arts.append(art)
+    doc["artifacts"] = arts
+    return doc

@@ -55,7 +55,8 @@ def _relinked(dst: Path, old: dict[str, Any]) -> dict[str, Any]:
     for art in old["artifacts"]:
         if art["path"] in ("metadata.json", "events.parquet"):
             digest = sha256_file(dst / art["path"])
-            art = {**art, "sha256": digest.sha256, "bytes": digest.size}
-        arts.append(art)
+            arts.append({**art, "sha256": digest.sha256, "bytes": digest.size})
+        else:
+            arts.append(art)
     doc["artifacts"] = arts
     return doc

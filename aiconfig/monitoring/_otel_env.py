@@ -57,8 +57,9 @@ _SAMPLERS = frozenset(
     }
 )
 _UNSUPPORTED_SAMPLERS = frozenset({"jaeger_remote", "parentbased_jaeger_remote", "xray"})
-_HEADER_VARS = ("OTEL_EXPORTER_OTLP_HEADERS",) + tuple(
-    f"OTEL_EXPORTER_OTLP_{s.upper()}_HEADERS" for s in SIGNALS
+_HEADER_VARS = (
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    *(f"OTEL_EXPORTER_OTLP_{s.upper()}_HEADERS" for s in SIGNALS),
 )
 
 

@@ -68,8 +68,6 @@ from opentelemetry.sdk.trace.sampling import (
 from aiconfig import AIConfig, MonitoringConfig
 from aiconfig._network import check_network_allowed
 
-from ._otel_env import OTelEnv, log_warnings, read_otel_env
-
 from ._alerts import AlertManager
 from ._jsonl import (
     JsonLinesFile,
@@ -77,6 +75,7 @@ from ._jsonl import (
     JsonLinesMetricExporter,
     JsonLinesSpanExporter,
 )
+from ._otel_env import OTelEnv, log_warnings, read_otel_env
 
 __all__ = ["Telemetry", "setup_for_run", "setup_telemetry"]
 

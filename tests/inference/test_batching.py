@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+from aiconfig import InferenceConfig
 from aiconfig.inference import (
     LatencyBudgetExceeded,
     ModelError,
@@ -17,7 +18,6 @@ from aiconfig.inference import (
     TorchModelInterface,
     configure_determinism,
 )
-from aiconfig.schema import InferenceConfig
 
 from .otel_helpers import OTel
 

@@ -219,8 +219,6 @@ def read_row(path: Path, root: Path) -> SessionRow:
         for name, info in (meta.get("streams") or {}).items()
         if isinstance(info, dict) and (info.get("error") or info.get("errors"))
     }
-    prov = session.provenance
-    config_path = prov.get("path")
     row.update(
         start_t_ns=start,
         start_time=datetime.fromtimestamp(start / 1e9, UTC) if start is not None else None,
@@ -238,16 +236,8 @@ def read_row(path: Path, root: Path) -> SessionRow:
         audio_status=streams.get("audio"),
         webcam_status=streams.get("webcam"),
         stream_errors=json.dumps(errors, sort_keys=True) if errors else None,
-        config_name=prov.get("name") or (Path(config_path).stem if config_path else None),
-        config_path=config_path,
-        config_digest=prov.get("sha256"),
-        signers=[str(s.get("principal")) for s in prov.get("signers", []) if isinstance(s, dict)]
-        if prov
-        else None,
-        lineage=[str(x.get("path", x)) if isinstance(x, dict) else str(x) for x in prov["lineage"]]
-        if isinstance(prov.get("lineage"), list)
-        else None,
         run_id=session.run_id,
+        **_provenance_fields(session.provenance),
     )
     if status in (STATUS_COMPLETE, STATUS_RECOVERED) and not problems:
         try:
@@ -269,6 +259,24 @@ def read_row(path: Path, root: Path) -> SessionRow:
             status = "failed"
     row["status"] = status
     return row
+
+
+def _provenance_fields(prov: dict[str, Any]) -> dict[str, Any]:
+    """The config that drove a recording: name, path, digest, signers, lineage."""
+    path = prov.get("path")
+    signers = prov.get("signers")
+    lineage = prov.get("lineage")
+    return {
+        "config_name": prov.get("name") or (Path(path).stem if path else None),
+        "config_path": path,
+        "config_digest": prov.get("sha256"),
+        "signers": [str(s.get("principal")) for s in signers if isinstance(s, dict)]
+        if isinstance(signers, list)
+        else None,
+        "lineage": [str(x.get("path", x)) if isinstance(x, dict) else str(x) for x in lineage]
+        if isinstance(lineage, list)
+        else None,
+    }
 
 
 def _num(value: Any) -> float | None:

@@ -13,11 +13,15 @@ import html
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import SessionError
 from ._format import METADATA_FILE
 from ._write import write_text_atomic
+
+if TYPE_CHECKING:
+    from ._session import Session
+    from ._validate import SessionCheck
 
 __all__ = ["render_root", "render_session", "write_report"]
 
@@ -86,62 +90,53 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render_session(path: Path) -> str:
-    """The report of one session as HTML text."""
-    from . import _plots
-    from ._session import open_session
-    from ._validate import validate_session
-
-    session = open_session(path)
-    check = validate_session(path)
-    meta = session.metadata
-    fps = session.fps or 1.0
-    n = check.stats.get("video_frames") or 0
-    title = f"Session {session.id}"
-    start = session.start_t_ns
+def _summary(session: Session, check: SessionCheck, n: int) -> list[str]:
+    """Title, verdict and the key numbers."""
+    meta, start = session.metadata, session.start_t_ns
+    verdict = "valid" if check.valid else f"INVALID: {len(check.problems)} problem(s)"
     parts = [
-        f"<h1>{html.escape(title)}</h1>",
-        f'<p class="{"ok" if check.valid else "bad"}">'
-        + ("valid" if check.valid else f"INVALID: {len(check.problems)} problem(s)")
-        + f" &middot; status {html.escape(session.status)}</p>",
+        f"<h1>Session {html.escape(session.id)}</h1>",
+        f'<p class="{"ok" if check.valid else "bad"}">{verdict} &middot; status '
+        f"{html.escape(session.status)}</p>",
         _kv(
             [
-                ("path", str(path)),
-                (
-                    "start (UTC)",
-                    datetime.fromtimestamp(start / 1e9, UTC).isoformat() if start else None,
-                ),
+                ("path", str(session.path)),
+                ("start (UTC)", datetime.fromtimestamp(start / 1e9, UTC).isoformat()
+                 if start else None),
                 ("duration", f"{session.duration_s:.2f} s"),
-                (
-                    "fps target / actual / capture",
-                    f"{meta.get('fps')} / {meta.get('actual_fps')} / {meta.get('capture_fps')}",
-                ),
-                (
-                    "frames (padded / dropped)",
-                    f"{n} ({meta.get('padded_frames')} / {meta.get('dropped_frames')})",
-                ),
+                ("fps target / actual / capture",
+                 f"{meta.get('fps')} / {meta.get('actual_fps')} / {meta.get('capture_fps')}"),
+                ("frames (padded / dropped)",
+                 f"{n} ({meta.get('padded_frames')} / {meta.get('dropped_frames')})"),
                 ("resolution", "x".join(map(str, session.resolution))),
                 ("window", session.window.title),
-                (
-                    "keyframe interval",
-                    f"{session.keyframe_interval} frames" if session.keyframe_interval else None,
-                ),
+                ("keyframe interval", f"{session.keyframe_interval} frames"
+                 if session.keyframe_interval else None),
                 ("format_version", session.format_version),
             ]
         ),
-    ]
+    ]  # fmt: skip
     if check.problems or check.notes:
         items = "".join(f'<li class="bad">{html.escape(p)}</li>' for p in check.problems)
         items += "".join(f"<li>{html.escape(p)}</li>" for p in check.notes)
         parts.append(f"<h2>Problems and notes</h2><ul>{items}</ul>")
-    if check.valid or session.video_path.is_file():
+    return parts
+
+
+def _pictures(session: Session, n: int) -> list[str]:
+    """Thumbnails, capture delay, input timeline, mouse heatmap, audio level."""
+    from . import _plots
+
+    fps = session.fps or 1.0
+    parts = []
+    if session.video_path.is_file():
         thumbs = _plots.thumbnails(session.video_path, n, fps)
-        if thumbs:
-            figs = "".join(
-                f"<figure>{_img(png, f'thumb-{i}', f'frame {i}', 'thumb')}"
-                f"<figcaption>frame {i} &middot; {i / fps:.1f} s</figcaption></figure>"
-                for i, png in thumbs
-            )
+        figs = "".join(
+            f"<figure>{_img(png, f'thumb-{i}', f'frame {i}', 'thumb')}"
+            f"<figcaption>frame {i} &middot; {i / fps:.1f} s</figcaption></figure>"
+            for i, png in thumbs
+        )
+        if figs:
             parts.append(f'<h2>Frames</h2><div class="strip">{figs}</div>')
     try:
         frames = session.frames() if session.events_path.is_file() else None
@@ -149,22 +144,24 @@ def render_session(path: Path) -> str:
     except SessionError:
         frames = inputs = None
     if frames is not None and frames.num_rows:
-        parts.append("<h2>Capture delay</h2>" + _img(_plots.delay_plot(frames, fps), "delay",
-                                                     "capture delay per frame"))  # fmt: skip
+        delay = _plots.delay_plot(frames, fps)
+        parts.append("<h2>Capture delay</h2>" + _img(delay, "delay", "capture delay per frame"))
     if inputs is not None:
-        parts.append("<h2>Input timeline</h2>" + _img(_plots.input_timeline(inputs, n),
-                                                      "inputs", "input timeline"))  # fmt: skip
+        timeline = _plots.input_timeline(inputs, n)
+        parts.append("<h2>Input timeline</h2>" + _img(timeline, "inputs", "input timeline"))
         mid = _plots.decode_frames(session.video_path, [n // 2], fps, 640).get(n // 2)
-        parts.append(
-            "<h2>Mouse heatmap</h2>"
-            + _img(_plots.mouse_heatmap(inputs, mid, session.resolution), "heatmap",
-                   "mouse position heatmap")
-        )  # fmt: skip
+        heat = _plots.mouse_heatmap(inputs, mid, session.resolution)
+        parts.append("<h2>Mouse heatmap</h2>" + _img(heat, "heatmap", "mouse position heatmap"))
     if session.audio_path is not None:
         png, summary = _plots.audio_levels(session.audio_path)
         parts.append("<h2>Audio</h2>" + (_img(png, "audio", "audio level") if png else ""))
         parts.append(_kv(list(summary.items())))
-    streams = meta.get("streams") or {}
+    return parts
+
+
+def _streams_and_provenance(session: Session) -> list[str]:
+    parts = []
+    streams = session.metadata.get("streams") or {}
     if streams:
         rows = []
         for name, raw in sorted(streams.items()):
@@ -174,25 +171,37 @@ def render_session(path: Path) -> str:
             rows.append([name, info.get("status"), err, json.dumps(extra) if extra else None])
         parts.append("<h2>Streams</h2>" + _table(["stream", "status", "error", "details"], rows))
     prov = session.provenance
-    lineage = prov.get("lineage") or []
-    parts.append(
-        "<h2>Provenance</h2>"
-        + _kv(
-            [
-                ("config", prov.get("path")),
-                ("sha256", prov.get("sha256")),
-                ("signed", prov.get("signed")),
-                ("signers", ", ".join(
-                    f"{s.get('principal')} ({s.get('fingerprint')})"
-                    for s in prov.get("signers", []) if isinstance(s, dict)) or None),
-                ("lineage", " <- ".join(
-                    str(x.get("path", x)) if isinstance(x, dict) else str(x) for x in lineage)
-                 or None),
-                ("run id", session.run_id),
-            ]
-        )
-    )  # fmt: skip
-    return _page(title, "".join(parts))
+    signers = ", ".join(
+        f"{s.get('principal')} ({s.get('fingerprint')})"
+        for s in prov.get("signers", [])
+        if isinstance(s, dict)
+    )
+    lineage = " <- ".join(
+        str(x.get("path", x)) if isinstance(x, dict) else str(x) for x in prov.get("lineage") or []
+    )
+    rows_kv = [
+        ("config", prov.get("path")),
+        ("sha256", prov.get("sha256")),
+        ("signed", prov.get("signed")),
+        ("signers", signers or None),
+        ("lineage", lineage or None),
+        ("run id", session.run_id),
+    ]
+    parts.append("<h2>Provenance</h2>" + _kv(rows_kv))
+    return parts
+
+
+def render_session(path: Path) -> str:
+    """The report of one session as HTML text."""
+    from ._session import open_session
+    from ._validate import validate_session
+
+    session = open_session(path)
+    check = validate_session(path)
+    n = int(check.stats.get("video_frames") or 0)
+    parts = [*_summary(session, check, n), *_pictures(session, n)]
+    parts += _streams_and_provenance(session)
+    return _page(f"Session {session.id}", "".join(parts))
 
 
 def render_root(root: Path) -> str:

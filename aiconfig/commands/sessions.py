@@ -155,7 +155,7 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    rows = _catalog(args.root).rows()
+    rows = _catalog(args.root).rows(progress=not args.json)
     if args.json:
         print_json([_jsonable(r) for r in rows])
         return 0
@@ -170,7 +170,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _index(args: argparse.Namespace) -> int:
     cat = _catalog(args.root)
-    result = cat.index()
+    result = cat.index(progress=not args.json)
     summary = {
         "index": str(cat.index_path),
         "sessions": len(result.rows),
@@ -239,7 +239,7 @@ def _validate(args: argparse.Namespace) -> int:
     verdicts: list[dict[str, Any]] = []
     from ..sessions import validate_session
 
-    for path, problem in progress(found, desc="validating", unit="session"):
+    for path, problem in progress(found, desc="validating", unit="session", enabled=not args.json):
         if problem is not None:
             verdicts.append({"path": str(path), "valid": False, "problems": [problem]})
             continue

@@ -328,15 +328,21 @@ class Catalog:
                 row["event_counts"] = dict(row["event_counts"])
         return {row["path"]: row for row in rows}
 
-    def refresh(self) -> RefreshResult:
-        """Rows for every session now: unchanged ones from the index, the others read."""
+    def refresh(self, *, progress: bool = False) -> RefreshResult:
+        """Rows for every session now: unchanged ones from the index, the others read
+        (``progress``: a bar on a terminal's stderr while reading)."""
+        from ._progress import progress as bar
+
         old = self._load_index()
         rows = []
         read = reused = 0
         seen = set()
         top = str(self.root)
         cut = len(top) + 1
-        for path, problem in _discover(top):
+        found: Any = _discover(top)
+        if progress:
+            found = bar(list(found), desc="reading sessions", unit="session")
+        for path, problem in found:
             rel = path[cut:] if path != top else "."
             seen.add(rel)
             if problem is not None:
@@ -354,8 +360,8 @@ class Catalog:
         self._last = RefreshResult(rows, read, reused, len(set(old) - seen))
         return self._last
 
-    def rows(self) -> list[SessionRow]:
-        return self.refresh().rows
+    def rows(self, *, progress: bool = False) -> list[SessionRow]:
+        return self.refresh(progress=progress).rows
 
     def table(self, rows: list[SessionRow] | None = None) -> Any:
         """The rows as a ``pyarrow.Table`` (schema :func:`row_schema`)."""
@@ -369,9 +375,9 @@ class Catalog:
         ]
         return pa.table(cols, schema=schema)
 
-    def index(self) -> RefreshResult:
+    def index(self, *, progress: bool = False) -> RefreshResult:
         """Write ``ROOT/sessions.parquet`` atomically (reading only new or changed sessions)."""
-        result = self.refresh()
+        result = self.refresh(progress=progress)
         write_parquet_atomic(
             self.table(result.rows),
             self.index_path,

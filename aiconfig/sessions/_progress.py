@@ -11,9 +11,10 @@ T = TypeVar("T")
 __all__ = ["progress"]
 
 
-def progress(items: Iterable[T], *, desc: str, unit: str) -> Iterator[T]:
-    """``items`` with a progress bar when stderr is a terminal and tqdm is installed."""
-    if not sys.stderr.isatty():
+def progress(items: Iterable[T], *, desc: str, unit: str, enabled: bool = True) -> Iterator[T]:
+    """``items`` with a progress bar when ``enabled``, stderr is a terminal and tqdm is
+    installed (never under ``--json``: output stays machine-readable)."""
+    if not enabled or not sys.stderr.isatty():
         yield from items
         return
     try:

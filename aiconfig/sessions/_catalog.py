@@ -137,10 +137,17 @@ def _discover(root: str) -> Iterator[tuple[str, str | None]]:
 
 
 def discover(root: Path) -> Iterator[tuple[Path, str | None]]:
-    """``(session_dir, problem)`` for every session below ``root``, sorted; a directory that
-    cannot be listed is yielded with its problem (it may be a session or hold some)."""
-    for path, problem in _discover(str(root)):
+    """``(session_dir, problem)`` for every session below ``root`` (or ``root`` itself when it
+    is one), sorted; a directory that cannot be listed is yielded with its problem."""
+    for path, problem in _walk(str(root)):
         yield Path(path), problem
+
+
+def _walk(root: str) -> Iterator[tuple[str, str | None]]:
+    if os.path.isfile(f"{root}/{METADATA_FILE}"):
+        yield root, None
+    else:
+        yield from _discover(root)
 
 
 def _counts(session: Session) -> tuple[int | None, dict[str, int]]:
@@ -339,7 +346,7 @@ class Catalog:
         seen = set()
         top = str(self.root)
         cut = len(top) + 1
-        found: Any = _discover(top)
+        found: Any = _walk(top)
         if progress:
             found = bar(list(found), desc="reading sessions", unit="session")
         for path, problem in found:
@@ -377,6 +384,12 @@ class Catalog:
 
     def index(self, *, progress: bool = False) -> RefreshResult:
         """Write ``ROOT/sessions.parquet`` atomically (reading only new or changed sessions)."""
+        if (self.root / METADATA_FILE).is_file():
+            raise ConfigFileError(
+                "is a session, not a folder of sessions: its files are not to be added to",
+                file=str(self.root),
+                hint=f"index the folder that holds it ({self.root.parent})",
+            )
         result = self.refresh(progress=progress)
         write_parquet_atomic(
             self.table(result.rows),

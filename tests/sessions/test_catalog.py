@@ -175,3 +175,14 @@ def test_stats_text_and_json(sessions_root: Path) -> None:
 def test_missing_root_is_one_line(tmp_path: Path) -> None:
     res = cli("list", str(tmp_path / "nowhere"))
     assert res.returncode == 1 and res.stderr.count("\n") == 1 and "no such directory" in res.stderr
+
+
+def test_a_session_given_as_root_is_listed_but_not_indexed(sessions_root: Path) -> None:
+    played = session_dirs(sessions_root / "played")[0]
+    rows = json.loads(cli("list", "--json", str(played)).stdout)
+    assert [r["session_id"] for r in rows] == [played.name] and rows[0]["path"] == "."
+    q = cli("query", str(played), "SELECT count(*) AS n FROM frames", "--csv")
+    assert q.stdout == "n\n90\n"
+    res = cli("index", str(played))
+    assert res.returncode == 1 and res.stderr.count("\n") == 1 and "is a session" in res.stderr
+    assert not (played / "sessions.parquet").exists()

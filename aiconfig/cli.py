@@ -38,6 +38,7 @@ COMMANDS: tuple[str, ...] = (
     "infer",
     "check-sidecar",
     "pipeline",
+    "sessions",
     "manifest",
     "plugins",
     "ready",

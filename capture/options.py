@@ -162,7 +162,18 @@ def keyboard_stop(stop: threading.Event) -> Iterator[None]:
     for sig in previous:
         signal.signal(sig, handler)
     restore_tty: Any = None
-    if sys.stdin is not None and sys.stdin.isatty():
+    watch: Any = None
+    if sys.platform == "win32":
+        if sys.stdin is not None and sys.stdin.isatty():
+            import msvcrt
+
+            def watch() -> None:  # the console's own key queue (no termios on Windows)
+                while not stop.wait(0.2):
+                    while msvcrt.kbhit():
+                        if msvcrt.getwch() in ("q", "Q"):
+                            stop.set()
+
+    elif sys.stdin is not None and sys.stdin.isatty():
         import termios
         import tty
 
@@ -175,21 +186,21 @@ def keyboard_stop(stop: threading.Event) -> Iterator[None]:
 
         restore_tty = restore
 
-    def watch() -> None:
-        while not stop.is_set():
-            try:
-                ready, _, _ = select.select([sys.stdin], [], [], 0.2)
-            except (OSError, ValueError):
-                return
-            if ready:
-                char = os.read(sys.stdin.fileno(), 1)
-                if not char:
+        def watch() -> None:
+            while not stop.is_set():
+                try:
+                    ready, _, _ = select.select([sys.stdin], [], [], 0.2)
+                except (OSError, ValueError):
                     return
-                if char in (b"q", b"Q"):
-                    stop.set()
+                if ready:
+                    char = os.read(sys.stdin.fileno(), 1)
+                    if not char:
+                        return
+                    if char in (b"q", b"Q"):
+                        stop.set()
 
     watcher = None
-    if sys.stdin is not None and restore_tty is not None:
+    if watch is not None:
         watcher = threading.Thread(target=watch, name="capture-keys", daemon=True)
         watcher.start()
     try:

@@ -187,6 +187,7 @@ def test_audio_video_sync(
     paints = sorted(win.paints)[1:]  # paint 0 is the initial expose
     assert len(paints) == len(instants)
     offsets_ms = [(a - p) / 1e6 for a, (_, p) in zip(audio_times, paints, strict=True)]
+    print("AV_OFFSETS_MS", offsets_ms, "median", float(np.median(offsets_ms)))
     assert max(abs(o) for o in offsets_ms) <= 10.0, offsets_ms
     # The video side: the flash's first frame is the first grab after the paint.
     events = pq.read_table(session / "events.parquet").to_pydict()

@@ -84,6 +84,19 @@ def record_args(parser: argparse.ArgumentParser) -> None:
         help="also record this stream plugin (entry point in group aiconfig.plugins; repeatable)",
     )
     parser.add_argument("--quiet", action="store_true", help="no live status line")
+    parser.add_argument(
+        "--no-game-state", action="store_true", help="do not poll League's Live Client Data API"
+    )
+    parser.add_argument(
+        "--game-state-url",
+        metavar="URL",
+        help="Live Client Data API base (https://127.0.0.1:2999/liveclientdata/)",
+    )
+    parser.add_argument(
+        "--game-state-ca",
+        metavar="PEM",
+        help="CA certificate the game's TLS certificate is verified against (Riot's root)",
+    )
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -121,6 +134,15 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["audio"] = audio
     if args.no_input:
         out["input"] = {"enabled": False}
+    game: dict[str, Any] = {}
+    if getattr(args, "no_game_state", False):
+        game["enabled"] = False
+    if getattr(args, "game_state_url", None) is not None:
+        game["url"] = args.game_state_url
+    if getattr(args, "game_state_ca", None) is not None:
+        game["ca_file"] = args.game_state_ca
+    if game:
+        out["game_state"] = game
     return out
 
 

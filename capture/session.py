@@ -33,9 +33,18 @@ from .constants import (
 from .events import EventJournal
 from .finalize import finalize_session, write_json_atomic, write_manifest
 from .input_logging import InputLogger
+from .platforms import platform_name
 from .plugin_streams import PluginStreams
 from .screen_recorder import ScreenRecorder
-from .streams import audio_problem, open_webcam, pick_target, start_audio
+from .streams import (
+    audio_problem,
+    game_off,
+    open_game_state,
+    open_webcam,
+    pick_target,
+    run_preflight,
+    start_audio,
+)
 from .timeline import ClockMapping
 from .video_writer import even_size
 
@@ -140,6 +149,8 @@ def run_capture(
     frames_counter = meter.create_counter("capture.frames", unit="{frame}")
     drops_counter = meter.create_counter("capture.frames_not_fresh", unit="{frame}")
     stop = stop or threading.Event()
+    # -- preflight (capture.doctor): refuse now when the screen cannot work, keep the rest --
+    preflight = run_preflight(cfg, Path(output_dir or cfg.output_dir))
     target, title = pick_target(cfg)
     width, height = even_size(target.rect.width, target.rect.height)
     queue_size, threads = _sizes(budget, width * height * 4)
@@ -212,6 +223,8 @@ def run_capture(
         audio, audio_error = start_audio(cfg, session)
         webcam, webcam_error = open_webcam(cfg, session, journal, session_id, threads=threads)
         plugins = PluginStreams(stream_plugins or {}, session, session_id=session_id, fps=cfg.fps)
+        # -- game state (League Live Client Data API): a stream of its own, degrades alone --
+        game = open_game_state(cfg, journal, target, session_id=session_id, window_id=window_id)
         recorder.start()
         if not recorder.started.wait(10.0) or recorder.clock is None:
             recorder.stop()
@@ -223,6 +236,8 @@ def run_capture(
             if logger is not None:
                 logger.stop()
             plugins.stop(0)
+            if game is not None:
+                game.stop()
             raise CaptureDeviceError(
                 f"screen grabber did not start: {'; '.join(recorder.stats.errors) or 'timeout'}"
             )
@@ -236,6 +251,8 @@ def run_capture(
         if webcam is not None:
             webcam.start(clock.t0_ns)
         plugins.start(clock.t0_ns)
+        if game is not None:
+            game.start(clock)
         mapping = ClockMapping.now()
         meta = {
             "format_version": FORMAT_VERSION,
@@ -295,6 +312,8 @@ def run_capture(
             },
             "run_id": run_id,
             "provenance": provenance,
+            "platform": {"backend": platform_name(), "grabber": recorder.grabber_name},
+            "preflight": [check.to_dict() for check in preflight],
         }
         write_json_atomic(session / METADATA_FILE, meta)
         streams["audio"] = "off" if not cfg.audio.enabled else ("recording" if audio else "failed")
@@ -361,6 +380,7 @@ def run_capture(
             if webcam is not None:
                 webcam.stop()
             plugin_status = plugins.stop(end_ns)
+            game_status = game.stop(end_ns) if game is not None else game_off(cfg, target)
             recorder.join()
             if logger is not None:
                 logger.stop()
@@ -400,6 +420,7 @@ def run_capture(
                     "status": streams["audio"],
                     "error": audio_error or (audio.stats.error if audio else None),
                 },
+                "game": game_status,
                 **plugin_status,
             },
             "audio_info": audio.info(clock.t0_ns) if audio is not None else None,
@@ -410,6 +431,7 @@ def run_capture(
                 **meta["window"],  # type: ignore[dict-item]
                 "moves": recorder.window_moves,
                 "resized": recorder.window_resized,
+                "hidden_frames": recorder.window_hidden_frames,
             },
             "trajectories": [{"start_frame": a, "end_frame": b} for a, b in recorder.focus.segments]
             if target.handle is not None

@@ -70,6 +70,11 @@ class Check:
     stream: str | None = None  # the stream that cannot work when this check fails
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:  # one line each, whatever a tool printed
+        object.__setattr__(self, "detail", " ".join(self.detail.split()))
+        if self.fix is not None:
+            object.__setattr__(self, "fix", " ".join(self.fix.split()))
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"check": self.name, "status": self.status, "detail": self.detail}
         if self.fix is not None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiconfig.errors import CaptureDeviceError
 
-from ._base import Rect, WindowGoneError, WindowInfo
+from ._base import Check, Rect, WindowGoneError, WindowInfo
 
 __all__ = [
     "NAME",
@@ -29,6 +29,7 @@ __all__ = [
     "DarwinInput",
     "check_display",
     "open_backend",
+    "permission_checks",
     "screen_capture_allowed",
     "webcam_input",
 ]
@@ -165,6 +166,96 @@ class DarwinBackend:
 def open_backend() -> DarwinBackend:
     quartz, appkit = _modules()
     return DarwinBackend(quartz, appkit)
+
+
+_SETTINGS = "System Settings > Privacy & Security > "
+
+
+def permission_checks(
+    handle: int | None, modules: dict[str, Any] | None = None, version: str | None = None
+) -> list[Check]:
+    """Screen Recording, Input Monitoring and Accessibility, and ScreenCaptureKit's presence."""
+    import platform
+
+    mods = modules if modules is not None else _permission_modules()
+    quartz, hiservices = mods.get("Quartz"), mods.get("ApplicationServices")
+    checks: list[Check] = []
+    if quartz is None:
+        return [
+            Check(
+                "pyobjc",
+                "fail",
+                "pyobjc's Quartz bindings are not installed",
+                "pip install 'aiconfig[capture-macos]'",
+                "screen",
+            )
+        ]
+    allowed = screen_capture_allowed(quartz)
+    if allowed is False:
+        checks.append(
+            Check(
+                "screen-recording",
+                "fail",
+                "Screen Recording is not allowed for this terminal/app (macOS hides other "
+                "apps' windows and pixels)",
+                f"allow it in {_SETTINGS}Screen Recording, then restart the terminal",
+                "screen",
+            )
+        )
+    else:
+        checks.append(Check("screen-recording", "ok", "Screen Recording allowed"))
+    listen = getattr(quartz, "CGPreflightListenEventAccess", None)
+    if listen is not None and not listen():
+        checks.append(
+            Check(
+                "input-monitoring",
+                "fail",
+                "Input Monitoring is not allowed: the keyboard and mouse taps see nothing",
+                f"allow it in {_SETTINGS}Input Monitoring, then restart the terminal",
+                "input",
+            )
+        )
+    else:
+        checks.append(Check("input-monitoring", "ok", "Input Monitoring allowed"))
+    trusted = getattr(hiservices, "AXIsProcessTrusted", None)
+    if trusted is not None and not trusted():
+        checks.append(
+            Check(
+                "accessibility",
+                "fail",
+                "Accessibility is not allowed: pynput's event tap cannot be created",
+                f"allow it in {_SETTINGS}Accessibility",
+                "input",
+            )
+        )
+    else:
+        checks.append(Check("accessibility", "ok", "Accessibility allowed"))
+    ver = version if version is not None else platform.mac_ver()[0]
+    from .sck import sck_available
+
+    if sck_available(ver) if modules is None else "ScreenCaptureKit" in mods:
+        checks.append(Check("screencapturekit", "ok", f"macOS {ver}: ScreenCaptureKit grabs"))
+    else:
+        checks.append(
+            Check(
+                "screencapturekit",
+                "warn",
+                f"macOS {ver or '?'}: ScreenCaptureKit unavailable, mss (CGWindowListCreateImage, "
+                "deprecated since macOS 14) grabs at point resolution instead",
+                "use macOS 12.3+ and pip install pyobjc-framework-ScreenCaptureKit",
+            )
+        )
+    return checks
+
+
+def _permission_modules() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("Quartz", "ApplicationServices", "ScreenCaptureKit"):
+        try:
+            out[name] = importlib.import_module(name)
+        except ImportError:
+            continue
+    return out
 
 
 _tap_time = threading.local()

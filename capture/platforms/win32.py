@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from aiconfig.errors import CaptureDeviceError
 
-from ._base import AccessDeniedError, Rect, WindowGoneError, WindowInfo, unwrap_ms
+from ._base import AccessDeniedError, Check, Rect, WindowGoneError, WindowInfo, unwrap_ms
 
 __all__ = [
     "DPI_AWARENESS_PER_MONITOR",
@@ -33,6 +33,7 @@ __all__ = [
     "check_display",
     "elevation",
     "open_backend",
+    "permission_checks",
     "webcam_input",
 ]
 
@@ -254,6 +255,62 @@ def webcam_input(device: int | str) -> tuple[str, str]:
 
 def open_backend() -> Win32Backend:
     return Win32Backend(real_api())
+
+
+def permission_checks(handle: int | None, api: Win32Api | None = None) -> list[Check]:
+    """DPI awareness, elevation mismatch, and the resolution of the recorder's clock."""
+    api = api if api is not None else real_api()
+    checks: list[Check] = []
+    awareness = make_dpi_aware(api)
+    if awareness == DPI_AWARENESS_PER_MONITOR:
+        checks.append(Check("dpi-awareness", "ok", "per-monitor DPI aware: physical pixels"))
+    else:
+        checks.append(
+            Check(
+                "dpi-awareness",
+                "fail",
+                f"the process is not per-monitor DPI aware (awareness {awareness}): window "
+                "rectangles and mouse positions would be scaled, not pixels",
+                "start the recorder before anything in the process sets DPI awareness, or "
+                "remove a dpiAware override from python.exe's compatibility settings",
+                "screen",
+            )
+        )
+    try:
+        elev = elevation(api, handle)
+    except (AccessDeniedError, CaptureDeviceError) as exc:
+        checks.append(Check("elevation", "warn", f"cannot read process elevation ({exc})"))
+    else:
+        if elev["mismatch"]:
+            checks.append(
+                Check(
+                    "elevation",
+                    "fail",
+                    "the game runs elevated (as administrator) and the recorder does not: "
+                    "Windows keeps its input away from the recorder's hooks",
+                    "run the recorder from an elevated terminal too, or start the game without "
+                    "administrator rights",
+                    "input",
+                    data=elev,
+                )
+            )
+        else:
+            checks.append(
+                Check("elevation", "ok", "recorder and game at the same level", data=elev)
+            )
+    res = time.get_clock_info("monotonic").resolution
+    if res > 0.001:
+        checks.append(
+            Check(
+                "clock",
+                "warn",
+                f"time.monotonic ticks every {res * 1e3:.1f} ms on this Python (GetTickCount64)",
+                "use Python 3.13 or later, whose monotonic clock is QueryPerformanceCounter",
+            )
+        )
+    else:
+        checks.append(Check("clock", "ok", f"monotonic clock resolution {res * 1e6:.2f} us"))
+    return checks
 
 
 _REAL: Any = None

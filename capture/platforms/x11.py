@@ -20,9 +20,17 @@ from Xlib import error as xerror
 
 from aiconfig.errors import CaptureDeviceError
 
-from ._base import Rect, WindowGoneError, WindowInfo, unwrap_ms
+from ._base import Check, Rect, WindowGoneError, WindowInfo, unwrap_ms
 
-__all__ = ["NAME", "X11Backend", "X11Input", "check_display", "open_backend", "webcam_input"]
+__all__ = [
+    "NAME",
+    "X11Backend",
+    "X11Input",
+    "check_display",
+    "open_backend",
+    "permission_checks",
+    "webcam_input",
+]
 
 NAME = "x11"
 
@@ -196,3 +204,27 @@ class X11Backend:
     def close(self) -> None:
         with contextlib.suppress(Exception):  # closing twice or after the server died
             self._d.close()
+
+
+def permission_checks(handle: int | None) -> list[Check]:
+    """X11 has no capture permissions: any client of the display may read it."""
+    try:
+        backend = open_backend()
+    except CaptureDeviceError as exc:
+        return [Check("x11-connection", "fail", str(exc).split(";")[0], _fix(exc), "screen")]
+    try:
+        screen = backend.screen()
+    finally:
+        backend.close()
+    return [
+        Check(
+            "x11-connection",
+            "ok",
+            f"connected to {os.environ.get('DISPLAY')}, screen {screen.width}x{screen.height}",
+        )
+    ]
+
+
+def _fix(exc: Exception) -> str | None:
+    text = str(exc)
+    return text.split(";", 1)[1].strip() if ";" in text else None

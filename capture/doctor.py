@@ -167,7 +167,7 @@ def _webcam(cfg: Any) -> Check:
 
 def expected_bytes_per_s(cfg: Any, size: tuple[int, int]) -> float:
     w, h = size
-    rate = w * h * cfg.fps * BITS_PER_PIXEL / 8
+    rate = float(w * h * cfg.fps * BITS_PER_PIXEL / 8)
     if cfg.webcam.enabled:
         cw, ch = cfg.webcam.resolution
         rate += cw * ch * cfg.webcam.fps * BITS_PER_PIXEL / 8
@@ -225,8 +225,11 @@ def _game_state(cfg: Any) -> Check:
     )
 
 
-def preflight(cfg: Any, out: Path | None = None) -> list[Check]:
-    """Every check for a recording of ``cfg`` into ``out`` (``cfg.output_dir``)."""
+def preflight(cfg: Any, out: Path | None = None, *, window: bool = True) -> list[Check]:
+    """Every check for a recording of ``cfg`` into ``out`` (``cfg.output_dir``).
+
+    ``window=False`` (a capture starting, which looks the window up itself right after) skips
+    the window lookup."""
     name = platform_name()
     grab = {"x11": "mss (XShm)", "win32": "Windows Graphics Capture, else mss (GDI)"}.get(
         name, "ScreenCaptureKit, else mss (CoreGraphics)"
@@ -244,14 +247,15 @@ def preflight(cfg: Any, out: Path | None = None) -> list[Check]:
     handle: int | None = None
     size = tuple(cfg.resolution)
     if checks[1].status != "fail":
-        window, handle = _window(cfg)
+        found, handle = _window(cfg) if window else (None, None)
         impl = importlib.import_module(f".platforms.{name}", __package__)
         try:
             checks.extend(impl.permission_checks(handle))
         except CaptureDeviceError as exc:
             detail, fix = _split(exc)
             checks.append(Check("permissions", "fail", detail, fix, "screen"))
-        checks.append(window)
+        if found is not None:
+            checks.append(found)
     checks += [_audio(cfg), _webcam(cfg)]
     checks.append(_disk(cfg, Path(out or cfg.output_dir), (int(size[0]), int(size[1]))))
     checks.append(_game_state(cfg))

@@ -46,10 +46,8 @@ def run_preflight(cfg: CaptureConfig, out: Path) -> list[Any]:
     alone and record their own errors)."""
     from .doctor import blocking, preflight
 
-    checks = preflight(cfg, out)
+    checks = preflight(cfg, out, window=False)  # pick_target looks the window up next
     for check in blocking(checks, {"screen"}):
-        if check.name == "window":
-            continue  # pick_target says it, with the same words
         fix = f"; {check.fix}" if check.fix else ""
         raise CaptureDeviceError(f"{check.detail}{fix}")
     return checks

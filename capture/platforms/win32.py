@@ -80,20 +80,12 @@ class Win32Api(Protocol):
     def GetLastError(self) -> int: ...
 
 
-_dpi_lock = threading.Lock()
-_dpi_done: dict[int, int] = {}
-
-
 def make_dpi_aware(api: Win32Api) -> int:
-    """Make this process per-monitor DPI aware (v2) once; returns the awareness in effect
-    (0 unaware, 1 system, 2 per monitor). Setting it twice fails with ERROR_ACCESS_DENIED by
-    design: then the awareness already in effect is what counts."""
-    with _dpi_lock:
-        key = id(api)
-        if key not in _dpi_done:
-            api.SetProcessDpiAwarenessContext(DPI_AWARENESS_CONTEXT_PER_MONITOR_AWARE_V2)
-            _dpi_done[key] = api.GetThreadDpiAwareness()
-        return _dpi_done[key]
+    """Make this process per-monitor DPI aware (v2); returns the awareness in effect (0
+    unaware, 1 system, 2 per monitor). Setting it again fails with ERROR_ACCESS_DENIED by
+    design (also when a manifest set it first): the awareness in effect is what counts."""
+    api.SetProcessDpiAwarenessContext(DPI_AWARENESS_CONTEXT_PER_MONITOR_AWARE_V2)
+    return api.GetThreadDpiAwareness()
 
 
 class Win32Backend:

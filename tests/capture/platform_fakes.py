@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from capture.platforms import AccessDeniedError
 from capture.platforms import win32 as w
 
 # -- Windows ---------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ class FakeWin32:
     def TokenElevation(self, pid: int) -> bool:
         if pid in self.elevated and self.me_pid not in self.elevated:
             self.last_error = w.ERROR_ACCESS_DENIED
-            raise w.AccessDeniedError(f"OpenProcessToken({pid}): access denied")
+            raise AccessDeniedError(f"OpenProcessToken({pid}): access denied")
         return pid in self.elevated
 
     def SetProcessDpiAwarenessContext(self, context: int) -> bool:

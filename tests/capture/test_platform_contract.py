@@ -166,7 +166,8 @@ class DarwinWorld:
 def world(request: pytest.FixtureRequest) -> Iterator[World]:
     if request.param == "x11":
         request.getfixturevalue("xvfb")
-    made: World = {"x11": X11World, "win32": Win32World, "darwin": DarwinWorld}[request.param]()
+    worlds: dict[str, type[World]] = {"x11": X11World, "win32": Win32World, "darwin": DarwinWorld}
+    made = worlds[request.param]()
     try:
         yield made
     finally:

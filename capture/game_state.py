@@ -39,6 +39,7 @@ from .timeline import FrameClock
 __all__ = ["BUNDLED_CA", "GameStateStream", "load_ca"]
 
 BUNDLED_CA = Path(__file__).with_name("certs") / "riotgames.pem"
+HOLD_NS = 1_000_000_000
 _PLAYER_KEYS = ("championName", "team", "level", "isDead", "respawnTimer", "position")
 
 
@@ -115,6 +116,10 @@ class GameStateStream:
         self._seen: set[int] = set()
         self._offset_ns: int | None = None  # recorder clock - game time
         self._last_t = 0
+        # Rows wait HOLD_NS before they reach the journal, so that none lands after the
+        # video's end (unknown until the session stops): stop() keeps those before it only.
+        self._pending: list[tuple[Any, ...]] = []
+        self._lock = threading.Lock()
         self.info: dict[str, Any] = {
             "status": "waiting",
             "error": None,
@@ -130,6 +135,8 @@ class GameStateStream:
             "first_answer_ns": None,
             "last_answer_ns": None,
             "last_refusal": None,
+            "api_closed_at_ns": None,
+            "rows_after_video_end": 0,
         }
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -141,6 +148,7 @@ class GameStateStream:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=self.cfg.timeout_s * 2 + 2)
+        self._flush(end_ns, final=True)
         with contextlib.suppress(Exception):
             self._client.close()
         if self.info["status"] in ("live", "waiting", "ended"):
@@ -193,13 +201,14 @@ class GameStateStream:
         self.info["last_refusal"] = why
         if self.info["status"] == "live":
             self.info["status"] = "ended"  # the API closes when the game ends
+            self.info["api_closed_at_ns"] = time.monotonic_ns()
 
     def _row(self, t_ns: int, kind: str, meta: dict[str, Any]) -> None:
         if self._clock is None:
             return
         t_ns = max(t_ns, self._last_t)  # rows of one stream stay in time order
         self._last_t = t_ns
-        self._journal.add(
+        self._pending.append(
             (
                 t_ns,
                 None,
@@ -217,6 +226,23 @@ class GameStateStream:
                 json.dumps(meta, sort_keys=True, default=str),
             )
         )
+        self.info["state_rows" if kind == "game_state" else "event_rows"] += 1
+
+    def _flush(self, end_ns: int | None = None, *, final: bool = False) -> None:
+        """Rows older than HOLD_NS to the journal; at the end, those before ``end_ns``."""
+        with self._lock:
+            limit = time.monotonic_ns() - HOLD_NS if not final else None
+            keep: list[tuple[Any, ...]] = []
+            for row in self._pending:
+                t = int(row[0])
+                if limit is not None and t >= limit:
+                    keep.append(row)
+                elif end_ns is None or t < end_ns:
+                    self._journal.add(row)
+                else:
+                    self.info["rows_after_video_end"] += 1
+                    self.info["state_rows" if row[3] == "game_state" else "event_rows"] -= 1
+            self._pending = keep
 
     def _answered(self, data: Any, events: Any, mid_ns: int) -> None:
         clock = self._clock
@@ -250,10 +276,9 @@ class GameStateStream:
                 self.info["events_before_recording"] += 1
                 continue
             self._row(t, "game_event", {"event": event, "game_time": event.get("EventTime")})
-            self.info["event_rows"] += 1
         if mid_ns >= clock.t0_ns:
             self._row(mid_ns, "game_state", state)
-            self.info["state_rows"] += 1
+        self._flush()
 
 
 def _is_tls(exc: Exception) -> bool:

@@ -373,6 +373,7 @@ def run_capture(
             end_ns = clock.t_ns(recorder.stats.frames)
             if recorder.stats.errors:  # the screen died early: keep the other streams' tail
                 end_ns = max(end_ns, stop_ns if deadline is None else min(stop_ns, deadline))
+            game_status = game.stop(end_ns) if game is not None else game_off(cfg, target)
             if webcam is not None:
                 webcam.set_end(end_ns)
             if audio is not None:
@@ -380,7 +381,6 @@ def run_capture(
             if webcam is not None:
                 webcam.stop()
             plugin_status = plugins.stop(end_ns)
-            game_status = game.stop(end_ns) if game is not None else game_off(cfg, target)
             recorder.join()
             if logger is not None:
                 logger.stop()

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aiconfig.errors import CaptureDeviceError
+from aiconfig import CaptureDeviceError
 
 from .platforms import Check, check_display, open_backend, platform_name
 

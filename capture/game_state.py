@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiconfig.errors import CaptureDeviceError
+from aiconfig import CaptureDeviceError
 
 from .events import EventJournal
 from .timeline import FrameClock

@@ -26,7 +26,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _redact(value: Any, key: str = "") -> Any:
-    from ..schema import is_secret_key
+    from .._keypath import is_secret_key
 
     if isinstance(value, dict):
         return {k: _redact(v, str(k)) for k, v in value.items()}
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resolved:
         data = _redact(cfg.model_dump(mode="json"))
     else:
-        from ..yamlsafe import parse_yaml
+        from .._yamlsafe import parse_yaml
 
         data = _redact(parse_yaml(cfg.provenance.template.encode(), args.file).data)
     if args.format == "json":

@@ -19,7 +19,7 @@ import importlib
 import threading
 from typing import Any
 
-from aiconfig.errors import CaptureDeviceError
+from aiconfig import CaptureDeviceError
 
 from ._base import Check, Rect, WindowGoneError, WindowInfo
 

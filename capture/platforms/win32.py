@@ -20,7 +20,7 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
-from aiconfig.errors import CaptureDeviceError
+from aiconfig import CaptureDeviceError
 
 from ._base import AccessDeniedError, Check, Rect, WindowGoneError, WindowInfo, unwrap_ms
 

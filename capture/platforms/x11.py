@@ -18,7 +18,7 @@ from typing import Any
 from Xlib import display as xdisplay
 from Xlib import error as xerror
 
-from aiconfig.errors import CaptureDeviceError
+from aiconfig import CaptureDeviceError
 
 from ._base import Check, Rect, WindowGoneError, WindowInfo, unwrap_ms
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from aiconfig.schema import CaptureConfig, GameStateConfig
+from aiconfig import CaptureConfig, GameStateConfig
 from capture.events import EventJournal, read_journal
 from capture.game_state import BUNDLED_CA, GameStateStream, load_ca
 from capture.timeline import FrameClock

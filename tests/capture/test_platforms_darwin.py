@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aiconfig.errors import CaptureDeviceError
+from aiconfig import CaptureDeviceError
 from capture.audio_recorder import pick_monitor
 from capture.platforms import AccessDeniedError, Rect, WindowGoneError
 from capture.platforms import darwin as d

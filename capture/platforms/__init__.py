@@ -107,9 +107,9 @@ def open_grabber(
     from .grabbers import MssGrabber, WgcGrabber
 
     name = platform_name()
-    if name == "win32" and prefer != "mss" and title is not None:
+    if name == "win32" and prefer != "mss" and handle is not None:
         try:
-            return WgcGrabber(title)
+            return WgcGrabber(handle)
         except Exception:  # noqa: BLE001, S110 - binding absent or WGC refused: mss instead
             pass
     if name == "darwin":

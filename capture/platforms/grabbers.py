@@ -73,18 +73,21 @@ class WgcGrabber:
 
     No hook or injection: WGC is the compositor's own capture, the one OBS's "Windows 10"
     window capture uses. Frames arrive on the binding's thread; :meth:`grab` takes the newest.
+    The window is named by its HWND (``window_hwnd``, windows-capture 2.0+), the one found by
+    exact title: the binding's ``window_name`` matches substrings, which could pick a browser
+    tab about the game.
     """
 
     name = "windows-graphics-capture"
 
-    def __init__(self, title: str, module: Any = None) -> None:
+    def __init__(self, handle: int, module: Any = None) -> None:
         wc = module if module is not None else importlib.import_module("windows_capture")
         self._lock = threading.Lock()
         self._latest: Any = None
         self._new = False
         self._closed = False
         self.frames_delivered = 0
-        capture = wc.WindowsCapture(cursor_capture=False, draw_border=False, window_name=title)
+        capture = wc.WindowsCapture(cursor_capture=False, draw_border=False, window_hwnd=handle)
 
         def on_frame_arrived(frame: Any, capture_control: Any) -> None:
             buf = frame.frame_buffer.copy()

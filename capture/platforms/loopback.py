@@ -247,6 +247,8 @@ class WasapiLoopback:
         pa.terminate()
         if default_out is None:
             return None
+        if default_out.get("isLoopbackDevice"):
+            return default_out["name"], "the default output's loopback"
         for d in devices:
             if d.get("isLoopbackDevice") and default_out["name"] in d["name"]:
                 return d["name"], f"loopback of the default output {default_out['name']!r}"

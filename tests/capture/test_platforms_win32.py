@@ -160,9 +160,10 @@ class _FakeWgc:
 
 def test_wgc_frames_arrive_on_change_only() -> None:
     wgc = _FakeWgc()
-    grabber = WgcGrabber("League of Legends", module=wgc)
+    grabber = WgcGrabber(0x10010, module=wgc)
     cap = wgc.instances[0]
-    assert cap.kwargs["window_name"] == "League of Legends"
+    assert cap.kwargs["window_hwnd"] == 0x10010  # the exact-title match, not a substring
+    assert "window_name" not in cap.kwargs
     assert cap.kwargs["cursor_capture"] is False
     rect = Rect(0, 0, 4, 2)
     assert grabber.grab(rect) is None  # nothing delivered yet

@@ -82,3 +82,42 @@ def test_missing_window_audio_and_disk_each_fail(xvfb: str, tmp_path: Path) -> N
     ok = _doctor("--allow-any", "--no-input", "--out", str(tmp_path / "out"))
     assert ok.returncode == 0, ok.stdout
     assert "warn  window" in ok.stdout and "--allow-any records" in ok.stdout
+
+
+def _documented_doctor_lines() -> list[str]:
+    lines = []
+    for doc in (REPO / "README.md", REPO / "docs" / "capture.md"):
+        for raw in doc.read_text(encoding="utf-8").splitlines():
+            text = raw.strip()
+            if text.startswith("python -m capture doctor"):
+                lines.append(text.split("  #", 1)[0].strip())
+    return lines
+
+
+@pytest.mark.x11
+@pytest.mark.audio
+def test_documented_doctor_commands_run_as_written(
+    xvfb: str, pulse: dict[str, str], tmp_path: Path
+) -> None:
+    import shlex
+
+    commands = _documented_doctor_lines()
+    assert len(commands) >= 3
+    win = open_window("League of Legends", (0, 0, 320, 240))
+    try:
+        for command in commands:
+            argv = shlex.split(command)[3:]  # after "python -m capture"
+            proc = subprocess.run(
+                [sys.executable, "-m", "capture", *argv],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                cwd=tmp_path,
+                check=False,
+                timeout=60,
+            )
+            assert proc.returncode == 0, (command, proc.stdout, proc.stderr)
+            if "--json" in argv:
+                assert json.loads(proc.stdout)["ok"] is True
+    finally:
+        win.close()

@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from ._keypath import KeyPath, Parts
+from ._network import is_loopback_host
 from ._provenance import Provenance
 
 __all__ = [
@@ -244,9 +245,6 @@ class InputConfig(FrozenModel):
     focus_only: bool = True
 
 
-_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-
-
 class GameStateConfig(FrozenModel):
     """League of Legends' Live Client Data API, polled while a game window is recorded."""
 
@@ -263,8 +261,10 @@ class GameStateConfig(FrozenModel):
     @field_validator("url")
     @classmethod
     def _loopback_https(cls, value: str) -> str:
-        host = value.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
-        if not value.startswith("https://") or host not in _LOOPBACK_HOSTS:
+        from urllib.parse import urlsplit
+
+        host = urlsplit(value).hostname or ""
+        if not value.startswith("https://") or not is_loopback_host(host):
             raise ValueError(
                 "must be an https:// URL on the loopback interface (127.0.0.1, localhost or "
                 "[::1]): the game serves its state on this machine only"

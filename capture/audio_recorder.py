@@ -140,6 +140,7 @@ class AudioRecorder:
         self._loop = _loopback()
         self.source, self.why = pick_monitor(device, self._loop)
         self._adc_blocks = 0
+        self._first_ns: int | None = None
         self.blocksize = blocksize
         self.stats = AudioStats()
         self._q: queue.Queue[Any] = queue.Queue(maxsize=2000)
@@ -212,26 +213,37 @@ class AudioRecorder:
     def _write_loop(self) -> None:
         last_header = time.monotonic()
         bytes_per_frame = self.channels * 2
-        self._aligned.wait()
+        ns_per_sample = 1e9 / self.sample_rate
+        received = 0  # samples delivered since the stream started, lead-in included
+        base: float | None = None  # lower envelope: when the stream's sample 0 was captured
+        self._aligned.wait()  # the lead-in queued meanwhile sharpens the envelope
         while True:
             item = self._q.get()
             if item is None:
                 break
             now, frames, data, adc_ns = item
             start = self._block_start_ns(now, frames, adc_ns)
+            # A block is never delivered before it was captured, only late (scheduling,
+            # bursts): the earliest estimate over all blocks so far is the least delayed one.
+            estimate = start - received * ns_per_sample
+            base = estimate if base is None else min(base, estimate)
+            aligned_start = base + received * ns_per_sample
+            received += frames
             skip = 0
             if self.stats.frames == 0 and self._t0_ns is not None:
                 # Trim the lead-in so that the file starts at the video's first frame.
-                skip = max(0, min(frames, round((self._t0_ns - start) * self.sample_rate / 1e9)))
+                skip = max(0, min(frames, round((self._t0_ns - aligned_start) / ns_per_sample)))
             keep = frames - skip
             if self._end_ns is not None:
-                end_keep = round((self._end_ns - start) * self.sample_rate / 1e9) - skip
+                end_keep = round((self._end_ns - start) / ns_per_sample) - skip
                 keep = max(0, min(keep, end_keep))
             if keep <= 0:
                 continue
+            if self.stats.frames == 0:
+                self._first_ns = round(aligned_start + skip * ns_per_sample)
             self._fh.write(data[skip * bytes_per_frame : (skip + keep) * bytes_per_frame])
             # (index of the block's first kept sample, its capture time, the callback time)
-            first_kept = round(start + skip * 1e9 / self.sample_rate)
+            first_kept = round(start + skip * ns_per_sample)
             self.stats.points.append((self.stats.frames, first_kept, now))
             self.stats.frames += keep
             self.stats.blocks += 1
@@ -322,7 +334,7 @@ class AudioRecorder:
             slope, intercept = np.polyfit(idx, t, 1)
             residual = t - (slope * idx + intercept)
             nominal = 1e9 / self.sample_rate
-            first = float(intercept)
+            first = float(intercept if self._first_ns is None else self._first_ns)
             backend_times = self._adc_blocks > 0
             info.update(
                 {
@@ -340,9 +352,11 @@ class AudioRecorder:
                     if backend_times
                     else "callback time minus the stream's input latency "
                     f"({round(self._latency_s * 1e3, 3)} ms)",
-                    "timing": "first sample = least-squares fit of sample index -> capture time "
-                    "over every block, each block's first sample taken at the capture time the "
-                    "backend reports (or the callback time less the input latency)",
+                    "first_sample_fit_ns": int(intercept),
+                    "timing": "first sample = the earliest (least delayed) estimate over every "
+                    "block, lead-in included, of when the stream's samples were captured: the "
+                    "capture time the backend reports, or the callback time less the input "
+                    "latency; drift = least-squares fit of sample index -> capture time",
                 }
             )
         if st.error:

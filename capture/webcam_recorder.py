@@ -106,9 +106,10 @@ class WebcamRecorder:
 
     def stop(self) -> None:
         self._stop.set()
-        self._reader.join(timeout=10)
-        self._q.put(None)
-        self._encoder.join()
+        if self._reader.ident is not None:  # stopped before start (the screen never started)
+            self._reader.join(timeout=10)
+            self._q.put(None)
+            self._encoder.join()
         self._writer.close()
         self._container.close()
 

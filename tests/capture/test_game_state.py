@@ -108,6 +108,13 @@ def test_tls_is_verified_never_skipped(
         assert "TLS verification failed" in info["error"]
         assert "CERTIFICATE_VERIFY_FAILED" in info["error"]
         assert info["state_rows"] == 0
+    # The right CA but another expected name: the name is checked too.
+    cfg = GameStateConfig(url=game.url, ca_file=str(pki["ca"]), server_name="rclient", poll_hz=10)
+    stream, journal, _ = _run(cfg, tmp_path / "name", 0.3)
+    time.sleep(0.3)
+    info = stream.stop()
+    journal.close()
+    assert info["status"] == "failed" and "server_name" in info["error"], info
     assert game.requests == 0  # no request was ever sent over an unverified connection
 
 
@@ -132,6 +139,20 @@ def test_no_game_then_game_ends(game: GameServer, pki: dict[str, Path], tmp_path
     assert info["answered"] >= 2
 
 
+def test_offline_mode_allows_the_loopback_api(
+    game: GameServer, pki: dict[str, Path], tmp_path: Path
+) -> None:
+    from aiconfig._network import offline
+
+    cfg = GameStateConfig(url=game.url, ca_file=str(pki["ca"]), poll_hz=10)
+    with offline():
+        stream, journal, _ = _run(cfg, tmp_path, 0.3)
+        time.sleep(0.3)
+        info = stream.stop()
+        journal.close()
+    assert info["status"] == "complete" and info["answered"] >= 2, info
+
+
 def test_config_keeps_it_on_loopback_https() -> None:
     assert CaptureConfig().game_state.url == "https://127.0.0.1:2999/liveclientdata/"
     assert CaptureConfig().game_state.poll_hz == 2.0
@@ -139,6 +160,7 @@ def test_config_keeps_it_on_loopback_https() -> None:
         with pytest.raises(ValidationError, match="loopback"):
             GameStateConfig(url=bad)
     assert GameStateConfig(url="https://localhost:2999/x").url == "https://localhost:2999/x/"
+    assert GameStateConfig(url="https://[::1]:2999/liveclientdata/").url.startswith("https://[")
     with pytest.raises(Exception, match="ca_file"):
         load_ca("/nonexistent/riot.pem")
     ctx = load_ca(None)  # the bundled root, verification on

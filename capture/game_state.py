@@ -28,6 +28,7 @@ import json
 import ssl
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,10 @@ class GameStateStream:
         self._clock: FrameClock | None = None
         self._seen: set[int] = set()
         self._offset_ns: int | None = None  # recorder clock - game time
+        self._rtt_ns = 0
+        # (round trip, offset) of recent polls: the game read its clock somewhere inside the
+        # round trip, so the shortest recent one maps game time best (NTP's rule).
+        self._offsets: deque[tuple[int, int]] = deque(maxlen=10)
         self._last_t = 0
         # Rows wait HOLD_NS before they reach the journal, so that none lands after the
         # video's end (unknown until the session stops): stop() keeps those before it only.
@@ -137,6 +142,7 @@ class GameStateStream:
             "last_refusal": None,
             "api_closed_at_ns": None,
             "rows_after_video_end": 0,
+            "game_time_uncertainty_ms": None,
         }
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -174,6 +180,7 @@ class GameStateStream:
             try:
                 state, before, after = self._get("allgamedata")
                 events, _, _ = self._get("eventdata")
+                self._rtt_ns = after - before
             except httpx.ConnectError as exc:
                 if _is_tls(exc):
                     self._fail(exc)
@@ -256,7 +263,9 @@ class GameStateStream:
         state = _state(data if isinstance(data, dict) else {})
         game_time = state["game_time"]
         if isinstance(game_time, int | float):
-            self._offset_ns = mid_ns - round(float(game_time) * 1e9)
+            self._offsets.append((self._rtt_ns, mid_ns - round(float(game_time) * 1e9)))
+            rtt, self._offset_ns = min(self._offsets)
+            self.info["game_time_uncertainty_ms"] = round(rtt / 2e6, 3)
         new = []
         listed = (events or {}).get("Events") if isinstance(events, dict) else None
         for event in listed or []:

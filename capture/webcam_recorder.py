@@ -13,6 +13,7 @@ libavfilter source through the very same code path: that is how tests stand in f
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -36,10 +37,14 @@ def open_camera(device: int | str, resolution: tuple[int, int], fps: int) -> Any
     w, h = resolution
     if isinstance(device, str) and device.startswith("lavfi:"):
         url, fmt, options = device[len("lavfi:") :], "lavfi", {}
+    elif sys.platform.startswith("linux"):
+        url = f"/dev/video{device}" if isinstance(device, int) else device
+        fmt, options = "v4l2", {"video_size": f"{w}x{h}", "framerate": str(fps)}
+    elif sys.platform == "darwin":
+        url, fmt = str(device), "avfoundation"
+        options = {"video_size": f"{w}x{h}", "framerate": str(fps)}
     else:
-        from .platforms import webcam_input
-
-        url, fmt = webcam_input(device)
+        url, fmt = f"video={device}", "dshow"
         options = {"video_size": f"{w}x{h}", "framerate": str(fps)}
     try:
         return av.open(url, format=fmt, options=options, timeout=5.0)
@@ -105,9 +110,11 @@ class WebcamRecorder:
         self._stop.set()
 
     def stop(self) -> None:
+        """Stops both threads; safe before ``start`` (a session that never began recording)."""
         self._stop.set()
-        if self._reader.ident is not None:  # stopped before start (the screen never started)
+        if self._reader.is_alive():
             self._reader.join(timeout=10)
+        if self._encoder.is_alive():
             self._q.put(None)
             self._encoder.join()
         self._writer.close()

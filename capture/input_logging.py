@@ -172,6 +172,7 @@ class _Listener:
         mouse_x = mouse_y = None
         if xy is not None:
             region = self._region()
+            xy = input_hooks().to_pixels(*xy)  # macOS reports points; the video is pixels
             extra["abs_x"], extra["abs_y"] = xy
             mouse_x, mouse_y = xy[0] - region.left, xy[1] - region.top
         event = InputEvent(

@@ -301,6 +301,14 @@ class DarwinInput:
     def wrap(self, listener_cls: Any) -> Any:
         return listener_cls
 
+    def to_pixels(self, x: float, y: float) -> tuple[float, float]:
+        """pynput (a CGEvent's location) gives global points; times the backing scale of the
+        display under the point they are the video's pixels."""
+        if self._q is None:
+            self._q = _modules()[0]
+        scale = DarwinBackend(self._q, None)._scale_at(x, y, 0.0, 0.0)
+        return x * scale, y * scale
+
     def event_time_ns(self, now_ns: int | None = None, key: Any = None) -> int:
         import time
 

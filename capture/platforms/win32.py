@@ -219,7 +219,13 @@ class Win32Input:
         return True
 
     def listener_options(self) -> dict[str, Any]:
+        # The listeners run in a process of their own: it must be per-monitor DPI aware too,
+        # or the hooks' positions are scaled (1920 wide on a 2880-pixel 150 % display).
+        make_dpi_aware(self._api if self._api is not None else real_api())
         return {"win32_event_filter": self._filter}
+
+    def to_pixels(self, x: float, y: float) -> tuple[float, float]:
+        return x, y  # physical pixels once DPI aware
 
     def wrap(self, listener_cls: Any) -> Any:
         return listener_cls

@@ -72,6 +72,9 @@ class X11Input:
     def listener_options(self) -> dict[str, Any]:
         return {}
 
+    def to_pixels(self, x: float, y: float) -> tuple[float, float]:
+        return x, y  # X11 coordinates are pixels
+
     def wrap(self, listener_cls: Any) -> Any:
         if not hasattr(listener_cls, "_handle_message"):
             return listener_cls

@@ -70,6 +70,7 @@ def test_cg_event_timestamps_map_onto_the_recorder_clock() -> None:
     t = hooks.event_time_ns(now)
     assert now - 2_000_100 <= t <= now - 1_999_900
     assert hooks.event_time_ns(now, 5) == now  # a timestamp from another clock: ignored
+    assert hooks.to_pixels(100.0, 50.5) == (200.0, 101.0)  # points -> Retina pixels
 
 
 class _FakeSck:

@@ -215,7 +215,8 @@ class AudioRecorder:
         bytes_per_frame = self.channels * 2
         ns_per_sample = 1e9 / self.sample_rate
         received = 0  # samples delivered since the stream started, lead-in included
-        base: float | None = None  # lower envelope: when the stream's sample 0 was captured
+        base: float | None = None  # when the stream's sample 0 was captured (low percentile)
+        estimates: list[float] = []
         self._aligned.wait()  # the lead-in queued meanwhile sharpens the envelope
         while True:
             item = self._q.get()
@@ -224,10 +225,14 @@ class AudioRecorder:
             now, frames, data, adc_ns = item
             start = self._block_start_ns(now, frames, adc_ns)
             # A block is never delivered before it was captured, only late (scheduling,
-            # bursts): the earliest estimate over all blocks so far is the least delayed one.
-            estimate = start - received * ns_per_sample
-            base = estimate if base is None else min(base, estimate)
-            aligned_start = base + received * ns_per_sample
+            # bursts): the low end of the estimates so far is the least delayed. The 10th
+            # percentile, not the minimum: a block that came sooner than the stream's stated
+            # latency would pull the minimum early.
+            if self.stats.frames == 0:
+                estimates.append(start - received * ns_per_sample)
+                estimates.sort()
+                base = estimates[len(estimates) // 10]
+            aligned_start = (base or start) + received * ns_per_sample
             received += frames
             skip = 0
             if self.stats.frames == 0 and self._t0_ns is not None:
@@ -353,8 +358,9 @@ class AudioRecorder:
                     else "callback time minus the stream's input latency "
                     f"({round(self._latency_s * 1e3, 3)} ms)",
                     "first_sample_fit_ns": int(intercept),
-                    "timing": "first sample = the earliest (least delayed) estimate over every "
-                    "block, lead-in included, of when the stream's samples were captured: the "
+                    "timing": "first sample = the 10th percentile (least delayed) of the estimates "
+                    "over every block up to it, lead-in included, of when the stream's samples "
+                    "were captured: the "
                     "capture time the backend reports, or the callback time less the input "
                     "latency; drift = least-squares fit of sample index -> capture time",
                 }

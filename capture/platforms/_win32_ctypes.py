@@ -2,7 +2,8 @@
 through ctypes (Windows only; the tests use the fake in tests/capture/platform_fakes.py).
 
 Each method keeps the Win32 function's name and return convention; ``use_last_error`` makes
-``GetLastError`` the calling thread's value right after the failing call.
+``GetLastError`` the calling thread's value right after the failing call. This module imports
+nothing from :mod:`.win32` (which imports it lazily): it satisfies the protocol structurally.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 from aiconfig import CaptureDeviceError
 
 from ._base import AccessDeniedError
-from .win32 import ERROR_ACCESS_DENIED, S_OK, Win32Api
+
+S_OK = 0
+ERROR_ACCESS_DENIED = 5
 
 __all__ = ["ctypes_api"]
 
@@ -22,7 +25,7 @@ if sys.platform == "win32":
     import ctypes
     from ctypes import wintypes
 
-    def ctypes_api() -> Win32Api:
+    def ctypes_api() -> Any:
         return _CtypesApi()
 
     class _CtypesApi:
@@ -197,5 +200,5 @@ if sys.platform == "win32":
 
 else:
 
-    def ctypes_api() -> Win32Api:
+    def ctypes_api() -> Any:
         raise CaptureDeviceError("the Windows backend runs on Windows only")

@@ -30,6 +30,7 @@ __all__ = [
     "check_display",
     "open_backend",
     "permission_checks",
+    "sck_available",
     "screen_capture_allowed",
     "webcam_input",
 ]
@@ -175,8 +176,6 @@ def permission_checks(
     handle: int | None, modules: dict[str, Any] | None = None, version: str | None = None
 ) -> list[Check]:
     """Screen Recording, Input Monitoring and Accessibility, and ScreenCaptureKit's presence."""
-    import platform
-
     mods = modules if modules is not None else _permission_modules()
     quartz, hiservices = mods.get("Quartz"), mods.get("ApplicationServices")
     checks: list[Check] = []
@@ -230,9 +229,9 @@ def permission_checks(
         )
     else:
         checks.append(Check("accessibility", "ok", "Accessibility allowed"))
-    ver = version if version is not None else platform.mac_ver()[0]
-    from .sck import sck_available
+    import platform
 
+    ver = version if version is not None else platform.mac_ver()[0]
     if sck_available(ver) if modules is None else "ScreenCaptureKit" in mods:
         checks.append(Check("screencapturekit", "ok", f"macOS {ver}: ScreenCaptureKit grabs"))
     else:
@@ -246,6 +245,24 @@ def permission_checks(
             )
         )
     return checks
+
+
+def sck_available(version: str | None = None) -> bool:
+    """macOS 12.3 or later with pyobjc's ScreenCaptureKit bindings importable."""
+    import platform
+
+    ver = version if version is not None else platform.mac_ver()[0]
+    try:
+        parts = tuple(int(p) for p in (ver or "0").split(".")[:2])
+    except ValueError:
+        return False
+    if parts < (12, 3):
+        return False
+    try:
+        importlib.import_module("ScreenCaptureKit")
+    except ImportError:
+        return False
+    return True
 
 
 def _permission_modules() -> dict[str, Any]:

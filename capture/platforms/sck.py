@@ -13,33 +13,17 @@ and the stream-output object through ``make_output``, so tests drive this code w
 from __future__ import annotations
 
 import importlib
-import platform as _platform
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from ._base import AccessDeniedError, Grabber, Rect, WindowGoneError
+from .darwin import sck_available
 
-__all__ = ["SckGrabber", "open_darwin_grabber", "sck_available"]
+__all__ = ["SckGrabber", "open_darwin_grabber"]
 
 K_CV_PIXEL_FORMAT_32BGRA = 0x42475241  # 'BGRA'
 K_CV_PIXEL_BUFFER_LOCK_READ_ONLY = 1
-
-
-def sck_available(version: str | None = None) -> bool:
-    """macOS 12.3 or later with pyobjc's ScreenCaptureKit bindings importable."""
-    ver = version if version is not None else _platform.mac_ver()[0]
-    try:
-        parts = tuple(int(p) for p in (ver or "0").split(".")[:2])
-    except ValueError:
-        return False
-    if parts < (12, 3):
-        return False
-    try:
-        importlib.import_module("ScreenCaptureKit")
-    except ImportError:
-        return False
-    return True
 
 
 _OUTPUT_CLASS: Any = None

@@ -14,9 +14,9 @@ import pytest
 from pydantic import ValidationError
 
 from aiconfig import CaptureConfig, GameStateConfig
-from capture.events import EventJournal, read_journal
-from capture.game_state import BUNDLED_CA, GameStateStream, load_ca
-from capture.timeline import FrameClock
+from capture._events import EventJournal, read_journal
+from capture._game_state import BUNDLED_CA, GameStateStream, load_ca
+from capture._timeline import FrameClock
 from tests.capture.game_server import GameServer, make_ca, make_server_cert
 
 

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from aiconfig import CaptureDeviceError
-from capture.audio_recorder import pick_monitor
+from capture._audio_recorder import pick_monitor
 from capture.platforms import AccessDeniedError, Rect, WindowGoneError
 from capture.platforms import darwin as d
+from capture.platforms.darwin import sck_available
 from capture.platforms.loopback import CoreAudioLoopback
-from capture.platforms.sck import SckGrabber, sck_available
+from capture.platforms.sck import SckGrabber
 from tests.capture.platform_fakes import FakeAppKit, FakeQuartz
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from aiconfig import CaptureDeviceError
-from capture.audio_recorder import pick_monitor
+from capture._audio_recorder import pick_monitor
 from capture.platforms import AccessDeniedError, Rect, WindowGoneError
 from capture.platforms import win32 as w
 from capture.platforms.grabbers import WgcGrabber

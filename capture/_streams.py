@@ -11,11 +11,11 @@ from typing import Any
 
 from aiconfig import CaptureConfig, CaptureDeviceError
 
-from .audio_recorder import AudioRecorder
-from .constants import AUDIO_FILE, AUDIO_SILENCE_FAIL_S, WEBCAM_FILE
-from .events import EventJournal
-from .screen_recorder import ScreenTarget
-from .webcam_recorder import WebcamRecorder, open_camera
+from ._audio_recorder import AudioRecorder
+from ._constants import AUDIO_FILE, AUDIO_SILENCE_FAIL_S, WEBCAM_FILE
+from ._events import EventJournal
+from ._screen_recorder import ScreenTarget
+from ._webcam_recorder import WebcamRecorder, open_camera
 from .windows import open_backend
 
 __all__ = [
@@ -43,7 +43,7 @@ def requested_streams(cfg: CaptureConfig) -> set[str]:
 def run_preflight(cfg: CaptureConfig, out: Path) -> list[Any]:
     """The doctor's checks; raises when the screen cannot work (the other streams degrade
     alone and record their own errors)."""
-    from .doctor import blocking, preflight
+    from ._doctor import blocking, preflight
 
     checks = preflight(cfg, out, window=False)  # pick_target looks the window up next
     for check in blocking(checks, {"screen"}):
@@ -69,7 +69,7 @@ def open_game_state(
     """The game-state stream while a window is recorded (None otherwise or when off)."""
     if not cfg.game_state.enabled or target.handle is None:
         return None
-    from .game_state import GameStateStream
+    from ._game_state import GameStateStream
 
     return GameStateStream(
         cfg.game_state, journal, session_id=session_id, window_id=window_id, fps=cfg.fps

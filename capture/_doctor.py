@@ -125,7 +125,7 @@ def _window(cfg: Any) -> tuple[Check, int | None]:
 def _audio(cfg: Any) -> Check:
     if not cfg.audio.enabled:
         return Check("audio", "skip", "audio not requested (--audio)")
-    from .audio_recorder import pick_monitor
+    from ._audio_recorder import pick_monitor
 
     try:
         source, why = pick_monitor(cfg.audio.device)
@@ -210,7 +210,7 @@ def _game_state(cfg: Any) -> Check:
     game = getattr(cfg, "game_state", None)
     if game is None or not game.enabled:
         return Check("game-state", "skip", "game-state stream off")
-    from .game_state import load_ca
+    from ._game_state import load_ca
 
     try:
         load_ca(game.ca_file)

@@ -34,8 +34,8 @@ from typing import Any
 
 from aiconfig import CaptureDeviceError
 
-from .events import EventJournal
-from .timeline import FrameClock
+from ._events import EventJournal
+from ._timeline import FrameClock
 
 __all__ = ["BUNDLED_CA", "GameStateStream", "load_ca"]
 

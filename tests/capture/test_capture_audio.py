@@ -140,7 +140,7 @@ def test_audio_video_sync(
 ) -> None:
     """The window flashes (XTEST key) while a click enters the sink at the same instant, ten
     times: the click's time in audio.wav and the flash's paint time agree within 3 ms (median;
-    each within 25 ms), and the first frame showing the flash is the first one grabbed after
+    each within 50 ms), and the first frame showing the flash is the first one grabbed after
     the paint. The measured offsets are printed (``-s``) as ``AV_OFFSETS_MS``."""
     import pyarrow.parquet as pq
 
@@ -193,7 +193,7 @@ def test_audio_video_sync(
     assert abs(median) <= 3.0, offsets_ms
     # One click's offset also carries the clicker's and the paint's own scheduling (tens of ms
     # on a loaded machine); the file-wide alignment is the median.
-    assert max(abs(o) for o in offsets_ms) <= 25.0, offsets_ms
+    assert max(abs(o) for o in offsets_ms) <= 50.0, offsets_ms
     assert meta["audio_info"]["latency_source"].startswith("callback time minus")
     # The video side: the flash's first frame is the first grab after the paint.
     events = pq.read_table(session / "events.parquet").to_pydict()

@@ -29,6 +29,13 @@ _REACHED = (
     "aiconfig.harness.manifest",
     "capture._events",
     "capture._validate",
+    "aiconfig.sessions._catalog",
+    "aiconfig.sessions._format",
+    "aiconfig.sessions._manifest",
+    "aiconfig.sessions._scan",
+    "aiconfig.sessions._session",
+    "aiconfig.sessions._validate",
+    "aiconfig.sessions._video",
 )
 HANG_S = 1
 GROWTH_MB = 256

@@ -155,10 +155,44 @@ def _session_with(name: str, data: bytes) -> Path:
     return s.session
 
 
-def _read_session(session: Path) -> object:
-    from capture import validate_session
+_PROPERTIES = (
+    "id",
+    "format_version",
+    "status",
+    "fps",
+    "duration_s",
+    "resolution",
+    "start_t_ns",
+    "frame_count",
+    "keyframe_interval",
+    "window",
+    "streams",
+    "provenance",
+    "run_id",
+    "video_path",
+    "webcam_path",
+    "audio_path",
+)
 
-    return validate_session(session)
+
+def _read_session(session: Path) -> object:
+    """Everything that reads a session: the one validator, the catalog row, the reader API."""
+    from aiconfig import AiconfigError
+    from aiconfig.sessions import open_session, validate_session
+    from aiconfig.sessions._catalog import read_row
+
+    check = validate_session(session)
+    read_row(session, session.parent)
+    try:
+        opened = open_session(session)
+    except AiconfigError:
+        return check
+    for name in _PROPERTIES:
+        getattr(opened, name)
+    opened.events()
+    opened.frames()
+    opened.inputs()
+    return check
 
 
 def session_metadata(data: bytes) -> object:

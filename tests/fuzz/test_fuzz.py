@@ -58,7 +58,8 @@ def test_a_planted_bug_is_caught(tmp_path: Path) -> None:
     (corpus / "bug").write_bytes(b"PLANTED-BUG")
     proc = _fuzz("_planted_bug", corpus, tmp_path, 50)
     assert proc.returncode != 0
-    assert "Uncaught Python exception" in proc.stderr and "KeyError" in proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "Uncaught Python exception" in out and "KeyError" in out
     crashes = list((tmp_path / "crashes").iterdir())
     assert crashes and crashes[0].read_bytes().startswith(b"PLANTED")
 

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aiconfig._files import atomic_path
+from aiconfig.sessions import EVENT_COLUMNS, event_schema
 
 __all__ = [
     "COLUMNS",
@@ -39,36 +40,9 @@ __all__ = [
     "read_journal",
 ]
 
-# (name, arrow type name) in the seed's order.
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("t_ns", "int64"),
-    ("t_capture_ns", "int64"),
-    ("is_duplicate", "bool"),
-    ("event_type", "string"),
-    ("stream", "string"),
-    ("key_code", "int32"),
-    ("mouse_x", "float32"),
-    ("mouse_y", "float32"),
-    ("mouse_button", "string"),
-    ("delta", "float32"),
-    ("frame_ref", "int32"),
-    ("window_id", "string"),
-    ("session_id", "string"),
-    ("metadata", "string"),
-)
+# The seed's schema is stated once, by the session format the recorder writes through.
+COLUMNS = EVENT_COLUMNS
 _NAMES = tuple(name for name, _ in COLUMNS)
-
-
-def event_schema() -> Any:
-    """The seed's ``event_schema`` as a pyarrow schema (every column nullable)."""
-    types = {
-        "int64": pa.int64(),
-        "int32": pa.int32(),
-        "bool": pa.bool_(),
-        "string": pa.string(),
-        "float32": pa.float32(),
-    }
-    return pa.schema([pa.field(name, types[kind]) for name, kind in COLUMNS])
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,17 +167,24 @@ def read_journal(path: Path) -> tuple[Any, bool]:
     truncated = False
     try:
         reader = pa.ipc.open_stream(pa.OSFile(str(path), "rb"))
-    except (pa.ArrowInvalid, OSError):
+    except (pa.ArrowException, OSError):
         return event_schema().empty_table(), True
+    schema = event_schema()
+    if not reader.schema.equals(schema):
+        return schema.empty_table(), True  # not a journal this recorder wrote
     while True:
         try:
-            batches.append(reader.read_next_batch())
+            batch = reader.read_next_batch()
         except StopIteration:
             break
-        except (pa.ArrowInvalid, OSError):
+        except (pa.ArrowException, OSError):
             truncated = True
             break
-    return pa.Table.from_batches(batches, schema=event_schema()), truncated
+        if not batch.schema.equals(schema):
+            truncated = True  # a corrupt batch header: keep the batches before it
+            break
+        batches.append(batch)
+    return pa.Table.from_batches(batches, schema=schema), truncated
 
 
 def journal_to_parquet(table: Any, path: Path, *, rows_per_group: int) -> None:

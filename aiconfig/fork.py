@@ -30,12 +30,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from .errors import ForkError, Problem
+from ._bounded import read_capped
+from .errors import ConfigFileError, ForkError, Problem
 from .interpolate import interpolate
 from .overrides import apply_overrides, parse_path
 from .provenance import Provenance, Signer
 from .schema import AIConfig
-from .yamlsafe import ParsedYaml
+from .yamlsafe import Limits, ParsedYaml
 
 __all__ = [
     "FORK_KEY",
@@ -169,10 +170,11 @@ def resolve_fork(
         )
     base_path = Path(file).parent / rel
     try:
-        base_bytes = base_path.read_bytes()
-    except OSError as exc:
+        base_bytes = read_capped(base_path, Limits().max_bytes, what="base config")
+    except (OSError, ConfigFileError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else exc.problems[0].message
         raise ForkError(
-            f"base {base_path} cannot be read ({exc.strerror})",
+            f"base {base_path} cannot be read ({reason})",
             file=file,
             line=parsed.lines.get((FORK_KEY, "base")),
             path="fork.base",

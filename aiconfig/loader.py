@@ -42,18 +42,17 @@ MAX_FORK_DEPTH = 16
 BaseLoader = Callable[[Path, bytes], AIConfig]
 
 
-def read_config_bytes(path: str | os.PathLike[str]) -> bytes:
+def read_config_bytes(path: str | os.PathLike[str], limits: Limits | None = None) -> bytes:
+    """A config file's bytes, read with the size cap (a bigger file is never read or hashed)."""
+    from ._bounded import read_capped
+
     p = Path(path)
     try:
-        return p.read_bytes()
+        return read_capped(p, (limits or Limits()).max_bytes, what="config file")
     except FileNotFoundError:
         raise ConfigFileError(
             "no such file", file=str(p), hint="check the path (configs live in experiments/)"
         ) from None
-    except IsADirectoryError:
-        raise ConfigFileError("is a directory, not a config file", file=str(p)) from None
-    except OSError as exc:
-        raise ConfigFileError(f"cannot read: {exc.strerror}", file=str(p)) from None
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def load(
     refused, and the merged config is validated; ``provenance.lineage`` lists every step.
     """
     opts = _Options(allow_unsigned, keys, data_root, env, now, limits, record)
-    return _load_bytes(Path(path), read_config_bytes(path), opts)
+    return _load_bytes(Path(path), read_config_bytes(path, limits), opts)
 
 
 def base_loader(

@@ -8,13 +8,16 @@ configs are refused. Each failure has its own error type and a one-line message.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._bounded import read_capped
 from ..errors import (
     BadSignatureError,
+    ConfigFileError,
     ExpiredConfigError,
     KeyValidityError,
     NamespaceError,
@@ -34,7 +37,17 @@ from .store import TrustStore, find_keys_dir
 if TYPE_CHECKING:
     from ..schema import AIConfig
 
-__all__ = ["SignatureCheck", "Verification", "check_freshness", "sig_path", "verify_signatures"]
+__all__ = [
+    "SignatureCheck",
+    "Verification",
+    "check_freshness",
+    "count_reviewers",
+    "sig_path",
+    "verify_signatures",
+]
+
+
+MAX_SIG_BYTES = 256 << 10  # one SSHSIG block is under 2 KiB even for RSA-4096
 
 
 def sig_path(config: Path) -> Path:
@@ -58,6 +71,7 @@ class Verification:
     rule: str
     signers: tuple[Signer, ...]
     checks: tuple[SignatureCheck, ...] = field(default_factory=tuple)
+    reviewers: int = 0  # distinct reviewers (see count_reviewers), what the threshold counts
 
     @property
     def principals(self) -> tuple[str, ...]:
@@ -148,16 +162,18 @@ def verify_signatures(
     store = TrustStore.load(find_keys_dir(config, keys))
     threshold, rule = store.policy.threshold_for(store.relpath(config))
     try:
-        text = sig_file.read_bytes().decode("utf-8", "replace")
+        text = read_capped(sig_file, MAX_SIG_BYTES, what="signature file").decode(
+            "utf-8", "replace"
+        )
     except FileNotFoundError:
         raise UnsignedConfigError(
             f"not signed: {sig_file.name} not found",
             file=file,
             hint=f"have a reviewer run 'aiconfig sign {file} --key ~/.ssh/id_ed25519'",
         ) from None
-    except OSError as exc:
+    except ConfigFileError as exc:
         raise SignatureFormatError(
-            f"cannot read signature: {exc.strerror}", file=str(sig_file)
+            exc.problems[0].message, file=str(sig_file), hint=exc.problems[0].hint
         ) from None
     blocks = split_armored(text)
     if not blocks:
@@ -172,18 +188,47 @@ def verify_signatures(
         check, found = _check_one(block, data, store, file, str(sig_file), now)
         checks.append(check)
         for s in found:
-            signers.setdefault(s.principal, s)  # one principal counts once
-    if len(signers) >= threshold:
-        return Verification(file, threshold, rule, tuple(signers.values()), tuple(checks))
+            signers.setdefault(s.principal, s)
+    reviewers = count_reviewers(c for c in checks if c.ok)
+    if signers and reviewers >= threshold:
+        return Verification(
+            file, threshold, rule, tuple(signers.values()), tuple(checks), reviewers
+        )
     failures = [c.error for c in checks if c.error is not None]
     if not signers and failures:
         raise failures[0]
     names = ", ".join(sorted(signers)) or "nobody"
     raise ThresholdError(
-        f"{len(signers)} of {threshold} required reviewers signed ({names}; policy rule '{rule}')",
+        f"{reviewers} of {threshold} required reviewers signed ({names}; policy rule '{rule}')",
         file=file,
-        hint="another reviewer must run 'aiconfig sign' (the same person twice counts once)",
+        hint="another reviewer must run 'aiconfig sign' (a key counts once whatever principals "
+        "it is listed under, and a person with several keys counts once)",
     )
+
+
+def count_reviewers(checks: Iterable[SignatureCheck]) -> int:
+    """Distinct reviewers among verified signatures.
+
+    A reviewer is a connected group of keys and principals: one key listed under two principals
+    (``alice@x,alice@home``, or two lines with the same key) is one reviewer, and so is one
+    principal holding two keys. Counting principals alone, or keys alone, lets one person
+    reach a 2-of-n threshold.
+    """
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for check in checks:
+        key = "key:" + check.fingerprint
+        find(key)
+        for principal in check.principals:
+            parent[find("principal:" + principal)] = find(key)
+    return len({find(k) for k in parent if k.startswith("key:")})
 
 
 def check_freshness(

@@ -7,14 +7,19 @@ replaced atomically, so two processes verifying at once never lose an update.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from .._bounded import loads_json_bounded, read_capped
 from ..errors import ConfigFileError
+
+MAX_STATE_BYTES = 64 << 20
 
 __all__ = ["default_data_root", "record_version"]
 
@@ -25,6 +30,74 @@ def default_data_root() -> Path:
         return Path(env)
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
     return Path(state) / "aiconfig"
+
+
+_CORRUPT_HINT = "restore it from backup; deleting it disables rollback protection"
+
+
+def _open_lock(path: Path) -> Any:
+    """The lock file, never through a symlink and only if it is a regular file."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigFileError(
+                "anti-rollback lock file is a symlink; refusing to open it",
+                file=str(path),
+                hint="remove the symlink (someone planted it)",
+            ) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConfigFileError(
+            "anti-rollback lock file is not a regular file", file=str(path), hint="remove it"
+        )
+    return os.fdopen(fd, "r+")
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    if path.is_symlink():
+        raise ConfigFileError(
+            "anti-rollback state is a symlink; refusing to read or replace it",
+            file=str(path),
+            hint=_CORRUPT_HINT,
+        )
+    try:
+        state = loads_json_bounded(
+            read_capped(path, MAX_STATE_BYTES, what="anti-rollback state"), str(path)
+        )
+    except FileNotFoundError:
+        return {}
+    except ConfigFileError as exc:
+        raise ConfigFileError(
+            f"anti-rollback state is corrupt ({exc.problems[0].message})",
+            file=str(path),
+            hint=_CORRUPT_HINT,
+        ) from None
+    if not isinstance(state, dict):
+        raise ConfigFileError(
+            "anti-rollback state is corrupt (not a JSON object)", file=str(path), hint=_CORRUPT_HINT
+        )
+    for key, entry in state.items():
+        version = entry.get("version") if isinstance(entry, dict) else None
+        sha = entry.get("sha256") if isinstance(entry, dict) else None
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise ConfigFileError(
+                f"anti-rollback state is corrupt (version of '{key}' is {version!r}, not an "
+                "integer)",
+                file=str(path),
+                path=str(key),
+                hint=_CORRUPT_HINT,
+            )
+        if sha is not None and not isinstance(sha, str):
+            raise ConfigFileError(
+                f"anti-rollback state is corrupt (sha256 of '{key}' is not a string)",
+                file=str(path),
+                path=str(key),
+                hint=_CORRUPT_HINT,
+            )
+    return state
 
 
 def record_version(
@@ -38,19 +111,10 @@ def record_version(
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
         lock_path = state_dir / "versions.lock"
-        with open(lock_path, "a+") as lock:
+        with _open_lock(lock_path) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             path = state_dir / "versions.json"
-            try:
-                state = json.loads(path.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                state = {}
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise ConfigFileError(
-                    "anti-rollback state is corrupt",
-                    file=str(path),
-                    hint="restore it from backup; deleting it disables rollback protection",
-                ) from None
+            state = _read_state(path)
             previous = state.get(name)
             if record and (previous is None or version > int(previous["version"])):
                 state[name] = {"version": version, "sha256": sha256}
@@ -64,7 +128,7 @@ def record_version(
                 finally:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(tmp)
-            return previous  # type: ignore[no-any-return]
+            return previous
     except OSError as exc:
         raise ConfigFileError(
             f"cannot write anti-rollback state: {exc.strerror}",

@@ -21,10 +21,13 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
+from .._bounded import read_capped
 from ..errors import ConfigFileError, ConfigValidationError
 from .sshsig import fingerprint
 
-__all__ = ["AllowedSigner", "Policy", "TrustStore", "find_keys_dir"]
+__all__ = ["AllowedSigner", "Policy", "TrustStore", "find_keys_dir", "revoked_fingerprint"]
+
+MAX_STORE_BYTES = 1 << 20  # allowed_signers / policy.yaml
 
 KEY_TYPES = {
     "ssh-ed25519",
@@ -74,17 +77,48 @@ class Policy(BaseModel):
         return self.threshold, "<default>"
 
     def revoked_fingerprints(self) -> set[str]:
-        out = set()
-        for entry in self.revoked:
-            parts = entry.split()
-            if len(parts) >= 2 and parts[0] in KEY_TYPES:
-                try:
-                    out.add(fingerprint(base64.b64decode(parts[1], validate=True)))
-                except (binascii.Error, ValueError):
-                    continue
-            else:
-                out.add(entry.strip())
-        return out
+        """Every ``revoked`` entry as a canonical ``SHA256:...`` fingerprint.
+
+        Raises ValueError (naming the entry's index) for an entry that does not parse: a
+        revocation that silently matches nothing would leave the key trusted (fail open).
+        """
+        return {revoked_fingerprint(entry, index) for index, entry in enumerate(self.revoked)}
+
+
+def revoked_fingerprint(entry: str, index: int = 0) -> str:
+    """One revocation entry (fingerprint, public key line or allowed_signers line) -> fingerprint.
+
+    ``sha256:`` in any case and with or without ``=`` padding is the same fingerprint.
+    """
+    text = entry.strip()
+    head, sep, body = text.partition(":")
+    if sep and head.lower() == "sha256" and " " not in text:
+        raw = body.rstrip("=")
+        try:
+            digest = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            digest = b""
+        if len(digest) != 32:
+            raise ValueError(f"revoked[{index}]: '{text}' is not a SHA256 key fingerprint")
+        return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+    if sep and head.lower() == "md5" and " " not in text:
+        raise ValueError(
+            f"revoked[{index}]: MD5 fingerprints are not accepted; use the SHA256 one "
+            "('ssh-keygen -l -f KEY.pub') or the public key line"
+        )
+    try:
+        toks = _tokens(text)
+    except ValueError:
+        toks = []
+    for pos, tok in enumerate(toks[:-1]):
+        if tok in KEY_TYPES:
+            try:
+                return fingerprint(base64.b64decode(toks[pos + 1], validate=True))
+            except (binascii.Error, ValueError):
+                break
+    raise ValueError(
+        f"revoked[{index}]: '{text[:60]}' is neither a SHA256:... fingerprint nor a public key line"
+    )
 
 
 def _tokens(line: str) -> list[str]:
@@ -215,22 +249,32 @@ class TrustStore:
     def load(cls, keys_dir: Path) -> TrustStore:
         allowed = keys_dir / "allowed_signers"
         try:
-            text = allowed.read_text(encoding="utf-8")
+            text = read_capped(allowed, MAX_STORE_BYTES, what="allowed_signers").decode("utf-8")
         except FileNotFoundError:
             raise ConfigFileError(
                 "no trust store: allowed_signers not found",
                 file=str(allowed),
                 hint="pass --keys DIR or set AICONFIG_KEYS (see README: trust model)",
             ) from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
             raise ConfigFileError(f"cannot read: {exc}", file=str(allowed)) from None
         signers = parse_allowed_signers(text, str(allowed))
         policy = _load_policy(keys_dir / "policy.yaml")
+        try:
+            revoked = frozenset(policy.revoked_fingerprints())
+        except ValueError as exc:
+            raise ConfigFileError(
+                f"bad revocation: {exc}",
+                file=str(keys_dir / "policy.yaml"),
+                path="revoked",
+                hint="write a fingerprint as 'ssh-keygen -l' prints it (SHA256:...) or paste the "
+                "key's public line; a revocation that matches nothing would leave the key trusted",
+            ) from None
         return cls(
             root=keys_dir.resolve().parent,
             signers=tuple(signers),
             policy=policy,
-            revoked=frozenset(policy.revoked_fingerprints()),
+            revoked=revoked,
         )
 
     def entries_for(self, key_blob: bytes) -> list[AllowedSigner]:
@@ -249,10 +293,7 @@ def _load_policy(path: Path) -> Policy:
         return Policy()
     from ..yamlsafe import parse_yaml
 
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigFileError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    data = read_capped(path, MAX_STORE_BYTES, what="policy file")
     parsed = parse_yaml(data, str(path))
     try:
         return Policy.model_validate(parsed.data)

@@ -25,9 +25,21 @@ Path = tuple[str | int, ...]
 _MAX_GOT = 60
 
 
-def redact(path: Path, value: Any) -> str:
+def from_env(source: str | None) -> bool:
+    """True when the value came out of the environment (not a default written in the file)."""
+    return bool(source) and str(source).startswith("env:")
+
+
+def redact(path: Path, value: Any, source: str | None = None) -> str:
+    """``repr(value)`` for a message, unless it is a secret or came from the environment.
+
+    A value read from the environment is never echoed: ``model.dropout: ${oc.env:GITHUB_TOKEN}``
+    must not print the token in the error that says it is not a float.
+    """
     if any(isinstance(p, str) and is_secret_key(p) for p in path):
         return "<redacted>"
+    if from_env(source):
+        return "<not shown: from the environment>"
     text = repr(value)
     return text if len(text) <= _MAX_GOT else text[: _MAX_GOT - 3] + "..."
 
@@ -152,7 +164,7 @@ def explain(
                 line=line,
                 path=dotted,
                 expected=expected,
-                got=redact(path, err["input"]),
+                got=redact(path, err["input"], source),
                 source=source,
             )
         )

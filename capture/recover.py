@@ -10,7 +10,6 @@ says what was lost.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from .constants import (
     WEBCAM_FILE,
 )
 from .finalize import finalize_session, write_json_atomic, write_manifest
+from .validate import load_json
 
 __all__ = ["recover_session", "remux_readable"]
 
@@ -72,7 +72,9 @@ def recover_session(session: Path) -> dict[str, Any]:
             "nothing to recover"
         )
     try:
-        manifest = json.loads((session / MANIFEST_FILE).read_text())
+        manifest = load_json(session / MANIFEST_FILE)
+        if not isinstance(manifest, dict):
+            raise ValueError("manifest.json is not an object")
     except (OSError, ValueError):
         manifest = {"status": STATUS_RECORDING}
     if manifest.get("status") != STATUS_RECORDING:

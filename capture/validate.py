@@ -10,7 +10,6 @@ manifest's sha256 digests match the files.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -35,6 +34,33 @@ class VideoInfo:
     keyframe_gap_max: int = 0
     has_b_frames: bool = False
     problems: list[str] = field(default_factory=list)
+
+
+MAX_JSON_BYTES = 16 << 20  # metadata.json / manifest.json of a session: a few KiB in practice
+
+
+def load_json(path: Path) -> Any:
+    """A session JSON file, read with a size cap; ValueError for anything that is not one.
+
+    Refuses symlinks (a session's members are its own files), non-regular files, files over
+    :data:`MAX_JSON_BYTES` and nesting that would make ``json`` recurse too deep.
+    """
+    import os
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_JSON_BYTES:
+            raise ValueError(f"{path.name} is not a regular file under {MAX_JSON_BYTES} bytes")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(MAX_JSON_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError(f"{path.name} is nested too deeply") from None
 
 
 def sha256_file(path: Path) -> str:
@@ -78,12 +104,113 @@ def probe_video(path: Path, fps: int) -> VideoInfo:
     return info
 
 
+class _Unreadable(Exception):
+    pass
+
+
+_BATCH_ROWS = 65_536  # rows decoded at a time: memory stays flat whatever the row count
+
+
+@dataclass
+class _EventScan:
+    """What validation needs from ``events.parquet``, gathered one record batch at a time."""
+
+    frames: int = 0
+    webcam_frames: int = 0
+    dups: int = 0
+    schema_differs: bool = False
+    problems: list[str] = field(default_factory=list)
+    input_rows: list[Any] = field(default_factory=list)  # numpy arrays: row index of inputs
+    input_refs: list[Any] = field(default_factory=list)  # numpy arrays: their frame_ref
+
+    def first_bad_input_ref(self, n_frames: int) -> tuple[int, Any] | None:
+        import numpy as np
+
+        if not self.input_rows:
+            return None
+        rows = np.concatenate(self.input_rows)
+        refs = np.concatenate(self.input_refs)
+        bad = np.isnan(refs) | (refs < 0) | (refs >= n_frames)
+        if not bad.any():
+            return None
+        first = int(np.argmax(bad))
+        ref = refs[first]
+        return int(rows[first]), None if np.isnan(ref) else int(ref)
+
+
+def _scan_events(path: Path, fps: int, t0: Any) -> _EventScan:
+    """Stream ``events.parquet`` in record batches (never the whole table in memory)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    scan = _EventScan()
+    try:
+        pf = pq.ParquetFile(str(path))
+    except Exception as exc:  # noqa: BLE001 - any pyarrow failure means an unreadable file
+        raise _Unreadable(f"{EVENTS_FILE} is unreadable ({exc})") from None
+    if not pf.schema_arrow.equals(event_schema(), check_metadata=False):
+        scan.problems.append(f"{EVENTS_FILE} schema differs from the contract: {pf.schema_arrow}")
+        scan.schema_differs = True
+        return scan
+    cols = ["t_ns", "event_type", "stream", "frame_ref", "is_duplicate"]
+    last_t: dict[str, int] = {}
+    unordered: set[str] = set()
+    off_grid = 0
+    numbered = True
+    row0 = 0
+    try:
+        for batch in pf.iter_batches(batch_size=_BATCH_ROWS, columns=cols, use_threads=False):
+            t = batch.column("t_ns").to_numpy(zero_copy_only=False)
+            stream = batch.column("stream")
+            kind = batch.column("event_type")
+            is_frame = pc.fill_null(pc.equal(kind, "frame"), False)
+            screen = pc.and_(is_frame, pc.fill_null(pc.equal(stream, "screen"), False))
+            screen_np = screen.to_numpy(zero_copy_only=False)
+            refs = batch.column("frame_ref").to_numpy(zero_copy_only=False).astype("float64")
+            n = int(screen_np.sum())
+            if n:
+                expected = np.arange(scan.frames, scan.frames + n, dtype="float64")
+                if numbered and not np.array_equal(refs[screen_np], expected):
+                    numbered = False
+                if t0 is not None:
+                    idx = np.arange(scan.frames, scan.frames + n, dtype="int64")
+                    grid = int(t0) + (idx * 1_000_000_000) // fps
+                    off_grid += int((t[screen_np] != grid).sum())
+                dup = batch.column("is_duplicate").to_numpy(zero_copy_only=False)[screen_np]
+                scan.dups += int(np.asarray(dup, dtype=bool).sum())
+            scan.frames += n
+            webcam = pc.and_(is_frame, pc.fill_null(pc.equal(stream, "webcam"), False))
+            scan.webcam_frames += int(pc.sum(webcam).as_py() or 0)
+            names = stream.to_numpy(zero_copy_only=False)
+            for name in set(names.tolist()):
+                here = t[names == name]
+                if name in unordered or not len(here):
+                    continue
+                if (np.diff(here) < 0).any() or (name in last_t and here[0] < last_t[name]):
+                    unordered.add(name)
+                last_t[name] = int(here[-1])
+            inp = pc.fill_null(pc.equal(stream, "input"), False).to_numpy(zero_copy_only=False)
+            if inp.any():
+                scan.input_rows.append(np.nonzero(inp)[0] + row0)
+                scan.input_refs.append(refs[inp])
+            row0 += batch.num_rows
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several unrelated types here
+        raise _Unreadable(f"{EVENTS_FILE} is unreadable ({exc})") from None
+    if not numbered:
+        scan.problems.append("screen frame rows are not numbered 0..n-1 in order")
+    if off_grid:
+        scan.problems.append(f"{off_grid} frame rows have t_ns off the {fps} fps grid")
+    for name in sorted(unordered, key=str):
+        scan.problems.append(f"t_ns is not monotonic in stream {name!r}")
+    return scan
+
+
 def validate_session(session: Path) -> list[str]:
     """Every problem found in ``session`` (empty when it is valid)."""
     problems: list[str] = []
     try:
-        status = json.loads((session / MANIFEST_FILE).read_text()).get("status")
-    except (OSError, ValueError):
+        status = load_json(session / MANIFEST_FILE).get("status")
+    except (OSError, ValueError, AttributeError):
         status = None
     if status == "recording":
         return [
@@ -96,10 +223,12 @@ def validate_session(session: Path) -> list[str]:
     if problems:
         return problems
     try:
-        meta = json.loads((session / METADATA_FILE).read_text())
-        manifest = json.loads((session / MANIFEST_FILE).read_text())
+        meta = load_json(session / METADATA_FILE)
+        manifest = load_json(session / MANIFEST_FILE)
     except (OSError, ValueError) as exc:
         return [f"metadata or manifest is not valid JSON ({exc})"]
+    if not isinstance(meta, dict) or not isinstance(manifest, dict):
+        return ["metadata or manifest is not a JSON object"]
     if manifest.get("status") not in ("complete", "recovered"):
         problems.append(
             f"manifest status is {manifest.get('status')!r}; run 'capture recover {session}'"
@@ -108,49 +237,26 @@ def validate_session(session: Path) -> list[str]:
     if fps <= 0:
         return [*problems, "metadata.fps is missing or not positive"]
     try:
-        table = pq.read_table(str(session / EVENTS_FILE))
-    except Exception as exc:  # noqa: BLE001 - any pyarrow failure means an unreadable file
-        return [*problems, f"{EVENTS_FILE} is unreadable ({exc})"]
-    if not table.schema.equals(event_schema(), check_metadata=False):
-        problems.append(f"{EVENTS_FILE} schema differs from the contract: {table.schema}")
+        scan = _scan_events(session / EVENTS_FILE, fps, meta.get("start_monotonic_ns"))
+    except _Unreadable as exc:
+        return [*problems, str(exc)]
+    problems.extend(scan.problems)
+    if scan.schema_differs:
         return problems
-    rows = table.to_pydict()
-    frames = [
-        i
-        for i, (kind, stream) in enumerate(zip(rows["event_type"], rows["stream"], strict=True))
-        if kind == "frame" and stream == "screen"
-    ]
-    refs = [rows["frame_ref"][i] for i in frames]
-    if refs != list(range(len(refs))):
-        problems.append("screen frame rows are not numbered 0..n-1 in order")
-    t0 = meta.get("start_monotonic_ns")
-    if frames and t0 is not None:
-        off_grid = sum(
-            1 for n, i in enumerate(frames) if rows["t_ns"][i] != t0 + (n * 1_000_000_000) // fps
-        )
-        if off_grid:
-            problems.append(f"{off_grid} frame rows have t_ns off the {fps} fps grid")
-    for stream in set(rows["stream"]):
-        times = [t for t, s in zip(rows["t_ns"], rows["stream"], strict=True) if s == stream]
-        if any(b < a for a, b in itertools.pairwise(times)):
-            problems.append(f"t_ns is not monotonic in stream {stream!r}")
-    dups = sum(1 for i in frames if rows["is_duplicate"][i])
+    n_frames = scan.frames
     counted = int(meta.get("padded_frames", 0)) + int(meta.get("dropped_frames", 0))
-    if dups != counted:
-        problems.append(f"{dups} duplicate frame rows but metadata counts {counted} padded+dropped")
-    n_inputs = 0
-    for i, stream in enumerate(rows["stream"]):
-        if stream != "input":
-            continue
-        n_inputs += 1
-        ref = rows["frame_ref"][i]
-        if ref is None or not 0 <= ref < len(frames):
-            problems.append(f"input row {i} has frame_ref {ref} outside 0..{len(frames) - 1}")
-            break
+    if scan.dups != counted:
+        problems.append(
+            f"{scan.dups} duplicate frame rows but metadata counts {counted} padded+dropped"
+        )
+    bad_ref = scan.first_bad_input_ref(n_frames)
+    if bad_ref is not None:
+        row, ref = bad_ref
+        problems.append(f"input row {row} has frame_ref {ref} outside 0..{n_frames - 1}")
     video = probe_video(session / FRAMES_FILE, fps)
     problems.extend(video.problems)
-    if video.frames != len(frames):
-        problems.append(f"video has {video.frames} frames but events have {len(frames)}")
+    if video.frames != n_frames:
+        problems.append(f"video has {video.frames} frames but events have {n_frames}")
     if not video.pts_ok:
         problems.append("video PTS are not the frame indices")
     if video.has_b_frames:
@@ -160,11 +266,7 @@ def validate_session(session: Path) -> list[str]:
             f"video is {video.width}x{video.height} but metadata.screen_resolution is "
             f"{meta.get('screen_resolution')}"
         )
-    webcam_rows = sum(
-        1
-        for kind, stream in zip(rows["event_type"], rows["stream"], strict=True)
-        if kind == "frame" and stream == "webcam"
-    )
+    webcam_rows = scan.webcam_frames
     if (session / WEBCAM_FILE).is_file():
         cam_fps = int((meta.get("webcam_info") or {}).get("fps") or fps)
         cam = probe_video(session / WEBCAM_FILE, cam_fps)
@@ -175,8 +277,8 @@ def validate_session(session: Path) -> list[str]:
             problems.append("webcam video PTS are not the frame indices")
     elif webcam_rows:
         problems.append(f"{webcam_rows} webcam frame rows but no {WEBCAM_FILE}")
-    if meta.get("frame_count") != len(frames):
-        problems.append(f"metadata.frame_count {meta.get('frame_count')} != {len(frames)}")
+    if meta.get("frame_count") != n_frames:
+        problems.append(f"metadata.frame_count {meta.get('frame_count')} != {n_frames}")
     for artifact in manifest.get("artifacts", []):
         path = session / artifact["path"]
         if not path.is_file():

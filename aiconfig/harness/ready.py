@@ -9,7 +9,6 @@ reused by another process (its start time differs), and only ``ready`` means a l
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from dataclasses import dataclass
@@ -17,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import RunStateError
+from .._bounded import load_json_capped
+from ..errors import ConfigFileError, RunStateError
 from ._fs import atomic_write_json
 
 __all__ = ["ReadyState", "pid_start_ticks", "ready_state", "remove_ready_file", "write_ready_file"]
@@ -59,10 +59,10 @@ class ReadyState:
 def ready_state(path: Path) -> ReadyState:
     """``absent``, ``ready`` (pid alive and the same process), ``stale`` or ``invalid``."""
     try:
-        info = json.loads(path.read_text())
+        info = load_json_capped(path, 1 << 20, what="ready file")
     except FileNotFoundError:
         return ReadyState("absent", {})
-    except (OSError, ValueError):
+    except (OSError, ConfigFileError):
         return ReadyState("invalid", {})
     if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
         return ReadyState("invalid", {})

@@ -11,8 +11,8 @@ This module imports numpy, pyarrow and PyAV (the ``capture`` extra): import it l
 
 from __future__ import annotations
 
-import json
 import math
+import re
 import wave
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..errors import BudgetError, ManifestError
+from .._bounded import load_json_capped
+from ..errors import BudgetError, ConfigFileError, ManifestError
 from .manifest import verify_manifest
 
 __all__ = ["EVENT_SCHEMA", "METADATA_FIELDS", "SessionReport", "Thresholds", "analyze_session"]
@@ -64,6 +65,8 @@ METADATA_FIELDS: dict[str, tuple[type, ...]] = {
     "end_t_ns": (int,),
     "duration_s": (int, float),
 }
+# What a recorder writes (session_YYYYMMDD_HHMMSS, maybe with a suffix); never a path.
+SESSION_ID = re.compile(r"session_[A-Za-z0-9_-]+")
 OPTIONAL_METADATA = ("webcam_info", "audio_info", "validation", "trajectories")
 DEFAULT_ACTIONS = ("key_press", "mouse_press", "mouse_click", "mouse_down", "scroll")
 
@@ -120,9 +123,12 @@ def _pct(values: Any, q: float) -> float | None:
 
 def _check_metadata(path: Path, rep: SessionReport) -> dict[str, Any]:
     try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        meta = load_json_capped(path, what="metadata.json")
+    except FileNotFoundError as exc:
         rep.problems.append(f"metadata.json unreadable: {exc}")
+        return {}
+    except ConfigFileError as exc:
+        rep.problems.append(f"metadata.json unreadable: {exc.problems[0].message}")
         return {}
     if not isinstance(meta, dict):
         rep.problems.append("metadata.json is not a JSON object")
@@ -141,7 +147,13 @@ def _check_metadata(path: Path, rep: SessionReport) -> dict[str, Any]:
     start, end = meta.get("start_t_ns"), meta.get("end_t_ns")
     if isinstance(start, int) and isinstance(end, int) and end < start:
         rep.problems.append("metadata.json: end_t_ns is before start_t_ns")
-    rep.session_id = meta.get("session_id") if isinstance(meta.get("session_id"), str) else None
+    sid = meta.get("session_id")
+    rep.session_id = sid if isinstance(sid, str) and SESSION_ID.fullmatch(sid) else None
+    if isinstance(sid, str) and rep.session_id is None:
+        rep.problems.append(
+            f"metadata.json: session_id {sid[:80]!r} is not a session id "
+            f"(want {SESSION_ID.pattern})"
+        )
     return meta
 
 

@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigFileError
+from ._errors import ConfigFileError
 
 __all__ = ["JSON_MAX_BYTES", "JSON_MAX_DEPTH", "load_json_capped", "read_capped"]
 

@@ -34,14 +34,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .._bounded import load_json_capped
-from ..errors import (
+from .._errors import (
     BudgetError,
     ConfigFileError,
     ConfigValidationError,
     ManifestError,
     SessionError,
 )
-from ._fs import atomic_write_json
+from .._files import atomic_write_json
 from .context import RunContext
 from .manifest import SCHEMA_VERSION as RUN_MANIFEST_SCHEMA
 from .sessions import SessionReport, Thresholds, analyze_session

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .._bounded import load_json_capped
-from ..errors import BudgetError, ConfigFileError, ManifestError
+from .._errors import BudgetError, ConfigFileError, ManifestError
 from .manifest import verify_manifest
 
 __all__ = ["EVENT_SCHEMA", "METADATA_FIELDS", "SessionReport", "Thresholds", "analyze_session"]

@@ -8,10 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from aiconfig import AlertConfig, load
+from aiconfig._keypath import is_secret_key
 from aiconfig.cli import main
-from aiconfig.loader import load
 from aiconfig.monitoring import AlertManager
-from aiconfig.schema import AlertConfig, is_secret_key
 from tests.conftest import Writer
 from tests.core.test_cli import run_cli
 
@@ -106,11 +106,21 @@ def test_secret_names(name: str, secret: bool) -> None:
     assert is_secret_key(name) is secret
 
 
-def test_alert_logs_never_show_the_webhook_path(caplog: pytest.LogCaptureFixture) -> None:
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_alert_logs_never_show_the_webhook_path() -> None:
     dead = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     url = f"http://127.0.0.1:{dead.server_address[1]}/services/T000/B000/SECRETPATH"
     dead.server_close()  # nothing listens: delivery fails and is logged
-    caplog.set_level(logging.WARNING, "aiconfig.alerts")
+    seen = _Lines()
+    logging.getLogger("aiconfig.alerts").addHandler(seen)
     am = AlertManager({"*": 1.0}, AlertConfig(webhook_url=url))
     am.observe("m", 5.0)
     am.close()
@@ -122,4 +132,6 @@ def test_alert_logs_never_show_the_webhook_path(caplog: pytest.LogCaptureFixture
     offline.observe("m", 5.0)
     offline.close()
     assert am.webhook_results == ["failed"] and offline.webhook_results == ["refused_offline"]
-    assert "webhook" in caplog.text and "SECRETPATH" not in caplog.text
+    logging.getLogger("aiconfig.alerts").removeHandler(seen)
+    text = "\n".join(seen.lines)
+    assert "webhook" in text and "SECRETPATH" not in text

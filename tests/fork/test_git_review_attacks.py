@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from aiconfig._trust.signing import allowed_signers_line, generate_keypair
 from aiconfig.cli import main
-from aiconfig.trust.signing import allowed_signers_line, generate_keypair
 from tests.fork.conftest import Project
 from tests.fork.test_fork_git import commit, files, fork, git, gitdiff, repo  # noqa: F401
 
@@ -104,7 +104,7 @@ def test_review_never_prints_the_environment(
         assert code == 1
     entry = files(gitdiff(repo, capsys, base, head)[1])["experiments/leak.yaml"]
     [change] = entry["changes"]
-    shown = "x" if default else "${oc.env:SUPER_SECRET_VALUE}"
+    shown = "x" if default else "<from env:SUPER_SECRET_VALUE>"
     assert change["path"] == "model.name" and change["new"] == shown
 
 

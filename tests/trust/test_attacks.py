@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from aiconfig import ConfigFileError, RevokedKeyError, SignatureFormatError, ThresholdError, load
+from aiconfig._trust import sig_path
+from aiconfig._trust.sshsig import fingerprint, parse_armored
 from aiconfig.cli import main
-from aiconfig.errors import ConfigFileError, RevokedKeyError, SignatureFormatError, ThresholdError
-from aiconfig.loader import load
-from aiconfig.trust import sig_path
-from aiconfig.trust.sshsig import fingerprint, parse_armored
 from tests.conftest import Keyring
 
 CONFIG = "meta:\n  name: exp\n  version: {version}\ntraining:\n  lr: 1e-4\n"

@@ -29,9 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .diff import ConfigDiff, Side, diff_sides, review_load
-from .errors import ConfigFileError
-from .fork import FORK_KEY
+from ._diff import ConfigDiff, Side, diff_sides, review_load
+from ._errors import ConfigFileError
+from ._fork import FORK_KEY
 
 __all__ = ["git_diffs"]
 
@@ -232,7 +232,7 @@ def _keys_store(keys: str | os.PathLike[str]) -> dict[str, bytes]:
 
 def _read_doc(path: Path) -> dict[str, object] | None:
     """The parsed top level of a config file, or None when it is not a config."""
-    from .yamlsafe import parse_yaml
+    from ._yamlsafe import parse_yaml
 
     try:
         data = parse_yaml(path.read_bytes(), str(path)).data
@@ -314,7 +314,7 @@ def _template_env(*trees: _Tree) -> dict[str, str]:
     its own template text ``${oc.env:VAR}`` (data, never interpolated again), so the review
     shows what the file says instead of failing or printing the CI job's value.
     """
-    from .interpolate import _ENV
+    from ._interpolate import _ENV
 
     out: dict[str, str] = {}
     for tree in trees:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._bounded import read_capped
-from ..errors import (
+from .._errors import (
     BadSignatureError,
     ConfigFileError,
     ExpiredConfigError,
@@ -29,13 +29,13 @@ from ..errors import (
     UnsignedConfigError,
     UntrustedKeyError,
 )
-from ..provenance import Signer
+from .._provenance import Signer
 from .sshsig import NAMESPACE, SshsigFormatError, parse_armored, split_armored, verify
 from .state import default_data_root, record_version
 from .store import TrustStore, find_keys_dir
 
 if TYPE_CHECKING:
-    from ..schema import AIConfig
+    from .._schema import AIConfig
 
 __all__ = [
     "SignatureCheck",

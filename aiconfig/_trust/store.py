@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from .._bounded import read_capped
-from ..errors import ConfigFileError, ConfigValidationError
+from .._errors import ConfigFileError, ConfigValidationError
 from .sshsig import fingerprint
 
 __all__ = ["AllowedSigner", "Policy", "TrustStore", "find_keys_dir", "revoked_fingerprint"]
@@ -291,18 +291,23 @@ class TrustStore:
 def _load_policy(path: Path) -> Policy:
     if not path.exists():
         return Policy()
-    from ..yamlsafe import parse_yaml
+    from .._yamlsafe import parse_yaml
 
     data = read_capped(path, MAX_STORE_BYTES, what="policy file")
     parsed = parse_yaml(data, str(path))
     try:
         return Policy.model_validate(parsed.data)
     except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        from .._explain import translate
+
         raise ConfigValidationError(
-            f"bad policy: {first['msg']}",
-            file=str(path),
-            path=where or None,
-            hint="see README: trust model",
+            translate(
+                exc,
+                parsed.data,
+                file=str(path),
+                lines=parsed.lines,
+                root=Policy,
+                message_prefix="bad policy: ",
+                hint="see README: trust model",
+            )
         ) from None

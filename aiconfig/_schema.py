@@ -10,10 +10,13 @@ H.264, webcam 640x480 off, system audio 44.1 kHz stereo off) and the harness con
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -26,9 +29,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
-if TYPE_CHECKING:
-    from .provenance import Provenance
+from ._keypath import KeyPath, Parts
+from ._provenance import Provenance
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -37,6 +41,8 @@ __all__ = [
     "AudioConfig",
     "CaptureConfig",
     "DatasetConfig",
+    "FieldStep",
+    "FrozenModel",
     "InferenceConfig",
     "InputConfig",
     "MetaConfig",
@@ -46,30 +52,12 @@ __all__ = [
     "TrainingConfig",
     "VLLMConfig",
     "WebcamConfig",
-    "is_secret_key",
+    "path_exists",
+    "unwrap",
+    "walk_schema",
 ]
 
 SCHEMA_VERSION: Literal[1] = 1
-
-_SECRET_RE = re.compile(
-    r"token|secret|passw|passphrase|api_?key|credential|webhook|private_?key", re.I
-)
-_SECRET_WORDS = frozenset({"pass", "pwd", "auth", "authorization", "dsn"})
-
-
-def is_secret_key(key: str) -> bool:
-    """True for key names whose values must never be echoed.
-
-    ``*token*``, ``*secret*``, ``*passw*``, ``*passphrase*`` (``AICONFIG_KEY_PASSPHRASE``),
-    ``api_key``, ``*credential*``, ``*webhook*`` (a Slack or Teams webhook URL is a bearer
-    secret), the words ``pass``, ``pwd``, ``auth`` and ``dsn``, and any name ending in ``key``
-    as a word (``SSH_KEY``, ``OPENAI_API_KEY``; not ``AICONFIG_KEYS`` or ``keyframe_*``).
-    """
-    if _SECRET_RE.search(key):
-        return True
-    words = [w for w in re.split(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])", key) if w]
-    lowered = [w.lower() for w in words]
-    return bool(lowered) and (lowered[-1] == "key" or any(w in _SECRET_WORDS for w in lowered))
 
 
 def _freeze_mapping(value: dict[str, Any]) -> Mapping[str, Any]:
@@ -104,11 +92,13 @@ def _check_port(url: str | None) -> str | None:
 Url = Annotated[HttpUrl, AfterValidator(_check_port)]
 
 
-class _Frozen(BaseModel):
+class FrozenModel(BaseModel):
+    """Base of every config model: immutable, unknown keys refused, defaults validated."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
 
-class MetaConfig(_Frozen):
+class MetaConfig(FrozenModel):
     """Identity and trust metadata; all of it is inside the signed bytes."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
@@ -133,7 +123,7 @@ class MetaConfig(_Frozen):
         return v
 
 
-class ModelConfig(_Frozen):
+class ModelConfig(FrozenModel):
     """The policy network that maps frames and inputs to actions."""
 
     name: str = "lol-bc-policy"
@@ -149,7 +139,7 @@ class ModelConfig(_Frozen):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
 
-class OptimizerConfig(_Frozen):
+class OptimizerConfig(FrozenModel):
     name: Literal["adamw", "adam", "sgd"] = "adamw"
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
     betas: tuple[Probability, Probability] = (0.9, 0.999)
@@ -157,7 +147,7 @@ class OptimizerConfig(_Frozen):
     eps: Annotated[float, Field(gt=0.0)] = 1e-8
 
 
-class DatasetConfig(_Frozen):
+class DatasetConfig(FrozenModel):
     sessions_dir: str = "./sessions"
     train_split: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
     shuffle: bool = True
@@ -165,7 +155,7 @@ class DatasetConfig(_Frozen):
     min_session_s: Annotated[float, Field(ge=0.0)] = 10.0
 
 
-class TrainingConfig(_Frozen):
+class TrainingConfig(FrozenModel):
     seed: Annotated[int, Field(ge=0)] = 0
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 64
@@ -182,7 +172,7 @@ class TrainingConfig(_Frozen):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
 
 
-class VLLMConfig(_Frozen):
+class VLLMConfig(FrozenModel):
     """Client settings for the external vLLM sidecar (never launched by aiconfig)."""
 
     base_url: Url = "http://127.0.0.1:8000"
@@ -194,21 +184,22 @@ class VLLMConfig(_Frozen):
     retries_on_busy: Annotated[int, Field(ge=0, le=20)] = 2
 
 
-class InferenceConfig(_Frozen):
+class InferenceConfig(FrozenModel):
     """Every call has an explicit budget; overload is refused, not queued forever."""
 
     backend: Literal["torch", "vllm"] = "torch"
     latency_budget_ms: Annotated[float, Field(gt=0.0, le=600_000)] = 50.0
     max_concurrency: Annotated[int, Field(ge=1, le=4096)] = 4
     max_queue: Annotated[int, Field(ge=0, le=100_000)] = 16
-    max_batch_size: PositiveInt = 1
+    max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 1
+    batch_window_ms: Annotated[float, Field(ge=0.0, le=60_000)] = 0.0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     compile: bool = False
     seed: Annotated[int, Field(ge=0)] = 0
     vllm: VLLMConfig = Field(default_factory=VLLMConfig)
 
 
-class AlertConfig(_Frozen):
+class AlertConfig(FrozenModel):
     """Alert dampening: at most ``max_alerts`` per ``window_s`` per model."""
 
     enabled: bool = True
@@ -217,7 +208,7 @@ class AlertConfig(_Frozen):
     webhook_url: Url | None = None
 
 
-class MonitoringConfig(_Frozen):
+class MonitoringConfig(FrozenModel):
     enabled: bool = True
     service_name: str = "aiconfig"
     exporters: tuple[Literal["console", "otlp", "jsonl"], ...] = ("jsonl",)
@@ -230,14 +221,14 @@ class MonitoringConfig(_Frozen):
     alert: AlertConfig = Field(default_factory=AlertConfig)
 
 
-class WebcamConfig(_Frozen):
+class WebcamConfig(FrozenModel):
     enabled: bool = False
     device: Annotated[int, Field(ge=0)] | str = 0
     resolution: Resolution = (640, 480)
     fps: Annotated[int, Field(gt=0, le=120)] = 30
 
 
-class AudioConfig(_Frozen):
+class AudioConfig(FrozenModel):
     """System audio only (monitor/loopback devices); never a microphone."""
 
     enabled: bool = False
@@ -246,13 +237,13 @@ class AudioConfig(_Frozen):
     device: str | None = None
 
 
-class InputConfig(_Frozen):
+class InputConfig(FrozenModel):
     enabled: bool = True
     mouse_moves: bool = True
     focus_only: bool = True
 
 
-class CaptureConfig(_Frozen):
+class CaptureConfig(FrozenModel):
     fps: Annotated[int, Field(gt=0, le=240)] = 30
     duration_s: Annotated[float, Field(gt=0.0)] | None = None
     window_title: Annotated[str, Field(min_length=1)] = "League of Legends"
@@ -268,7 +259,7 @@ class CaptureConfig(_Frozen):
     input: InputConfig = Field(default_factory=InputConfig)
 
 
-class AIConfig(_Frozen):
+class AIConfig(FrozenModel):
     """One experiment: model, training, inference, monitoring and capture settings."""
 
     meta: MetaConfig
@@ -284,8 +275,6 @@ class AIConfig(_Frozen):
     def provenance(self) -> Provenance:
         """Where this config came from (file digest, signers, env vars, value sources)."""
         if self._provenance is None:
-            from .provenance import Provenance
-
             return Provenance(path="<memory>", sha256="", signed=False)
         return self._provenance  # type: ignore[no-any-return]
 
@@ -303,14 +292,63 @@ class AIConfig(_Frozen):
         return self
 
 
+def unwrap(annotation: Any) -> Any:
+    """Strip ``Annotated[...]`` and ``Optional[...]`` down to the underlying type."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) == 1:
+                annotation = args[0]
+                continue
+        return annotation
+
+
+@dataclass(frozen=True)
+class FieldStep:
+    """One part of a key path, looked up in the config model that holds it."""
+
+    path: KeyPath  # the path up to and including this part
+    model: type[BaseModel]  # the model the part was looked up in
+    field: FieldInfo | None  # None: the part is not a field of ``model``
+
+    @property
+    def annotation(self) -> Any:
+        """The field's full annotation, constraints included."""
+        return self.field.rebuild_annotation() if self.field is not None else None
+
+    @property
+    def submodel(self) -> type[BaseModel] | None:
+        """The config model this field holds (a section), or None for a value."""
+        inner = unwrap(self.field.annotation) if self.field is not None else None
+        return inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+
+
+def walk_schema(path: Parts, root: type[BaseModel] | None = None) -> Iterator[FieldStep]:
+    """The schema walker: one step per part of ``path`` while it stays inside the models.
+
+    Stops after a part that is not a field (``step.field is None``) or that holds a value
+    rather than a section; a consumer compares the number of steps with ``len(path)``.
+    """
+    model: type[BaseModel] = root or AIConfig
+    for i, part in enumerate(path):
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        step = FieldStep(KeyPath(path[: i + 1]), model, field)
+        yield step
+        sub = step.submodel
+        if sub is None:
+            return
+        model = sub
+
+
 def path_exists(model: type[BaseModel], dotted: str) -> bool:
     """True when ``dotted`` names a field (or a sub-model) of ``model``."""
-    current: Any = model
-    for part in dotted.split("."):
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return False
-        field = current.model_fields.get(part)
-        if field is None:
-            return False
-        current = field.annotation
-    return True
+    try:
+        path = KeyPath.parse(dotted)
+    except ValueError:
+        return False
+    steps = list(walk_schema(path, model))
+    return len(steps) == len(path) and steps[-1].field is not None

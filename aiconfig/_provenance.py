@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schema import is_secret_key
+from ._keypath import is_secret_key
 
 __all__ = ["Provenance", "Signer"]
 

@@ -6,18 +6,17 @@ replaced atomically, so two processes verifying at once never lose an update.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .._bounded import loads_json_bounded, read_capped
-from ..errors import ConfigFileError
+from .._errors import ConfigFileError
+from .._files import atomic_write
 
 MAX_STATE_BYTES = 64 << 20
 
@@ -105,9 +104,12 @@ def record_version(
 ) -> dict[str, Any] | None:
     """Return the previous record for ``name`` (or None); store ``version`` if it is newer.
 
-    The caller decides whether the previous record makes this a rollback.
+    The caller decides whether the previous record makes this a rollback. With
+    ``record=False`` nothing is created or written (``aiconfig verify``, ``load(record=False)``).
     """
     state_dir = data_root / "aiconfig-trust"
+    if not record:  # read-only: writers replace the file atomically, so no lock is needed
+        return _read_state(state_dir / "versions.json").get(name)
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
         lock_path = state_dir / "versions.lock"
@@ -116,18 +118,9 @@ def record_version(
             path = state_dir / "versions.json"
             state = _read_state(path)
             previous = state.get(name)
-            if record and (previous is None or version > int(previous["version"])):
+            if previous is None or version > int(previous["version"]):
                 state[name] = {"version": version, "sha256": sha256}
-                fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".versions.", suffix=".tmp")
-                try:
-                    with os.fdopen(fd, "w", encoding="utf-8") as out:
-                        json.dump(state, out, indent=1, sort_keys=True)
-                        out.flush()
-                        os.fsync(out.fileno())
-                    os.replace(tmp, path)
-                finally:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
+                atomic_write(path, json.dumps(state, indent=1, sort_keys=True), mode=0o600)
             return previous
     except OSError as exc:
         raise ConfigFileError(

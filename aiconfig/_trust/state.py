@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,14 @@ def _read_state(path: Path) -> dict[str, Any]:
                 path=str(key),
                 hint=_CORRUPT_HINT,
             )
+        limit = entry.get("threshold") if isinstance(entry, dict) else None
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise ConfigFileError(
+                f"anti-rollback state is corrupt (threshold of '{key}' is {limit!r})",
+                file=str(path),
+                path=str(key),
+                hint=_CORRUPT_HINT,
+            )
         if sha is not None and not isinstance(sha, str):
             raise ConfigFileError(
                 f"anti-rollback state is corrupt (sha256 of '{key}' is not a string)",
@@ -100,16 +109,29 @@ def _read_state(path: Path) -> dict[str, Any]:
 
 
 def record_version(
-    data_root: Path, name: str, version: int, sha256: str, *, record: bool = True
+    data_root: Path,
+    name: str,
+    version: int,
+    sha256: str,
+    *,
+    record: bool = True,
+    threshold: int = 0,
+    admit: Callable[[dict[str, Any] | None], None] | None = None,
 ) -> dict[str, Any] | None:
     """Return the previous record for ``name`` (or None); store ``version`` if it is newer.
 
-    The caller decides whether the previous record makes this a rollback. With
-    ``record=False`` nothing is created or written (``aiconfig verify``, ``load(record=False)``).
+    ``admit(previous)`` runs under the lock before anything is written and raises to refuse
+    (a rollback, or fewer reviewers than the name needed before): a refused file never moves
+    the state. ``threshold`` is the number of reviewers this file needed; the record keeps the
+    strictest one ever needed for the name. With ``record=False`` nothing is created or
+    written (``aiconfig verify``, ``show``, ``lineage``, ``load(record=False)``).
     """
     state_dir = data_root / "aiconfig-trust"
     if not record:  # read-only: writers replace the file atomically, so no lock is needed
-        return _read_state(state_dir / "versions.json").get(name)
+        previous = _read_state(state_dir / "versions.json").get(name)
+        if admit is not None:
+            admit(previous)
+        return previous
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
         lock_path = state_dir / "versions.lock"
@@ -118,8 +140,16 @@ def record_version(
             path = state_dir / "versions.json"
             state = _read_state(path)
             previous = state.get(name)
-            if previous is None or version > int(previous["version"]):
-                state[name] = {"version": version, "sha256": sha256}
+            if admit is not None:
+                admit(previous)
+            strictest = max(threshold, int((previous or {}).get("threshold") or 0))
+            newer = previous is None or version > int(previous["version"])
+            stricter = previous is not None and strictest > int(previous.get("threshold") or 0)
+            if newer or stricter:
+                entry = {"version": version, "sha256": sha256} if newer else dict(previous or {})
+                if strictest:
+                    entry["threshold"] = strictest
+                state[name] = entry
                 atomic_write(path, json.dumps(state, indent=1, sort_keys=True), mode=0o600)
             return previous
     except OSError as exc:

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
@@ -61,20 +61,54 @@ class Rule(BaseModel):
     threshold: Annotated[int, Field(ge=1, le=100)]
 
 
+class NameRule(BaseModel):
+    """A threshold for every file that carries a config identity (``meta.name`` pattern)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    threshold: Annotated[int, Field(ge=1, le=100)]
+
+
+DEFAULT_RULE = "<default>"
+
+
 class Policy(BaseModel):
-    """k-of-n review policy: first matching rule wins, else ``threshold``."""
+    """k-of-n review policy.
+
+    ``rules`` match the config's real path relative to the trust store's tree (first match
+    wins); ``names`` match its ``meta.name`` (first match wins). A file needs the stricter of
+    the two, so copying the baseline to another path does not lower its threshold. A file
+    that matches no path rule, or whose real path lies outside the tree, is refused when the
+    policy has rules, unless ``unmatched: default`` says ``threshold`` applies to it.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     version: int = 1
     threshold: Annotated[int, Field(ge=1, le=100)] = 1
     rules: tuple[Rule, ...] = ()
+    names: tuple[NameRule, ...] = ()
+    unmatched: Literal["refuse", "default"] | None = None
     revoked: tuple[str, ...] = ()  # fingerprints (SHA256:...) or public key lines
+
+    @property
+    def refuses_unmatched(self) -> bool:
+        """``unmatched`` as written, else refuse whenever there are rules at all."""
+        if self.unmatched is not None:
+            return self.unmatched == "refuse"
+        return bool(self.rules or self.names)
 
     def threshold_for(self, relpath: str) -> tuple[int, str]:
         for rule in self.rules:
             if fnmatch.fnmatchcase(relpath, rule.pattern):
                 return rule.threshold, rule.pattern
-        return self.threshold, "<default>"
+        return self.threshold, DEFAULT_RULE
+
+    def name_threshold_for(self, name: str) -> tuple[int, str] | None:
+        """The first ``names`` rule matching ``meta.name``: (threshold, "name: PATTERN")."""
+        for rule in self.names:
+            if fnmatch.fnmatchcase(name, rule.name):
+                return rule.threshold, f"name: {rule.name}"
+        return None
 
     def revoked_fingerprints(self) -> set[str]:
         """Every ``revoked`` entry as a canonical ``SHA256:...`` fingerprint.
@@ -281,11 +315,15 @@ class TrustStore:
         return [s for s in self.signers if s.key_blob == key_blob]
 
     def relpath(self, config: Path) -> str:
+        """The config's REAL path (symlinks resolved) relative to the tree, else absolute."""
         resolved = config.resolve()
         try:
             return resolved.relative_to(self.root).as_posix()
         except ValueError:
             return resolved.as_posix()
+
+    def inside(self, config: Path) -> bool:
+        return config.resolve().is_relative_to(self.root)
 
 
 def _load_policy(path: Path) -> Policy:

@@ -51,7 +51,7 @@ def _redact(
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_from_args(args.file, args)
+    cfg = load_from_args(args.file, args, record=False)
     if args.resolved:
         data = _redact(cfg.model_dump(mode="json"), sources=dict(cfg.provenance.sources))
     else:

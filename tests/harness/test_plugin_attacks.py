@@ -83,7 +83,13 @@ def _setup(tmp_path: Path) -> tuple[Path, dict[str, str], Path]:
 def _run(mode: str, env: dict[str, str], cwd: Path) -> dict[str, object]:
     # "python -c" puts the current directory first on sys.path, like "python -m aiconfig"
     proc = subprocess.run(
-        [PY, "-c", DRIVER, mode], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+        [PY, "-c", DRIVER, mode],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -148,7 +154,12 @@ def test_module_added_beside_the_pinned_files_is_refused(tmp_path: Path) -> None
         '\n        except ImportError as exc:\n            out["lazy"] = str(exc)',
     )
     proc = subprocess.run(
-        [PY, "-c", driver, "locked"], env=env, cwd=tmp_path, capture_output=True, text=True
+        [PY, "-c", driver, "locked"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])

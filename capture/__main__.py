@@ -14,23 +14,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiconfig.cli import guarded
+from aiconfig._guard import UsageParser, guarded
 from aiconfig.harness.settings import add_run_arguments
 
-from .options import make_config, overrides, record, record_args
+from ._cli import make_config, overrides, record_args, record_from_args
 
 __all__ = ["build_parser", "main"]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = UsageParser(
         prog="python -m capture",
         description="Record the game window and inputs (stop with q or Ctrl+C), or "
         "'validate SESSION' / 'recover SESSION'.",
@@ -41,15 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _session_command(name: str, argv: Sequence[str]) -> int:
-    parser = _Parser(prog=f"python -m capture {name}")
+    parser = UsageParser(prog=f"python -m capture {name}")
     parser.add_argument("session", type=Path)
     args = parser.parse_args(argv)
     if not args.session.is_dir():
         sys.stderr.write(f"error: {args.session}: no such session directory\n")
         return 1
     # Imported here: PyAV, numpy and pyarrow must load inside a recording run, under its budget.
-    from .recover import recover_session
-    from .validate import validate_session
+    from ._recover import recover_session
+    from ._validate import validate_session
 
     if name == "validate":
         problems = validate_session(args.session)
@@ -71,7 +64,7 @@ def _session_command(name: str, argv: Sequence[str]) -> int:
 
 
 def _check_audio(device: str | None) -> int:
-    from .audio_recorder import check_audio
+    from ._audio_recorder import check_audio
 
     report = check_audio(device)
     for source in report["sources"]:
@@ -98,7 +91,7 @@ def _main(argv: list[str]) -> int:
     if args.check_audio:
         return _check_audio(args.audio_device)
     cfg = make_config(None, overrides(args))
-    return record(cfg, args)
+    return record_from_args(cfg, args)
 
 
 if __name__ == "__main__":

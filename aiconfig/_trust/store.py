@@ -281,9 +281,11 @@ class TrustStore:
 
     @classmethod
     def load(cls, keys_dir: Path) -> TrustStore:
+        """Read ``keys_dir``; parsed stores are reused while the files' bytes are the same."""
         allowed = keys_dir / "allowed_signers"
         try:
-            text = read_capped(allowed, MAX_STORE_BYTES, what="allowed_signers").decode("utf-8")
+            raw = read_capped(allowed, MAX_STORE_BYTES, what="allowed_signers")
+            text = raw.decode("utf-8")
         except FileNotFoundError:
             raise ConfigFileError(
                 "no trust store: allowed_signers not found",
@@ -292,24 +294,36 @@ class TrustStore:
             ) from None
         except UnicodeDecodeError as exc:
             raise ConfigFileError(f"cannot read: {exc}", file=str(allowed)) from None
+        policy_path = keys_dir / "policy.yaml"
+        policy_bytes = _read_policy(policy_path)
+        root = keys_dir.resolve().parent
+        # Keyed by the exact bytes read just now, so a cached store is never stale.
+        key = (root, raw, policy_bytes)
+        cached = _CACHE.get(key)
+        if cached is not None:
+            return cached
         signers = parse_allowed_signers(text, str(allowed))
-        policy = _load_policy(keys_dir / "policy.yaml")
+        policy = _parse_policy(policy_path, policy_bytes)
         try:
             revoked = frozenset(policy.revoked_fingerprints())
         except ValueError as exc:
             raise ConfigFileError(
                 f"bad revocation: {exc}",
-                file=str(keys_dir / "policy.yaml"),
+                file=str(policy_path),
                 path="revoked",
                 hint="write a fingerprint as 'ssh-keygen -l' prints it (SHA256:...) or paste the "
                 "key's public line; a revocation that matches nothing would leave the key trusted",
             ) from None
-        return cls(
-            root=keys_dir.resolve().parent,
+        store = cls(
+            root=root,
             signers=tuple(signers),
             policy=policy,
             revoked=revoked,
         )
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = store
+        return store
 
     def entries_for(self, key_blob: bytes) -> list[AllowedSigner]:
         return [s for s in self.signers if s.key_blob == key_blob]
@@ -326,12 +340,22 @@ class TrustStore:
         return config.resolve().is_relative_to(self.root)
 
 
-def _load_policy(path: Path) -> Policy:
-    if not path.exists():
+_CACHE: dict[tuple[Path, bytes, bytes | None], TrustStore] = {}
+_CACHE_SIZE = 16
+
+
+def _read_policy(path: Path) -> bytes | None:
+    try:
+        return read_capped(path, MAX_STORE_BYTES, what="policy file")
+    except FileNotFoundError:
+        return None
+
+
+def _parse_policy(path: Path, data: bytes | None) -> Policy:
+    if data is None:
         return Policy()
     from .._yamlsafe import parse_yaml
 
-    data = read_capped(path, MAX_STORE_BYTES, what="policy file")
     parsed = parse_yaml(data, str(path))
     try:
         return Policy.model_validate(parsed.data)

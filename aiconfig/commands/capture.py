@@ -22,7 +22,7 @@ OVERRIDABLE = frozenset({"duration_s", "webcam.device", "audio.device"})
 
 
 def add_parser(sub: Any) -> None:
-    from capture.options import record_args
+    from capture._cli import record_args
 
     p = sub.add_parser(
         "capture",
@@ -67,7 +67,7 @@ def checked_overrides(cfg: Any, over: dict[str, Any], file: str) -> dict[str, An
 
 
 def run(args: argparse.Namespace) -> int:
-    from capture.options import make_config, overrides, record
+    from capture._cli import make_config, overrides, record_from_args
 
     from ..harness.settings import resolve_settings
 
@@ -76,4 +76,4 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_from_args(args.config, args)
     over = checked_overrides(cfg, overrides(args), args.config)
     capture_cfg = make_config(cfg.capture, over)
-    return record(capture_cfg, args, provenance=cfg.provenance.to_dict())
+    return record_from_args(capture_cfg, args, provenance=cfg.provenance.to_dict())

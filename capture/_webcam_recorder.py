@@ -24,10 +24,10 @@ import av
 
 from aiconfig import CaptureDeviceError
 
-from .events import EventJournal, frame_row
-from .screen_recorder import lower_priority
-from .timeline import FrameClock
-from .video_writer import VideoWriter, even_size
+from ._events import EventJournal, frame_row
+from ._screen_recorder import lower_priority
+from ._timeline import FrameClock
+from ._video_writer import VideoWriter, even_size
 
 __all__ = ["WebcamRecorder", "open_camera"]
 
@@ -110,10 +110,13 @@ class WebcamRecorder:
         self._stop.set()
 
     def stop(self) -> None:
+        """Stops both threads; safe before ``start`` (a session that never began recording)."""
         self._stop.set()
-        self._reader.join(timeout=10)
-        self._q.put(None)
-        self._encoder.join()
+        if self._reader.is_alive():
+            self._reader.join(timeout=10)
+        if self._encoder.is_alive():
+            self._q.put(None)
+            self._encoder.join()
         self._writer.close()
         self._container.close()
 

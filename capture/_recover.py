@@ -18,8 +18,8 @@ import av
 from aiconfig import ConfigFileError
 from aiconfig._files import atomic_path, atomic_write_json
 
-from .audio_recorder import fix_wav_header
-from .constants import (
+from ._audio_recorder import fix_wav_header
+from ._constants import (
     AUDIO_FILE,
     FRAMES_FILE,
     MANIFEST_FILE,
@@ -29,8 +29,8 @@ from .constants import (
     STATUS_RECOVERED,
     WEBCAM_FILE,
 )
-from .finalize import finalize_session, write_manifest
-from .validate import load_json
+from ._finalize import finalize_session, write_manifest
+from ._validate import load_json
 
 __all__ = ["recover_session", "remux_readable"]
 

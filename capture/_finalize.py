@@ -33,7 +33,7 @@ from ._constants import (
     WEBCAM_FILE,
 )
 from ._events import event_schema, journal_to_parquet, read_journal
-from ._validate import VideoInfo, probe_video, validate_session
+from ._validate import VideoInfo, probe_video, refuse_symlinked_members, validate_session
 
 __all__ = ["finalize_session", "write_manifest"]
 
@@ -211,6 +211,7 @@ def finalize_session(
     ``live`` is what only a running recorder knows (stop time and reason, stream outcomes,
     window moves, focus segments); ``recover`` has none of it.
     """
+    refuse_symlinked_members(session)
     meta: dict[str, Any] = json.loads((session / METADATA_FILE).read_text())
     fps = int(meta["fps"])
     t0 = int(meta["start_monotonic_ns"]) if meta.get("start_monotonic_ns") is not None else None

@@ -30,7 +30,7 @@ from ._constants import (
     WEBCAM_FILE,
 )
 from ._finalize import finalize_session, write_manifest
-from ._validate import load_json
+from ._validate import load_json, refuse_symlinked_members
 
 __all__ = ["recover_session", "remux_readable"]
 
@@ -66,6 +66,7 @@ def remux_readable(path: Path) -> int:
 
 def recover_session(session: Path) -> dict[str, Any]:
     """Recover ``session`` in place and return its new metadata."""
+    refuse_symlinked_members(session)
     if not (session / METADATA_FILE).is_file():
         raise ConfigFileError(
             f"{session}: no {METADATA_FILE}; the recorder died before recording started, "

@@ -10,6 +10,7 @@ manifest's sha256 digests match the files.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +38,34 @@ class VideoInfo:
     problems: list[str] = field(default_factory=list)
 
 
+def symlinked_members(session: Path) -> list[str]:
+    """Names of the entries of ``session`` that are symbolic links (none in a real session).
+
+    A session's files are written by the recorder itself; a link planted there (to a victim
+    file, or to ``/dev/zero``) would be read, truncated or rewritten through by ``recover`` and
+    ``finalize``, so any link makes the whole session refused.
+    """
+    try:
+        with os.scandir(session) as entries:
+            return sorted(e.name for e in entries if e.is_symlink())
+    except OSError:
+        return []
+
+
+def refuse_symlinked_members(session: Path) -> None:
+    """Raise ConfigFileError naming the links when ``session`` holds any (see above)."""
+    links = symlinked_members(session)
+    if links:
+        from aiconfig import ConfigFileError
+
+        raise ConfigFileError(
+            f"session members are symbolic links: {', '.join(links)}; refusing to read or "
+            "write through them",
+            file=str(session),
+            hint="a recorder never writes links: remove them (someone planted them) and retry",
+        )
+
+
 MAX_JSON_BYTES = 16 << 20  # metadata.json / manifest.json of a session: a few KiB in practice
 
 
@@ -46,7 +75,6 @@ def load_json(path: Path) -> Any:
     Refuses symlinks (a session's members are its own files), non-regular files, files over
     :data:`MAX_JSON_BYTES` and nesting that would make ``json`` recurse too deep.
     """
-    import os
     import stat
 
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -201,6 +229,9 @@ def _scan_events(path: Path, fps: int, t0: Any) -> _EventScan:
 def validate_session(session: Path) -> list[str]:
     """Every problem found in ``session`` (empty when it is valid)."""
     problems: list[str] = []
+    links = symlinked_members(session)
+    if links:
+        return [f"session members are symbolic links (refused): {', '.join(links)}"]
     try:
         status = load_json(session / MANIFEST_FILE).get("status")
     except (OSError, ValueError, AttributeError):

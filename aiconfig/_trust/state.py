@@ -6,18 +6,16 @@ replaced atomically, so two processes verifying at once never lose an update.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .._bounded import loads_json_bounded, read_capped
 from .._errors import ConfigFileError
-from .._files import atomic_write
+from .._files import UnsafeFileError, atomic_write, open_lock_file
 
 MAX_STATE_BYTES = 64 << 20
 
@@ -37,22 +35,14 @@ _CORRUPT_HINT = "restore it from backup; deleting it disables rollback protectio
 
 def _open_lock(path: Path) -> Any:
     """The lock file, never through a symlink and only if it is a regular file."""
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ConfigFileError(
-                "anti-rollback lock file is a symlink; refusing to open it",
-                file=str(path),
-                hint="remove the symlink (someone planted it)",
-            ) from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
+        fd = open_lock_file(path, 0o600)
+    except UnsafeFileError as exc:
         raise ConfigFileError(
-            "anti-rollback lock file is not a regular file", file=str(path), hint="remove it"
-        )
+            f"anti-rollback lock file {exc.strerror}",
+            file=str(path),
+            hint="remove it (someone planted it); aiconfig creates it as a plain file",
+        ) from None
     return os.fdopen(fd, "r+")
 
 

@@ -35,6 +35,7 @@ COMMANDS: tuple[str, ...] = (
     "infer",
     "check-sidecar",
     "pipeline",
+    "sessions",
     "manifest",
     "plugins",
     "ready",

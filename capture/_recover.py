@@ -16,7 +16,9 @@ from typing import Any
 import av
 
 from aiconfig import ConfigFileError
+from aiconfig._bounded import load_json_capped
 from aiconfig._files import atomic_path, atomic_write_json
+from aiconfig.sessions import refuse_symlinked_members
 
 from ._audio_recorder import fix_wav_header
 from ._constants import (
@@ -30,7 +32,6 @@ from ._constants import (
     WEBCAM_FILE,
 )
 from ._finalize import finalize_session, write_manifest
-from ._validate import load_json, refuse_symlinked_members
 
 __all__ = ["recover_session", "remux_readable"]
 
@@ -73,10 +74,10 @@ def recover_session(session: Path) -> dict[str, Any]:
             "nothing to recover"
         )
     try:
-        manifest = load_json(session / MANIFEST_FILE)
+        manifest = load_json_capped(session / MANIFEST_FILE, 16 << 20, what=MANIFEST_FILE)
         if not isinstance(manifest, dict):
             raise ValueError("manifest.json is not an object")
-    except (OSError, ValueError):
+    except (OSError, ValueError, ConfigFileError):
         manifest = {"status": STATUS_RECORDING}
     if manifest.get("status") != STATUS_RECORDING:
         raise ConfigFileError(

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   ffmpeg                        # ffprobe checks outputs; x11grab is the benchmark peer
   pulseaudio pulseaudio-utils libasound2-plugins sox libportaudio2   # system-audio capture
   python3-tk                    # the test window titled "League of Legends"
+  chromium                      # renders the session report headless in the tests
   util-linux iproute2           # taskset, prlimit, unshare -n for budget and offline tests
 )
 
@@ -31,4 +32,4 @@ PY=${PYTHON:-python3}
 if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   "$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
 fi
-"$PY" -m pip install -q --disable-pip-version-check -e ".[capture,monitoring,dev]"
+"$PY" -m pip install -q --disable-pip-version-check -e ".[capture,monitoring,sessions,dev]"

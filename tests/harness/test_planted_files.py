@@ -7,6 +7,7 @@ and no victim file changes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -142,6 +143,12 @@ def _set_session_id(session: Path, sid: str) -> None:
     ids = pa.array([sid] * events.num_rows, pa.string())
     events = events.set_column(events.schema.get_field_index("session_id"), "session_id", ids)
     pq.write_table(events, session / "events.parquet")
+    manifest = json.loads((session / "manifest.json").read_text())
+    manifest["session_id"] = sid
+    for artifact in manifest["artifacts"]:  # the attacker rewrites the hashes too
+        data = (session / artifact["path"]).read_bytes()
+        artifact.update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    (session / "manifest.json").write_text(json.dumps(manifest))
 
 
 def _pipeline_with_step(

@@ -306,6 +306,6 @@ def test_symlinked_rollback_lock_is_refused(keyring: Keyring, tmp_path: Path) ->
     lock = tmp_path / "dr" / "aiconfig-trust" / "versions.lock"
     lock.parent.mkdir(parents=True)
     lock.symlink_to(victim)
-    with pytest.raises(ConfigFileError, match="lock file is a symlink"):
+    with pytest.raises(ConfigFileError, match="lock file is a symbolic link"):
         load(cfg, keys=keyring.keys_dir, data_root=tmp_path / "dr")
     assert victim.read_text() == "precious\n"

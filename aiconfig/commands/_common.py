@@ -34,10 +34,12 @@ def add_trust_options(parser: argparse.ArgumentParser, *, data_root: bool = True
 
 
 def load_from_args(
-    path: str, args: argparse.Namespace, *, apply_emergency: bool = True
+    path: str, args: argparse.Namespace, *, record: bool = True, apply_emergency: bool = True
 ) -> AIConfig:
-    """Load ``path`` with the command's trust options; an active emergency override is
-    applied and announced on stderr (loudly: it is a change nobody reviewed)."""
+    """Load ``path`` with the trust flags; ``record=False`` for read-only commands (``show``,
+    ``lineage``): they check expiry and rollback but never write anti-rollback state. An
+    active emergency override is applied and announced on stderr (loudly: nobody reviewed it);
+    ``apply_emergency=False`` gives the reviewed values."""
     import warnings
 
     from .._emergency import EmergencyOverrideWarning
@@ -57,6 +59,7 @@ def load_from_args(
             allow_unsigned=args.allow_unsigned,
             keys=args.keys,
             data_root=args.data_root,
+            record=record,
             emergency=apply_emergency,
         )
     for warning in caught:

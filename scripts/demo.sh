@@ -5,24 +5,41 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-PY=${PYTHON:-python3}
+# The project venv that setup.sh made, first on PATH (so `aiconfig`, `python3` are its own).
+. "${AICONFIG_VENV:-.venv}/bin/activate"
+PY="$VIRTUAL_ENV/bin/python"
 OUT=${OUT:-runs/demo}
 DURATION=${DURATION:-5}
 mkdir -p "$OUT"
-export AP_DATA_ROOT="$PWD/$OUT/state"   # anti-rollback state for this demo
+OUT=$(cd "$OUT" && pwd)   # relative or absolute, as given
+export AP_DATA_ROOT="$OUT/state"   # anti-rollback state for this demo
 
 echo "== 1. verify the signed baseline"
 "$PY" -m aiconfig verify experiments/baseline.yaml
 "$PY" -m aiconfig lineage experiments/lr-1e-3.yaml
 
-cleanup() { kill "${WIN_PID:-}" "${XVFB_PID:-}" 2>/dev/null || true; }
+cleanup() {
+  kill "${WIN_PID:-}" "${XVFB_PID:-}" 2>/dev/null || true
+  wait 2>/dev/null || true   # reap them: no zombie Xvfb left behind
+}
 trap cleanup EXIT
 if [ -z "${DISPLAY:-}" ]; then
   echo "== 2. start a private virtual display (Xvfb)"
-  exec 3< <(Xvfb -displayfd 1 -screen 0 1920x1080x24 -nolisten tcp -noreset 2>/dev/null)
-  read -r -t 20 num <&3
+  # Xvfb picks a free display and writes its number to fd 3 once it accepts clients; $! is
+  # the pid of exactly the server started here (never looked up by name: another user's
+  # Xvfb may start at the same moment).
+  DISPLAY_FILE="$OUT/xvfb.display"
+  : >"$DISPLAY_FILE"
+  Xvfb -displayfd 3 -screen 0 1920x1080x24 -nolisten tcp -noreset 3>"$DISPLAY_FILE" 2>/dev/null &
+  XVFB_PID=$!
+  for _ in $(seq 200); do
+    [ -s "$DISPLAY_FILE" ] && break
+    kill -0 "$XVFB_PID" 2>/dev/null || { echo "demo: Xvfb exited before it was ready" >&2; exit 1; }
+    sleep 0.1
+  done
+  read -r num <"$DISPLAY_FILE" || { echo "demo: Xvfb did not start within 20 s" >&2; exit 1; }
   export DISPLAY=":$num"
-  XVFB_PID=$(pgrep -n Xvfb)
+  echo "   Xvfb pid $XVFB_PID on DISPLAY=$DISPLAY"
 fi
 echo "   DISPLAY=$DISPLAY; opening a stand-in 'League of Legends' window"
 "$PY" tests/capture/testwin.py "League of Legends" 100 100 1280 720 > "$OUT/window.log" &

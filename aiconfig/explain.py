@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from .errors import Problem
-from .schema import AIConfig, is_secret_key
+from .schema import AIConfig, is_secret_path
 
 __all__ = ["explain", "model_at", "redact"]
 
@@ -26,7 +26,7 @@ _MAX_GOT = 60
 
 
 def redact(path: Path, value: Any) -> str:
-    if any(isinstance(p, str) and is_secret_key(p) for p in path):
+    if is_secret_path(path):
         return "<redacted>"
     text = repr(value)
     return text if len(text) <= _MAX_GOT else text[: _MAX_GOT - 3] + "..."

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InterpolationError, Problem
-from .schema import is_secret_key
+from .schema import is_secret_path
 
 __all__ = ["Interpolated", "interpolate"]
 
@@ -83,9 +83,8 @@ def interpolate(
                 )
         for var, comma in _ENV.findall(text):
             value = env.get(var)
-            secret = is_secret_key(var) or any(
-                isinstance(p, str) and is_secret_key(p) for p in path
-            )
+            # Redacted when it feeds a secret field anywhere (the schema decides, not the name).
+            secret = is_secret_path(path) or result.env_used.get(var) == "<redacted>"
             result.env_used[var] = "<redacted>" if secret and value is not None else value
             if value is None and not comma:
                 problems.append(
@@ -143,7 +142,7 @@ def _resolve(
         key = getattr(exc, "full_key", None) or ""
         where: Path | None = next((p for p, _ in found if _dotted(p) == key), None)
         message = str(exc).splitlines()[0]
-        if where is not None and is_secret_key(str(where[-1])):
+        if where is not None and is_secret_path(where):
             message = "interpolation failed"
         raise InterpolationError(
             message,

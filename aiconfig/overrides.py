@@ -25,7 +25,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from .errors import ConfigValidationError, ForkError, Problem
 from .explain import explain
-from .schema import AIConfig, is_secret_key
+from .schema import AIConfig, is_secret_path
 
 __all__ = [
     "FieldTarget",
@@ -230,7 +230,7 @@ def type_value(dotted: str, text: str) -> Any:
     """
     target = check_overridable(dotted, ())
     stripped = text.strip()
-    secret = any(is_secret_key(s) for s in target.segments)
+    secret = is_secret_path(target.segments)
     if "${" in stripped:
         return stripped
     if secret:

@@ -10,7 +10,8 @@ H.264, webcam 640x480 off, system audio 44.1 kHz stereo off) and the harness con
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import typing
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -22,12 +23,15 @@ from pydantic import (
     Field,
     PlainSerializer,
     PrivateAttr,
+    SecretBytes,
     SecretStr,
     field_validator,
     model_validator,
 )
 
 if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
     from .provenance import Provenance
 
 __all__ = [
@@ -46,17 +50,52 @@ __all__ = [
     "TrainingConfig",
     "VLLMConfig",
     "WebcamConfig",
-    "is_secret_key",
+    "is_secret_field",
+    "is_secret_path",
 ]
 
 SCHEMA_VERSION: Literal[1] = 1
 
-_SECRET_RE = re.compile(r"token|secret|password|passwd|api_key|apikey|credential", re.I)
+def is_secret_field(field: FieldInfo) -> bool:
+    """True when the schema marks ``field`` secret: typed ``SecretStr``/``SecretBytes`` (also
+    inside ``Optional``/``Annotated``), or declared with ``json_schema_extra={"secret": True}``."""
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and extra.get("secret") is True:
+        return True
+    return _has_secret_type(field.annotation)
 
 
-def is_secret_key(key: str) -> bool:
-    """True for key names whose values must never be echoed (``*token*``, ``api_key``...)."""
-    return bool(_SECRET_RE.search(key))
+def _has_secret_type(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, SecretStr | SecretBytes):
+        return True
+    return any(_has_secret_type(arg) for arg in typing.get_args(annotation))
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _submodel(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def is_secret_path(path: Sequence[str | int], model: type[BaseModel] | None = None) -> bool:
+    """True when ``path`` (``("inference", "vllm", "api_key")``) is a secret field of ``model``
+    (default: :class:`AIConfig`) or lies inside one. Decided by the schema, never by the key's
+    name: ``inference.vllm.max_tokens`` is an int, not a secret. Unknown paths are not secret."""
+    current: type[BaseModel] | None = AIConfig if model is None else model
+    for part in path:
+        if current is None or not isinstance(part, str):
+            return False
+        field = current.model_fields.get(part)
+        if field is None:
+            return False
+        if is_secret_field(field):
+            return True
+        current = _submodel(field.annotation)
+    return False
 
 
 def _freeze_mapping(value: dict[str, Any]) -> Mapping[str, Any]:

@@ -25,14 +25,25 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
-def _redact(value: Any, key: str = "") -> Any:
-    from ..schema import is_secret_key
+def _redact(value: Any, path: tuple[str | int, ...] = ()) -> Any:
+    """Mask the value of every secret field (the schema decides: ``SecretStr`` or marked)."""
+    from ..overrides import parse_path
+    from ..schema import is_secret_path
 
     if isinstance(value, dict):
-        return {k: _redact(v, str(k)) for k, v in value.items()}
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            sub: tuple[str | int, ...] = (*path, str(k))
+            if path == ("overrides",):  # a fork file: its keys are dotted config paths
+                try:
+                    sub = parse_path(str(k))
+                except ValueError:
+                    sub = (str(k),)
+            out[k] = _redact(v, sub)
+        return out
     if isinstance(value, list):
-        return [_redact(v, key) for v in value]
-    if key and is_secret_key(key) and value is not None:
+        return [_redact(v, path) for v in value]
+    if path and value is not None and is_secret_path(path):
         return "**********"
     return value
 

@@ -6,7 +6,8 @@ and ``run(args) -> int``. Those modules import only argparse at module level; an
 validate`` starts fast.
 
 Exit codes: 0 success, 1 a handled error (one clear line per problem on stderr, no traceback),
-2 usage error. ``diff`` exits 1 when the two sides differ.
+2 usage error, 3 a requested capture stream failed under ``capture --strict``. ``diff`` exits 1
+when the two sides differ.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def guarded(job: Callable[[], int]) -> int:
     """Run ``job``; a handled failure is one line on stderr and an exit status, never a traceback.
 
-    Shared by ``aiconfig`` and ``python -m capture``: AiconfigError -> 1 (one line per problem),
+    Shared by ``aiconfig`` and ``python -m capture``: AiconfigError -> its ``exit_code`` (1; 3
+    for StreamFailedError), one line per problem,
     Ctrl+C -> 130, SIGTERM inside a run -> 143, MemoryError (a run's budget) -> 1.
     """
     try:
@@ -83,7 +85,7 @@ def guarded(job: Callable[[], int]) -> int:
     except AiconfigError as exc:
         for problem in exc.problems:
             sys.stderr.write(f"error: {problem.render()}\n")
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

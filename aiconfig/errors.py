@@ -27,7 +27,8 @@ split between untrustworthy content and transport::
     └── ResourceError                the outside world failed
         ├── ConfigFileError          a file cannot be read or written
         ├── CaptureDeviceError       a capture device is missing or refused
-        │   └── DeviceLockedError    another run holds the device's lock file
+        │   ├── DeviceLockedError    another run holds the device's lock file
+        │   └── StreamFailedError    a requested stream failed during a --strict capture (exit 3)
         ├── InferenceServerError     the inference server is down or misconfigured
         ├── NetworkDeniedError       offline mode (--no-network) refused a connection
         ├── BudgetError              the job cannot fit in AP_CPU_LIMIT / AP_MEM_LIMIT_MB
@@ -73,6 +74,7 @@ __all__ = [
     "RunStateError",
     "SessionError",
     "SignatureFormatError",
+    "StreamFailedError",
     "Terminated",
     "ThresholdError",
     "TrustError",
@@ -121,6 +123,7 @@ class AiconfigError(Exception):
     """Root of every error aiconfig raises."""
 
     problems: list[Problem]
+    exit_code: int = 1  # the CLI's exit status for this error (a handled error: 1)
 
     def __init__(self, message: str | Problem | list[Problem], **where: Any) -> None:
         if isinstance(message, list):
@@ -237,6 +240,13 @@ class PluginRefusedError(TrustError):
 
 class DeviceLockedError(CaptureDeviceError):
     """Another run holds the lock file of a capture device."""
+
+
+class StreamFailedError(CaptureDeviceError):
+    """``--strict``: a requested capture stream (audio, webcam, input...) failed. The session
+    was still recorded and kept (each stream degrades alone); the exit status is 3."""
+
+    exit_code = 3
 
 
 class NetworkDeniedError(ResourceError):

@@ -56,6 +56,7 @@ __all__ = [
 
 SCHEMA_VERSION: Literal[1] = 1
 
+
 def is_secret_field(field: FieldInfo) -> bool:
     """True when the schema marks ``field`` secret: typed ``SecretStr``/``SecretBytes`` (also
     inside ``Optional``/``Annotated``), or declared with ``json_schema_extra={"secret": True}``."""

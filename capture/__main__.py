@@ -3,8 +3,9 @@
 Recording runs under the orchestrator contract (``--run-id``, ``--out``, ``--ready-file``,
 ``--lock-dir``, ``--no-network``, ``--log-json``, ``AP_*``; see docs/harness.md).
 
-Exit codes: 0 ok, 1 a handled error (one line on stderr, no traceback), 2 usage, 130 on Ctrl+C
-and 143 on SIGTERM before recording started (once it records, both stop it and finalize: 0).
+Exit codes: 0 ok, 1 a handled error (one line on stderr, no traceback), 2 usage, 3 with
+``--strict`` when a requested stream failed, 130 on Ctrl+C and 143 on SIGTERM before recording
+started (once it records, both stop it and finalize: 0).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from aiconfig.cli import guarded
 from aiconfig.harness.settings import add_run_arguments
 
-from .options import make_config, overrides, record, record_args
+from .options import check_audio_report, make_config, overrides, record, record_args
 
 __all__ = ["build_parser", "main"]
 
@@ -70,22 +71,6 @@ def _session_command(name: str, argv: Sequence[str]) -> int:
     return 0 if meta["validation"]["ok"] else 1
 
 
-def _check_audio(device: str | None) -> int:
-    from .audio_recorder import check_audio
-
-    report = check_audio(device)
-    for source in report["sources"]:
-        kind = "monitor" if source["monitor"] else "NOT a monitor (never used)"
-        print(f"  {source['name']}: {kind}")
-    level = report["rms_dbfs"]
-    print(f"would record {report['selected']!r}: {report['why']}")
-    print(
-        f"1 s test: level {'silence' if level is None else f'{level} dBFS'}, peak {report['peak']}"
-        + ("; play something to hear it" if level is None or level < -60 else "")
-    )
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     return guarded(lambda: _main(argv))
@@ -96,7 +81,7 @@ def _main(argv: list[str]) -> int:
         return _session_command(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     if args.check_audio:
-        return _check_audio(args.audio_device)
+        return check_audio_report(args.audio_device)
     cfg = make_config(None, overrides(args))
     return record(cfg, args)
 

@@ -19,6 +19,8 @@ from aiconfig.errors import ConfigValidationError
 
 __all__ = [
     "capture_devices",
+    "check_audio_report",
+    "failed_streams",
     "keyboard_stop",
     "make_config",
     "overrides",
@@ -83,7 +85,17 @@ def record_args(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="also record this stream plugin (entry point in group aiconfig.plugins; repeatable)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no live status line")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no live status line (the end summary and failed streams are still printed)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 3 (manifest status 'failed') when a requested stream failed; without it a "
+        "failed stream degrades the session alone and the exit status is 0",
+    )
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -202,6 +214,38 @@ def keyboard_stop(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def check_audio_report(device: str | None, sample_rate: int = 44100) -> int:
+    """``--check-audio`` in both entry points: the sources, the one a recording would use and
+    why, and a 1 s level test; then exit (0, or a handled error: no monitor source)."""
+    from .audio_recorder import check_audio
+
+    report = check_audio(device, sample_rate=sample_rate)
+    lines = []
+    for source in report["sources"]:
+        kind = "monitor" if source["monitor"] else "NOT a monitor (never used)"
+        lines.append(f"  {source['name']}: {kind}")
+    level = report["rms_dbfs"]
+    lines.append(f"would record {report['selected']!r}: {report['why']}")
+    lines.append(
+        f"1 s test: level {'silence' if level is None else f'{level} dBFS'}, peak {report['peak']}"
+        + ("; play something to hear it" if level is None or level < -60 else "")
+    )
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    return 0
+
+
+def failed_streams(metadata: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(stream, error)`` for every stream the session asked for that failed (``off`` streams
+    were not asked for), in metadata order: screen, input, webcam, audio, then plugins."""
+    out = []
+    for name, info in (metadata.get("streams") or {}).items():
+        if isinstance(info, dict) and info.get("status") == "failed":
+            error = info.get("error") or (info.get("errors") and f"{info['errors']} grab errors")
+            lines = [line.strip() for line in str(error or "failed").splitlines()]
+            out.append((name, "; ".join(line for line in lines if line)))
+    return out
+
+
 def status_line(status: Any) -> str:
     streams = " ".join(f"{k}:{v}" for k, v in status.streams.items())
     return (
@@ -238,7 +282,7 @@ def record(
     """
     from pathlib import Path
 
-    from aiconfig.errors import SessionError
+    from aiconfig.errors import SessionError, StreamFailedError
     from aiconfig.harness.context import RunContext
     from aiconfig.harness.settings import resolve_settings
 
@@ -297,15 +341,26 @@ def record(
             "stop_reason": meta.get("stop_reason"),
             "valid": result.ok,
         }
+        failed = failed_streams(meta)
+        summary["failed_streams"] = [name for name, _ in failed]
         run.set_extra(capture={**summary, "session": result.path.name})
         run.log.info("capture.finished", **summary)
-        if not settings.log_json:
+        # One line per requested stream that failed, whatever --quiet says: a session without
+        # the audio or webcam that was asked for must never look like a complete one.
+        if settings.log_json:
+            for name, error in failed:
+                run.log.warning("capture.stream_failed", stream=name, error=error)
+        else:
             if not quiet:
                 sys.stderr.write("\n")
             sys.stderr.write(
                 f"[capture] {summary['frames']} frames, padded {summary['padded']}, dropped "
-                f"{summary['dropped']}, stop: {summary['stop_reason']}, valid: {result.ok}\n"
+                f"{summary['dropped']}, stop: {summary['stop_reason']}, valid: {result.ok}"
+                + (f", failed streams: {', '.join(summary['failed_streams'])}" if failed else "")
+                + "\n"
             )
+            for name, error in failed:
+                sys.stderr.write(f"warning: requested stream {name} failed: {error}\n")
             sys.stdout.write(f"{result.path}\n")
             sys.stdout.flush()
         reason = str(meta.get("stop_reason") or "")
@@ -317,6 +372,12 @@ def record(
                 f"the session is not valid: {problems[0]}",
                 file=str(result.path),
                 hint="the session was kept; run 'python -m capture validate' on it",
+            )
+        if failed and getattr(args, "strict", False):
+            raise StreamFailedError(
+                f"{len(failed)} requested stream(s) failed: {', '.join(n for n, _ in failed)}",
+                file=str(result.path),
+                hint="the session was kept without them (--strict makes that exit 3)",
             )
     return 0
 

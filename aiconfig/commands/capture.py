@@ -71,6 +71,13 @@ def run(args: argparse.Namespace) -> int:
 
     from ..harness.settings import resolve_settings
 
+    if args.check_audio:  # the config's audio source (or --audio-device), tested; no recording
+        from capture.options import check_audio_report
+
+        cfg = load_from_args(args.config, args)
+        over = checked_overrides(cfg, overrides(args), args.config)
+        audio = make_config(cfg.capture, over).audio
+        return check_audio_report(audio.device, sample_rate=audio.sample_rate)
     # Run settings first: a bad --run-id or AP_MEM_LIMIT_MB is refused before the config loads.
     resolve_settings(args, "capture", default_out=Path("sessions"))
     cfg = load_from_args(args.config, args)

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .errors import AiconfigError, Terminated
+from ._errors import AiconfigError, Terminated, UsageError
 
 # One entry per subcommand module, in the order shown by --help.
 COMMANDS: tuple[str, ...] = (
@@ -76,12 +76,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def guarded(job: Callable[[], int]) -> int:
     """Run ``job``; a handled failure is one line on stderr and an exit status, never a traceback.
 
-    Shared by ``aiconfig`` and ``python -m capture``: AiconfigError -> its ``exit_code`` (1; 3
-    for StreamFailedError), one line per problem,
+    Shared by ``aiconfig`` and ``python -m capture``: UsageError -> 2 and any other
+    AiconfigError -> its ``exit_code`` (1; 3 for StreamFailedError), one line per problem,
     Ctrl+C -> 130, SIGTERM inside a run -> 143, MemoryError (a run's budget) -> 1.
     """
     try:
         return job()
+    except UsageError as exc:  # the command line contradicts itself or the config
+        for problem in exc.problems:
+            sys.stderr.write(f"usage error: {problem.render()}\n")
+        return 2
     except AiconfigError as exc:
         for problem in exc.problems:
             sys.stderr.write(f"error: {problem.render()}\n")

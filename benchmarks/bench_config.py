@@ -36,8 +36,7 @@ def bench_in_process(path: Path) -> dict[str, Any]:
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from aiconfig.loader import load
-    from aiconfig.schema import AIConfig
+    from aiconfig import AIConfig, load
 
     ours = time_ms(lambda: load(path, allow_unsigned=True))
 
@@ -98,7 +97,7 @@ def bench_cli(tmp: Path) -> dict[str, Any]:
 def bench_verify(tmp: Path) -> dict[str, Any]:
     import subprocess
 
-    from aiconfig.trust import verify_signatures
+    from aiconfig._trust import verify_signatures
 
     data = BASELINE.read_bytes()
     ours = time_ms(lambda: verify_signatures(BASELINE, data, keys=REPO / "keys"), repeat=200)

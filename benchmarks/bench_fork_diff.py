@@ -14,10 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiconfig.diff import diff_configs
-from aiconfig.fork import fork_for_experiment
-from aiconfig.loader import load_unverified_bytes
-from aiconfig.schema import AIConfig
+from aiconfig import AIConfig, diff_configs, fork_for_experiment
+from aiconfig._loader import load_unverified_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES: dict[str, Any] = {

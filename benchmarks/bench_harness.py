@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 GUARD_PROBE = r"""
 import socket, sys, time
 if sys.argv[1] == "on":
-    from aiconfig.harness.network import set_offline
+    from aiconfig.harness import set_offline
     set_offline(True)
 srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(4096)
 t0 = time.perf_counter()

@@ -30,10 +30,10 @@ from typing import Any
 
 import torch
 
+from aiconfig import MonitoringConfig
 from aiconfig.inference import LatencyBudgetExceeded, Overloaded, TorchModelInterface
 from aiconfig.inference.runner import percentile
 from aiconfig.monitoring import setup_telemetry
-from aiconfig.schema import MonitoringConfig
 
 
 def small_model() -> torch.nn.Module:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiconfig.errors import CaptureDeviceError
+from aiconfig import CaptureDeviceError
 
 __all__ = [
     "AudioRecorder",

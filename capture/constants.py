@@ -1,4 +1,7 @@
-"""Names and numbers shared by every capture module (file names, versions, defaults)."""
+"""Names and numbers shared by every capture module (file names, versions, timings).
+
+Config defaults (window title, fps, ...) live in the schema alone (``aiconfig.CaptureConfig``).
+"""
 
 from __future__ import annotations
 
@@ -18,9 +21,6 @@ METADATA_FILE: Final = "metadata.json"
 MANIFEST_FILE: Final = "manifest.json"
 EVENTS_JOURNAL: Final = "events.journal.arrows"
 """Arrow IPC stream appended about twice a second while recording; merged into events.parquet."""
-
-DEFAULT_WINDOW_TITLE: Final = "League of Legends"
-DEFAULT_FPS: Final = 30
 
 STATUS_RECORDING: Final = "recording"
 STATUS_COMPLETE: Final = "complete"

@@ -28,6 +28,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from aiconfig._files import atomic_path
+
 __all__ = [
     "COLUMNS",
     "EventJournal",
@@ -206,11 +208,10 @@ def read_journal(path: Path) -> tuple[Any, bool]:
 
 def journal_to_parquet(table: Any, path: Path, *, rows_per_group: int) -> None:
     """Write ``table`` (sorted by stream then time) to ``path`` atomically, Snappy."""
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(
-        table,
-        str(tmp),
-        compression="snappy",
-        row_group_size=max(1, rows_per_group),
-    )
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(
+            table,
+            str(tmp),
+            compression="snappy",
+            row_group_size=max(1, rows_per_group),
+        )

@@ -10,7 +10,6 @@ recording started. A finished session is committed by writing ``manifest.json`` 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from aiconfig._files import atomic_write_json, sha256_file
 
 from .constants import (
     EVENTS_FILE,
@@ -31,9 +32,9 @@ from .constants import (
     WEBCAM_FILE,
 )
 from .events import event_schema, journal_to_parquet, read_journal
-from .validate import probe_video, sha256_file, validate_session
+from .validate import probe_video, validate_session
 
-__all__ = ["finalize_session", "write_json_atomic", "write_manifest"]
+__all__ = ["finalize_session", "write_manifest"]
 
 _MEDIA_TYPES = {
     ".mp4": "video/mp4",
@@ -43,16 +44,6 @@ _MEDIA_TYPES = {
 }
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-
-
 def write_manifest(session: Path, status: str, extra: dict[str, Any] | None = None) -> None:
     artifacts = []
     for path in sorted(session.iterdir()):
@@ -60,11 +51,12 @@ def write_manifest(session: Path, status: str, extra: dict[str, Any] | None = No
             continue
         if path.suffix not in _MEDIA_TYPES:
             continue
+        digest = sha256_file(path)
         artifacts.append(
             {
                 "path": path.name,
-                "sha256": sha256_file(path),
-                "bytes": path.stat().st_size,
+                "sha256": digest.sha256,
+                "bytes": digest.size,
                 "media_type": _MEDIA_TYPES[path.suffix],
             }
         )
@@ -87,7 +79,7 @@ def write_manifest(session: Path, status: str, extra: dict[str, Any] | None = No
     for key in ("run_id", "provenance"):
         if key in previous and key not in manifest:
             manifest[key] = previous[key]
-    write_json_atomic(session / MANIFEST_FILE, manifest)
+    atomic_write_json(session / MANIFEST_FILE, manifest)
 
 
 def _now_iso() -> str:
@@ -218,7 +210,7 @@ def finalize_session(
         }
         meta["stop_reason"] = "killed"
     meta["validation"] = {"ok": None, "problems": []}
-    write_json_atomic(session / METADATA_FILE, meta)
+    atomic_write_json(session / METADATA_FILE, meta)
     (session / EVENTS_JOURNAL).unlink(missing_ok=True)
     status = STATUS_RECOVERED if recovered else STATUS_COMPLETE
     write_manifest(session, status)
@@ -231,6 +223,6 @@ def finalize_session(
         "pts_equal_index": bool(video.pts_ok) if video else False,
         "max_keyframe_gap_frames": video.keyframe_gap_max if video else 0,
     }
-    write_json_atomic(session / METADATA_FILE, meta)
+    atomic_write_json(session / METADATA_FILE, meta)
     write_manifest(session, status)
     return meta

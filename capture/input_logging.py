@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiconfig.errors import CaptureDeviceError
+from aiconfig import CaptureDeviceError
 
 from .events import EventJournal, InputEvent
 from .timeline import FrameClock

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from aiconfig.errors import ConfigValidationError
+from aiconfig import ConfigValidationError
 
 __all__ = [
     "capture_devices",
@@ -150,16 +150,23 @@ def make_config(base: Any, over: dict[str, Any]) -> Any:
     """A new CaptureConfig: ``base`` (a CaptureConfig or None) with ``over`` applied."""
     from pydantic import ValidationError
 
-    from aiconfig.schema import CaptureConfig
+    from aiconfig import CaptureConfig
 
     data = base.model_dump() if base is not None else {}
     try:
         return CaptureConfig.model_validate(_merge(data, over))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        from aiconfig._explain import translate
+
         raise ConfigValidationError(
-            f"capture.{where}: {first['msg']}", hint="fix the flag or the config value"
+            translate(
+                exc,
+                _merge(data, over),
+                root=CaptureConfig,
+                prefix=("capture",),
+                default_source=None,
+                hint="fix the flag or the config value",
+            )
         ) from None
 
 
@@ -282,7 +289,7 @@ def record(
     """
     from pathlib import Path
 
-    from aiconfig.errors import SessionError, StreamFailedError
+    from aiconfig import SessionError, StreamFailedError
     from aiconfig.harness.context import RunContext
     from aiconfig.harness.settings import resolve_settings
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from aiconfig.errors import PluginRefusedError
+from aiconfig import PluginRefusedError
 
 __all__ = ["STREAM_KIND", "PluginStreams", "load_stream_plugins"]
 

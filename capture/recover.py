@@ -16,7 +16,8 @@ from typing import Any
 
 import av
 
-from aiconfig.errors import ConfigFileError
+from aiconfig import ConfigFileError
+from aiconfig._files import atomic_path, atomic_write_json
 
 from .audio_recorder import fix_wav_header
 from .constants import (
@@ -29,38 +30,37 @@ from .constants import (
     STATUS_RECOVERED,
     WEBCAM_FILE,
 )
-from .finalize import finalize_session, write_json_atomic, write_manifest
+from .finalize import finalize_session, write_manifest
 
 __all__ = ["recover_session", "remux_readable"]
 
 
 def remux_readable(path: Path) -> int:
     """Rewrite ``path`` with only its readable packets; returns how many were kept."""
-    tmp = path.with_name(f".{path.name}.recover.mp4")
     kept = 0
     try:
         src: Any = av.open(str(path))
     except (av.error.FFmpegError, OSError):
         return 0  # nothing readable; keep the file as evidence, validation will say so
-    try:
-        in_stream = src.streams.video[0]
-        dst: Any = av.open(str(tmp), "w", format="mp4", options={"movflags": MP4_MOVFLAGS})
+    with atomic_path(path) as tmp:
         try:
-            out_stream = dst.add_stream_from_template(in_stream)
+            in_stream = src.streams.video[0]
+            dst: Any = av.open(str(tmp), "w", format="mp4", options={"movflags": MP4_MOVFLAGS})
             try:
-                for packet in src.demux(in_stream):
-                    if packet.size == 0 or packet.dts is None:
-                        continue
-                    packet.stream = out_stream
-                    dst.mux(packet)
-                    kept += 1
-            except (av.error.FFmpegError, OSError):
-                pass  # the torn last fragment
+                out_stream = dst.add_stream_from_template(in_stream)
+                try:
+                    for packet in src.demux(in_stream):
+                        if packet.size == 0 or packet.dts is None:
+                            continue
+                        packet.stream = out_stream
+                        dst.mux(packet)
+                        kept += 1
+                except (av.error.FFmpegError, OSError):
+                    pass  # the torn last fragment
+            finally:
+                dst.close()
         finally:
-            dst.close()
-    finally:
-        src.close()
-    tmp.replace(path)
+            src.close()
     return kept
 
 
@@ -98,6 +98,6 @@ def recover_session(session: Path) -> dict[str, Any]:
             }
         )
         meta["audio_info"] = info
-        write_json_atomic(session / METADATA_FILE, meta)
+        atomic_write_json(session / METADATA_FILE, meta)
         write_manifest(session, STATUS_RECOVERED)
     return meta

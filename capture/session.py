@@ -2,7 +2,7 @@
 
 :func:`run_capture` is the library entry point behind both ``python -m capture`` and
 ``aiconfig capture``. It never prints: progress goes to the ``on_status`` callback and the
-outcome is the returned :class:`SessionResult` (or a :class:`~aiconfig.errors.AiconfigError`).
+outcome is the returned :class:`SessionResult` (or a :class:`~aiconfig.AiconfigError`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
-from aiconfig.errors import CaptureDeviceError, ConfigFileError
+from aiconfig import CaptureConfig, CaptureDeviceError, ConfigFileError
+from aiconfig._files import atomic_write_json
 from aiconfig.harness.budget import Budget
-from aiconfig.schema import CaptureConfig
 
 from .constants import (
     EVENTS_JOURNAL,
@@ -31,7 +31,7 @@ from .constants import (
     STATUS_RECORDING,
 )
 from .events import EventJournal
-from .finalize import finalize_session, write_json_atomic, write_manifest
+from .finalize import finalize_session, write_manifest
 from .input_logging import InputLogger
 from .plugin_streams import PluginStreams
 from .screen_recorder import ScreenRecorder
@@ -296,7 +296,7 @@ def run_capture(
             "run_id": run_id,
             "provenance": provenance,
         }
-        write_json_atomic(session / METADATA_FILE, meta)
+        atomic_write_json(session / METADATA_FILE, meta)
         streams["audio"] = "off" if not cfg.audio.enabled else ("recording" if audio else "failed")
         streams["webcam"] = (
             "off" if not cfg.webcam.enabled else ("recording" if webcam else "failed")
@@ -305,10 +305,10 @@ def run_capture(
         others_alive.append(lambda: streams.get("webcam") == "recording")
         if webcam is not None:
             meta["webcam_info"] = webcam.info()
-            write_json_atomic(session / METADATA_FILE, meta)
+            atomic_write_json(session / METADATA_FILE, meta)
         if audio is not None:  # so that a killed session still knows the audio format
             meta["audio_info"] = audio.info(clock.t0_ns)
-            write_json_atomic(session / METADATA_FILE, meta)
+            atomic_write_json(session / METADATA_FILE, meta)
         last_frames = 0
         last_t = time.monotonic()
         try:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aiconfig.errors import CaptureDeviceError
-from aiconfig.schema import CaptureConfig
+from aiconfig import CaptureConfig, CaptureDeviceError
 
 from .audio_recorder import AudioRecorder
 from .constants import AUDIO_FILE, AUDIO_SILENCE_FAIL_S, WEBCAM_FILE

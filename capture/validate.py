@@ -9,7 +9,6 @@ manifest's sha256 digests match the files.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -20,10 +19,12 @@ from typing import Any
 import av
 import pyarrow.parquet as pq
 
+from aiconfig._files import sha256_file
+
 from .constants import EVENTS_FILE, FRAMES_FILE, MANIFEST_FILE, METADATA_FILE, WEBCAM_FILE
 from .events import event_schema
 
-__all__ = ["VideoInfo", "probe_video", "sha256_file", "validate_session"]
+__all__ = ["VideoInfo", "probe_video", "validate_session"]
 
 
 @dataclass(slots=True)
@@ -35,14 +36,6 @@ class VideoInfo:
     keyframe_gap_max: int = 0
     has_b_frames: bool = False
     problems: list[str] = field(default_factory=list)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def probe_video(path: Path, fps: int) -> VideoInfo:
@@ -181,6 +174,6 @@ def validate_session(session: Path) -> list[str]:
         path = session / artifact["path"]
         if not path.is_file():
             problems.append(f"manifest lists {artifact['path']}, which is missing")
-        elif sha256_file(path) != artifact["sha256"]:
+        elif sha256_file(path).sha256 != artifact["sha256"]:
             problems.append(f"{artifact['path']} does not match its sha256 in the manifest")
     return problems

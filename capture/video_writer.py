@@ -14,7 +14,7 @@ from typing import Any
 
 import av
 
-from aiconfig.errors import CaptureDeviceError
+from aiconfig import CaptureDeviceError
 
 from .constants import MP4_MOVFLAGS
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import av
 
-from aiconfig.errors import CaptureDeviceError
+from aiconfig import CaptureDeviceError
 
 from .events import EventJournal, frame_row
 from .screen_recorder import lower_priority

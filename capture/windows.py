@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from Xlib import display as xdisplay
 from Xlib import error as xerror
 
-from aiconfig.errors import CaptureDeviceError
+from aiconfig import CaptureDeviceError
 
 __all__ = [
     "Rect",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aiconfig.trust.signing import allowed_signers_line, generate_keypair, sign_file
+from aiconfig._trust.signing import allowed_signers_line, generate_keypair, sign_file
 
 
 @dataclass

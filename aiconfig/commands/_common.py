@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..schema import AIConfig
+    from .._schema import AIConfig
 
 
 def add_trust_options(parser: argparse.ArgumentParser, *, data_root: bool = True) -> None:
@@ -34,7 +34,7 @@ def add_trust_options(parser: argparse.ArgumentParser, *, data_root: bool = True
 
 
 def load_from_args(path: str, args: argparse.Namespace) -> AIConfig:
-    from ..loader import load
+    from .._loader import load
 
     if args.allow_unsigned:
         sys.stderr.write(

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigValidationError
+from .._errors import ConfigValidationError
 from ..harness.settings import add_run_arguments
 from ._common import add_trust_options, load_from_args
 

@@ -51,17 +51,17 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
+    import contextlib
 
     from pydantic import SecretStr, ValidationError
 
-    from ..errors import AiconfigError
+    from .._errors import AiconfigError
+    from .._network import offline
+    from .._schema import VLLMConfig
     from ..inference.sidecar import preflight
-    from ..schema import VLLMConfig
 
     if args.wait < 0:
         raise AiconfigError("--wait must be >= 0 seconds")
-    if args.no_network:
-        os.environ["AP_NO_NETWORK"] = "1"
     base = load_from_args(args.config, args).inference.vllm if args.config else VLLMConfig()
     updates: dict[str, Any] = {}
     if args.base_url:
@@ -76,10 +76,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = VLLMConfig.model_validate({**base.model_dump(), **updates})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        raise AiconfigError(f"--{where.replace('_', '-')}: {err['msg']}") from None
-    diagnosis = asyncio.run(preflight(cfg, wait_s=args.wait))
+        from dataclasses import replace
+
+        from .._explain import translate
+
+        problems = translate(
+            exc, {**base.model_dump(), **updates}, root=VLLMConfig, default_source=None
+        )
+        # A flag's problem names the flag (--base-url), not the config key.
+        raise AiconfigError(
+            [
+                replace(p, path=f"--{p.path.replace('_', '-')}" if p.path in updates else p.path)
+                for p in problems
+            ]
+        ) from None
+    # --no-network turns the process guard on for the check (and off again after it).
+    with offline() if args.no_network else contextlib.nullcontext():
+        diagnosis = asyncio.run(preflight(cfg, wait_s=args.wait))
     if args.json:
         print_json(diagnosis.to_dict())
     else:

@@ -35,7 +35,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import AiconfigError
+    from .._errors import AiconfigError
 
     if args.git and not 1 <= len(args.paths) <= 2:
         sys.stderr.write("aiconfig diff: error: --git takes REV [REV2]\n")
@@ -47,15 +47,15 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("aiconfig diff: error: --float-tol must be >= 0\n")
         return 2
     try:
-        from ..diff_render import render
+        from .._diff_render import render
 
         if args.git:
-            from ..gitdiff import git_diffs
+            from .._gitdiff import git_diffs
 
             rev2 = args.paths[1] if len(args.paths) == 2 else None
             diffs = git_diffs(args.paths[0], rev2, repo=args.repo, float_tol=args.float_tol)
         else:
-            from ..diff import diff_files
+            from .._diff import diff_files
 
             diffs = [
                 diff_files(args.paths[0], args.paths[1], keys=args.keys, float_tol=args.float_tol)

@@ -49,7 +49,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..sweep import plan_forks, write_forks
+    from .._sweep import plan_forks, write_forks
 
     base = load_from_args(args.base, args)
     base_path = Path(args.base)

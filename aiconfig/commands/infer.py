@@ -61,13 +61,20 @@ def add_parser(sub: Any) -> None:
 
 
 def _fail(message: str) -> Exception:
-    from ..errors import AiconfigError
+    from .._errors import AiconfigError
 
     return AiconfigError(message)
 
 
+def _usage(message: str, hint: str = "see aiconfig infer --help") -> Exception:
+    """Flags that contradict each other or the config's backend: exit 2."""
+    from .._errors import UsageError
+
+    return UsageError(message, hint=hint)
+
+
 def _read_prompts(args: argparse.Namespace) -> list[str]:
-    from ..errors import ConfigFileError
+    from .._errors import ConfigFileError
 
     prompts = list(args.prompt)
     if args.prompts:
@@ -79,7 +86,10 @@ def _read_prompts(args: argparse.Namespace) -> list[str]:
                 f"cannot read prompts: {exc.strerror}", file=args.prompts
             ) from None
     if not prompts:
-        raise _fail("the vllm backend needs input: --prompt TEXT or --prompts FILE")
+        raise _usage(
+            "inference.backend is 'vllm': it needs prompts",
+            hint="give --prompt TEXT or --prompts FILE",
+        )
     return prompts
 
 
@@ -104,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from ..harness._fs import atomic_write_json
+    from .._files import atomic_write_json
     from ..harness.context import RunContext
 
     settings = _settings(args)  # bad run settings are refused before anything else
@@ -123,9 +133,16 @@ def run(args: argparse.Namespace) -> int:
         preload: tuple[str, ...] = ()
     else:
         if args.prompt or args.prompts:
-            raise _fail("inference.backend is 'torch': give --frames or --synthetic, not prompts")
+            raise _usage(
+                "inference.backend is 'torch': it takes frames, not prompts (--prompt/--prompts)",
+                hint="give --frames PATH or --synthetic N (or fork the config with "
+                "inference.backend=vllm)",
+            )
         if bool(args.frames) == bool(args.synthetic):
-            raise _fail("the torch backend needs exactly one of --frames PATH or --synthetic N")
+            raise _usage(
+                "the torch backend needs exactly one of --frames PATH or --synthetic N",
+                hint="give one of them",
+            )
         if importlib.util.find_spec("torch") is None:
             raise _fail(
                 "inference.backend is 'torch' but PyTorch is not installed: "

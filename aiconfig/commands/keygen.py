@@ -21,7 +21,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..trust.signing import allowed_signers_line, generate_keypair
+    from .._trust.signing import allowed_signers_line, generate_keypair
 
     line = generate_keypair(Path(args.out), comment=args.principal)
     sys.stderr.write(f"wrote {args.out} (keep it private) and {args.out}.pub\n")

@@ -26,7 +26,7 @@ def run_verify(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from ..errors import ManifestError
+    from .._errors import ManifestError
     from ..harness.manifest import verify_manifest
 
     result = verify_manifest(Path(args.dir), allow_extra=args.allow_extra)

@@ -27,8 +27,8 @@ def add_parser(sub: Any) -> None:
 
 def _redact(value: Any, path: tuple[str | int, ...] = ()) -> Any:
     """Mask the value of every secret field (the schema decides: ``SecretStr`` or marked)."""
-    from ..overrides import parse_path
-    from ..schema import is_secret_path
+    from .._keypath import KeyPath
+    from .._schema import is_secret_path
 
     if isinstance(value, dict):
         out: dict[Any, Any] = {}
@@ -36,7 +36,7 @@ def _redact(value: Any, path: tuple[str | int, ...] = ()) -> Any:
             sub: tuple[str | int, ...] = (*path, str(k))
             if path == ("overrides",):  # a fork file: its keys are dotted config paths
                 try:
-                    sub = parse_path(str(k))
+                    sub = KeyPath.parse(str(k))
                 except ValueError:
                     sub = (str(k),)
             out[k] = _redact(v, sub)
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resolved:
         data = _redact(cfg.model_dump(mode="json"))
     else:
-        from ..yamlsafe import parse_yaml
+        from .._yamlsafe import parse_yaml
 
         data = _redact(parse_yaml(cfg.provenance.template.encode(), args.file).data)
     if args.format == "json":

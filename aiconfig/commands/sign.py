@@ -26,10 +26,10 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import UntrustedKeyError
-    from ..trust.signing import sign_file
-    from ..trust.sshsig import parse_armored, split_armored
-    from ..trust.store import TrustStore, find_keys_dir
+    from .._errors import UntrustedKeyError
+    from .._trust.signing import sign_file
+    from .._trust.sshsig import parse_armored, split_armored
+    from .._trust.store import TrustStore, find_keys_dir
 
     config = Path(args.file)
     if args.principal:

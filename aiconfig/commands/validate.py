@@ -23,7 +23,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import AiconfigError
+    from .._errors import AiconfigError
 
     report: list[dict[str, Any]] = []
     failed = False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from ._common import print_json
@@ -23,20 +22,17 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import AiconfigError
-    from ..loader import base_loader, load_unverified_bytes, read_config_bytes
-    from ..trust import check_freshness, verify_signatures
+    from .._errors import AiconfigError
+    from .._loader import load_trusted
 
     results: list[dict[str, Any]] = []
     failed = False
     for name in args.files:
-        path = Path(name)
         try:
-            data = read_config_bytes(path)
-            v = verify_signatures(path, data, keys=args.keys)
-            load_base = base_loader(keys=args.keys, data_root=args.data_root, record=False)
-            cfg = load_unverified_bytes(data, name, signers=v.signers, load_base=load_base)
-            check_freshness(cfg, name, data_root=args.data_root, record=False)
+            loaded = load_trusted(name, mode="check", keys=args.keys, data_root=args.data_root)
+            cfg, v = loaded.config, loaded.verification
+            if v is None:  # check mode verifies or raises
+                raise RuntimeError("check mode returned no verification")
         except AiconfigError as exc:
             failed = True
             results.append({"file": name, "ok": False, **exc.to_dict()})

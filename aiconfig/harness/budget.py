@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import BudgetError
+from .._errors import BudgetError
 
 __all__ = ["Budget"]
 

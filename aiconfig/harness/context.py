@@ -34,8 +34,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from ..errors import AiconfigError, BudgetError, RunStateError, Terminated
-from . import network
+from .. import _network as network
+from .._errors import AiconfigError, BudgetError, RunStateError, Terminated
 from .budget import Budget
 from .locks import DeviceLock
 from .logs import RunLog

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import CaptureDeviceError, DeviceLockedError
+from .._errors import CaptureDeviceError, DeviceLockedError
 
 __all__ = ["DEVICES", "DeviceLock", "lock_path"]
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import ManifestError, Problem
-from ._fs import atomic_write_json, sha256_file
+from .._errors import ManifestError, Problem
+from .._files import atomic_write_json, is_temp_name, sha256_file
 
 __all__ = [
     "MANIFEST_NAME",
@@ -110,7 +110,7 @@ def _skip(rel: PurePosixPath, skip: set[str]) -> bool:
     name = rel.name
     if str(rel) in skip or (len(rel.parts) == 1 and name in INTERNAL_NAMES):
         return True
-    return name.startswith(".") and name.endswith(".tmp")
+    return is_temp_name(name)
 
 
 def collect_artifacts(

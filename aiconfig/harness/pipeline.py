@@ -32,14 +32,14 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import (
+from .._errors import (
     BudgetError,
     ConfigFileError,
     ConfigValidationError,
     ManifestError,
     SessionError,
 )
-from ._fs import atomic_write_json
+from .._files import atomic_write_json
 from .context import RunContext
 from .manifest import SCHEMA_VERSION as RUN_MANIFEST_SCHEMA
 from .sessions import SessionReport, Thresholds, analyze_session

@@ -32,8 +32,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ..errors import PluginRefusedError, Problem
-from . import network
+from .. import _network as network
+from .._errors import PluginRefusedError, Problem
+from .._files import sha256_file
 
 __all__ = [
     "GROUP",
@@ -75,7 +76,7 @@ def distribution_digest(dist: metadata.Distribution) -> str | None:
             continue
         path = Path(str(f.locate()))
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = sha256_file(path).sha256
         except OSError:
             digest = "missing"
         lines.append(f"{posix}\0{digest}\n")

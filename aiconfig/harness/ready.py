@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import RunStateError
-from ._fs import atomic_write_json
+from .._errors import RunStateError
+from .._files import atomic_write_json
 
 __all__ = ["ReadyState", "pid_start_ticks", "ready_state", "remove_ready_file", "write_ready_file"]
 

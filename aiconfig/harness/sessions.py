@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..errors import BudgetError, ManifestError
+from .._errors import BudgetError, ManifestError
 from .manifest import verify_manifest
 
 __all__ = ["EVENT_SCHEMA", "METADATA_FIELDS", "SessionReport", "Thresholds", "analyze_session"]

@@ -3,7 +3,7 @@
 Every job (capture, pipeline, infer) calls :func:`add_run_arguments` on its argparse parser and
 :func:`resolve_settings` on the parsed namespace. A flag given on the command line wins over its
 environment variable; every invalid value is reported at once, naming the flag or variable, in a
-:class:`~aiconfig.errors.RunSettingError`, before the job does any work.
+:class:`~aiconfig.RunSettingError`, before the job does any work.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import Problem, RunSettingError
+from .._errors import Problem, RunSettingError
 
 __all__ = ["RunSettings", "add_run_arguments", "resolve_settings"]
 

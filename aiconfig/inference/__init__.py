@@ -19,6 +19,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from aiconfig._network import check_network_allowed, is_loopback_url
+from aiconfig._network import is_offline as offline_mode
+
 from ._admission import Admission
 from ._errors import (
     LatencyBudgetExceeded,
@@ -30,7 +33,6 @@ from ._errors import (
 )
 from ._interface import AIModelInterface, InferenceResult, LatencyObserver, Slot
 from ._vllm import Generation, GenerationRequest, VLLMClient
-from .offline import check_network_allowed, is_loopback_url, offline_mode
 from .sidecar import Check, SidecarDiagnosis, ensure_ready, preflight
 
 if TYPE_CHECKING:

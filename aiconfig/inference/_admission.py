@@ -1,9 +1,18 @@
-"""Bounded concurrency plus a bounded FIFO queue (the Triton / Ray Serve admission model).
+"""Bounded concurrency, a bounded earliest-deadline-first queue, and deadline-aware refusal.
 
 ``try_enter`` is synchronous on purpose: it either takes a free slot, or joins the queue, or
-raises :class:`Overloaded` -- all before the caller awaits anything, so a refusal costs no
-waiting at all. A slot freed by ``release`` is handed straight to the oldest waiter, so a call
-that arrives later can never overtake one that is queued.
+raises -- all before the caller awaits anything, so a refusal costs no waiting at all:
+
+* :class:`Overloaded` when every slot is busy and ``max_queue`` calls are already waiting;
+* :class:`LatencyBudgetExceeded` (phase ``admission``) when the call's budget cannot cover
+  the measured compute time (:class:`ComputeEstimate`, a running mean), instead of letting it
+  queue only to fail late.
+
+Waiters are ordered by deadline (earliest first; equal deadlines in arrival order, so calls with
+the same budget are served first come, first served). A slot freed by ``release`` goes to the
+earliest-deadline waiter whose remaining budget still covers the estimate; a waiter that can no
+longer make it is woken with ``False`` and fails at once with its budget error, and the slot
+goes on to the next one.
 
 Everything here runs on one event loop thread; it is not thread-safe and does not need to be.
 """
@@ -11,27 +20,84 @@ Everything here runs on one event loop thread; it is not thread-safe and does no
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections import deque
+import heapq
+import itertools
 
-from ._errors import Overloaded
+from ._errors import LatencyBudgetExceeded, Overloaded
 
-__all__ = ["Admission"]
+__all__ = ["Admission", "ComputeEstimate"]
+
+#: Weight of the newest sample in the running estimate (an exponentially weighted mean).
+_ALPHA = 0.2
+#: After this many refusals in a row, one call is let through to re-measure: otherwise an
+#: estimate inflated by one cold call (first-touch allocations, a compile) would refuse forever,
+#: since refused calls never compute.
+PROBE_AFTER = 16
+
+
+class ComputeEstimate:
+    """Running estimate of one compute (a call, or a batch) in milliseconds.
+
+    ``None`` until the first measurement; then an exponentially weighted mean of the measured
+    compute times. :meth:`refuses` decides admission and counts refusals in a row, letting one
+    call through after :data:`PROBE_AFTER` of them (a probe) so the estimate can come down.
+    """
+
+    __slots__ = ("_streak", "ms", "samples")
+
+    def __init__(self) -> None:
+        self.ms: float | None = None
+        self.samples = 0
+        self._streak = 0
+
+    def observe(self, ms: float) -> None:
+        est = self.ms
+        self.ms = ms if est is None else est + _ALPHA * (ms - est)
+        self.samples += 1
+        self._streak = 0
+
+    def refuses(self, budget_ms: float) -> bool:
+        """True when ``budget_ms`` cannot cover the estimate (and this call is not a probe)."""
+        est = self.ms
+        if est is None or budget_ms >= est:
+            return False
+        self._streak += 1
+        if self._streak > PROBE_AFTER:
+            self._streak = 0
+            return False
+        return True
 
 
 class Admission:
     """Admission control for one model: ``max_concurrency`` running, ``max_queue`` waiting."""
 
-    __slots__ = ("_free", "_waiters", "max_concurrency", "max_queue", "model")
+    __slots__ = (
+        "_free",
+        "_heap",
+        "_queued",
+        "_seq",
+        "deadline_aware",
+        "estimate",
+        "max_concurrency",
+        "max_queue",
+        "model",
+    )
 
-    def __init__(self, model: str, max_concurrency: int, max_queue: int) -> None:
+    def __init__(
+        self, model: str, max_concurrency: int, max_queue: int, *, deadline_aware: bool = False
+    ) -> None:
         if max_concurrency < 1 or max_queue < 0:
             raise ValueError("max_concurrency must be >= 1 and max_queue >= 0")
         self.model = model
         self.max_concurrency = max_concurrency
         self.max_queue = max_queue
+        self.deadline_aware = deadline_aware
+        self.estimate = ComputeEstimate()
         self._free = max_concurrency
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        # (deadline, arrival number, waiter): the heap orders by deadline, then arrival.
+        self._heap: list[tuple[float, int, asyncio.Future[bool]]] = []
+        self._queued = 0
+        self._seq = itertools.count()
 
     @property
     def active(self) -> int:
@@ -41,41 +107,79 @@ class Admission:
     @property
     def queued(self) -> int:
         """Calls waiting for a slot now."""
-        return len(self._waiters)
+        return self._queued
 
-    def try_enter(self) -> asyncio.Future[None] | None:
+    def check_budget(self, budget_ms: float) -> None:
+        """Refuse at once (phase ``admission``) a budget that cannot cover the estimate."""
+        if self.deadline_aware and self.estimate.refuses(budget_ms):
+            raise LatencyBudgetExceeded(
+                self.model,
+                budget_ms=budget_ms,
+                elapsed_ms=0.0,
+                phase="admission",
+                estimate_ms=self.estimate.ms,
+            )
+
+    def try_take(self) -> bool:
+        """Take a free slot if one is free and nobody waits (the synchronous fast path)."""
+        if self._free > 0 and not self._queued:
+            self._free -= 1
+            return True
+        return False
+
+    def try_enter(self, deadline: float | None = None) -> asyncio.Future[bool] | None:
         """Take a slot (returns None), join the queue (returns a future to await) or refuse.
 
-        Raises :class:`Overloaded` at once when every slot is busy and the queue is full.
+        ``deadline`` (``loop.time()`` units) orders the queue; None means "no deadline" (last).
+        The future resolves to True when the slot is handed over, False when the call can no
+        longer finish in time (fail it with its budget error). Raises :class:`Overloaded` at
+        once when every slot is busy and the queue is full.
         """
-        if self._free > 0 and not self._waiters:
+        if self._free > 0 and not self._queued:
             self._free -= 1
             return None
-        if len(self._waiters) >= self.max_queue:
+        if self._queued >= self.max_queue:
             raise Overloaded(
-                self.model, active=self.active, queued=len(self._waiters), max_queue=self.max_queue
+                self.model, active=self.active, queued=self._queued, max_queue=self.max_queue
             )
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        key = float("inf") if deadline is None else deadline
+        heapq.heappush(self._heap, (key, next(self._seq), waiter))
+        self._queued += 1
         return waiter
 
     def release(self) -> None:
-        """Give a slot back: to the oldest live waiter, else to the free pool."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        """Give a slot back: to the earliest-deadline live waiter, else to the free pool."""
+        heap = self._heap
+        est = self.estimate.ms if self.deadline_aware else None
+        now: float | None = None
+        while heap:
+            deadline, _, waiter = heapq.heappop(heap)
+            if waiter.done():  # abandoned (cancelled) while queued; already uncounted
+                continue
+            self._queued -= 1
+            if est is not None:
+                if now is None:
+                    now = asyncio.get_running_loop().time()
+                if now + est / 1000.0 > deadline:
+                    waiter.set_result(False)  # cannot make it: fail now, not at the deadline
+                    continue
+            waiter.set_result(True)
+            return
         self._free += 1
 
-    def abandon(self, waiter: asyncio.Future[None]) -> None:
+    def abandon(self, waiter: asyncio.Future[bool]) -> None:
         """A queued caller gave up (budget or cancellation): leave the queue, or pass the slot on.
 
         If the slot had already been handed to this waiter, it is released to the next one.
         """
         if waiter.done() and not waiter.cancelled():
-            self.release()
+            if waiter.result():
+                self.release()
             return
         waiter.cancel()
-        with contextlib.suppress(ValueError):
-            self._waiters.remove(waiter)
+        self._queued -= 1
+        if len(self._heap) > 2 * self._queued + 64:  # drop dead entries now and then
+            self._heap = [e for e in self._heap if not e[2].done()]
+            heapq.heapify(self._heap)

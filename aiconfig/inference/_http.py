@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from aiconfig.schema import VLLMConfig
+from aiconfig import VLLMConfig
 
 __all__ = ["error_message", "make_client", "server_address"]
 

@@ -25,6 +25,7 @@ from opentelemetry import context, metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ._admission import Admission
+from ._batching import BatchEntry, BatchScheduler, TooLate
 from ._errors import LatencyBudgetExceeded, Overloaded, Phase
 
 __all__ = [
@@ -63,25 +64,59 @@ class InferenceResult(Generic[OutT]):
     budget_ms: float
 
 
+class _Call:
+    """Timings and outcome of one call, filled in as it goes (``perf_counter_ns`` values)."""
+
+    __slots__ = (
+        "attrs",
+        "batch_size",
+        "budget",
+        "got_slot",
+        "outcome",
+        "queued",
+        "t0",
+        "t0_wall",
+        "t_end",
+        "t_slot",
+    )
+
+    def __init__(self, budget: float, attrs: Mapping[str, Any]) -> None:
+        self.budget = budget
+        self.attrs = attrs
+        self.t0 = time.perf_counter_ns()
+        self.t0_wall = time.time_ns()
+        self.t_slot = 0
+        self.t_end = 0
+        self.got_slot = False
+        self.queued = False
+        self.outcome = "error"
+        self.batch_size = 0
+
+
 class Slot:
     """The concurrency slot a call holds; released exactly once.
 
     A backend whose work outlives the awaiting coroutine (a thread that cannot be interrupted)
     sets ``deferred`` and releases the slot itself when the work really ends, so the concurrency
-    bound stays true even for calls that were abandoned at their deadline.
+    bound stays true even for calls that were abandoned at their deadline. Releasing feeds the
+    time the slot was held to the admission's compute estimate.
     """
 
-    __slots__ = ("_admission", "_held", "deferred")
+    __slots__ = ("_admission", "_held", "deferred", "started_ns")
 
     def __init__(self, admission: Admission) -> None:
         self._admission = admission
         self._held = True
+        self.started_ns = time.perf_counter_ns()
         self.deferred = False
 
     def release(self) -> None:
         if self._held:
             self._held = False
-            self._admission.release()
+            admission = self._admission
+            if admission.deadline_aware:
+                admission.estimate.observe((time.perf_counter_ns() - self.started_ns) / _NS_PER_MS)
+            admission.release()
 
 
 class AIModelInterface(ABC, Generic[InT, OutT]):
@@ -97,6 +132,15 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
     #: True when the call's span must be the current span while it runs (children, events).
     _span_in_context: bool = False
     _span_kind: SpanKind = SpanKind.INTERNAL
+    #: True when admission refuses calls whose budget cannot cover the running compute estimate.
+    _deadline_aware: bool = False
+    #: GenAI semantic conventions for in-process model calls: ``gen_ai.provider.name`` (None:
+    #: the backend records its own, as the vLLM client does per HTTP request) and the
+    #: operation. A policy's forward pass is neither ``chat`` nor ``generate_content``, so it
+    #: uses the custom operation name ``inference`` the conventions allow, which keeps the span
+    #: name ``{gen_ai.operation.name} {gen_ai.request.model}`` = ``inference {model}``.
+    _genai_provider: str | None = None
+    _genai_operation: str = "inference"
 
     def __init__(
         self,
@@ -113,7 +157,10 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
             raise ValueError("latency_budget_ms must be > 0")
         self.name = name
         self.latency_budget_ms = float(latency_budget_ms)
-        self.admission = Admission(name, max_concurrency, max_queue)
+        self.admission = Admission(
+            name, max_concurrency, max_queue, deadline_aware=self._deadline_aware
+        )
+        self._batcher: BatchScheduler | None = None
         self._observers: list[LatencyObserver] = list(observers)
         self._tracer = trace.get_tracer("aiconfig.inference", tracer_provider=tracer_provider)
         meter = metrics.get_meter("aiconfig.inference", meter_provider=meter_provider)
@@ -144,12 +191,38 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         )
         # Metric attributes stay minimal: the SDK hashes them on every record.
         self._attrs_min = {"aiconfig.model": name}
-        self._attrs = {"aiconfig.model": name}
+        self._attrs: dict[str, Any] = {"aiconfig.model": name}
+        outcomes = ("ok", "overloaded", "budget_exceeded", "error")
         self._attrs_by_outcome = {
-            o: {"aiconfig.model": name, "aiconfig.inference.outcome": o}
-            for o in ("ok", "overloaded", "budget_exceeded", "error")
+            o: {"aiconfig.model": name, "aiconfig.inference.outcome": o} for o in outcomes
         }
         self._span_name = f"inference {name}"
+        if self._genai_provider is not None:
+            # GenAI semantic conventions: the span is "{operation} {model}" with gen_ai.*
+            # attributes, and the call's duration is recorded once, as the conventions' own
+            # gen_ai.client.operation.duration (with the aiconfig outcome too): one histogram
+            # record per call is most of the SDK's per-call cost, so it is not recorded twice.
+            genai = {
+                "gen_ai.operation.name": self._genai_operation,
+                "gen_ai.provider.name": self._genai_provider,
+                "gen_ai.request.model": name,
+            }
+            # gen_ai.request.model names the model: aiconfig.model would repeat it (and every
+            # attribute costs the SDK about half a microsecond per call).
+            self._attrs = dict(genai)
+            self._span_name = f"{self._genai_operation} {name}"
+            self._m_duration = meter.create_histogram(
+                "gen_ai.client.operation.duration",
+                unit="s",
+                description="GenAI operation duration",
+                explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
+            )
+            errors = {"overloaded": "Overloaded", "budget_exceeded": "LatencyBudgetExceeded"}
+            self._attrs_by_outcome = {
+                o: {**genai, "aiconfig.inference.outcome": o}
+                | ({} if o == "ok" else {"error.type": errors.get(o, "ModelError")})
+                for o in outcomes
+            }
 
     # -- extension points --------------------------------------------------------------------
 
@@ -165,22 +238,48 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         """Synchronous compute, used instead of :meth:`_execute` when ``_inline`` is true."""
         raise NotImplementedError
 
+    def _launch_batch(self, entries: list[BatchEntry]) -> None:
+        """Start one batch; call ``self.batcher.complete`` when it ends (batching backends)."""
+        raise NotImplementedError
+
+    def _enable_batching(self, max_batch_size: int, batch_window_ms: float) -> None:
+        """Route calls through a :class:`BatchScheduler` (``max_batch_size`` > 1)."""
+        self._batcher = BatchScheduler(
+            self.name,
+            max_batch_size=max_batch_size,
+            max_concurrency=self.admission.max_concurrency,
+            max_queue=self.admission.max_queue,
+            batch_window_ms=batch_window_ms,
+            launch=self._launch_batch,
+            on_depth=lambda delta: self._m_depth.add(delta, self._attrs_min),
+        )
+
+    @property
+    def batcher(self) -> BatchScheduler | None:
+        """The batch scheduler when batching is on, else None."""
+        return self._batcher
+
     # -- public API --------------------------------------------------------------------------
 
     def add_observer(self, observer: LatencyObserver) -> None:
         """Call ``observer(model, total_ms, ok, span)`` after every call (e.g. alerting)."""
         self._observers.append(observer)
 
+    @property
+    def estimate_ms(self) -> float | None:
+        """Running estimate of one compute (a batch when batching), None until measured."""
+        batcher = self._batcher
+        return (batcher.estimate if batcher is not None else self.admission.estimate).ms
+
     async def infer(self, inputs: InT, *, budget_ms: float | None = None) -> InferenceResult[OutT]:
         """Run one call within ``budget_ms`` (default: the configured latency budget).
 
         Raises :class:`Overloaded` at once when the queue is full, and
-        :class:`LatencyBudgetExceeded` when the call runs past its budget.
+        :class:`LatencyBudgetExceeded` when the call runs past its budget (or, phase
+        ``admission``, at once when its budget cannot cover the estimated compute time).
         """
         budget = self.latency_budget_ms if budget_ms is None else float(budget_ms)
-        t0 = time.perf_counter_ns()
-        t0_wall = time.time_ns()
-        attrs = self._span_attributes(inputs)
+        call = _Call(budget, self._span_attributes(inputs))
         span: trace.Span | None = None
         token = None
         if self._span_in_context:
@@ -189,145 +288,173 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
             span = self._tracer.start_span(
                 self._span_name,
                 kind=self._span_kind,
-                attributes=attrs,
+                attributes=call.attrs,
                 record_exception=False,
                 set_status_on_exception=False,
             )
             token = context.attach(trace.set_span_in_context(span))
         # Otherwise the span is created when the call ends, backdated to its start, with all
         # its attributes at once: about half the SDK cost of a span opened up front.
-        timing = (t0, t0_wall, attrs)
-        t_slot = t0
-        got_slot = False
-        waiter: asyncio.Future[None] | None = None
-        outcome = "error"
         try:
-            try:
-                waiter = self.admission.try_enter()
-            except Overloaded:
-                outcome = "overloaded"
-                raise
-            if waiter is None and self._inline:
-                # Synchronous backend and a free slot: nothing to await, so no timer either;
-                # the budget is checked once the (uninterruptible) computation returns.
-                t_slot = time.perf_counter_ns()
-                got_slot = True
-                try:
-                    output = self._execute_inline(inputs)
-                finally:
-                    self.admission.release()
+            if self._batcher is not None:
+                output = await self._run_batched(inputs, call)
             else:
-                deadline = asyncio.get_running_loop().time() + budget / 1000.0
-                async with asyncio.timeout_at(deadline):
-                    if waiter is not None:
-                        self._m_depth.add(1, self._attrs_min)
-                        try:
-                            await waiter
-                        except BaseException:
-                            self.admission.abandon(waiter)
-                            raise
-                        finally:
-                            self._m_depth.add(-1, self._attrs_min)
-                    t_slot = time.perf_counter_ns()
-                    got_slot = True
-                    slot = Slot(self.admission)
-                    try:
-                        output = await self._execute(inputs, deadline, slot)
-                    finally:
-                        if not slot.deferred:
-                            slot.release()
-            t_end = time.perf_counter_ns()
-            if (t_end - t0) / _NS_PER_MS > budget:
-                raise TimeoutError  # an inline computation overran: report it now
-            outcome = "ok"
+                output = await self._run_in_slot(inputs, call)
+            call.outcome = "ok"
         except TimeoutError:
-            outcome = "budget_exceeded"
-            now = time.perf_counter_ns()
-            phase: Phase = "compute" if got_slot else "queue"
-            queue_ns = (now if phase == "queue" else t_slot) - t0
-            err = LatencyBudgetExceeded(
-                self.name,
-                budget_ms=budget,
-                elapsed_ms=(now - t0) / _NS_PER_MS,
-                phase=phase,
-                queue_ms=queue_ns / _NS_PER_MS,
-            )
-            self._finish(span, timing, outcome, t_slot, now, budget, err, waiter is not None)
+            err = self._budget_error(call)
+            self._finish(span, call, err)
             raise err from None
+        except Overloaded as exc:
+            call.outcome = "overloaded"
+            call.t_end = time.perf_counter_ns()
+            self._finish(span, call, exc)
+            raise
         except LatencyBudgetExceeded as exc:
-            outcome = "budget_exceeded"
-            self._finish(
-                span,
-                timing,
-                outcome,
-                t_slot,
-                time.perf_counter_ns(),
-                budget,
-                exc,
-                waiter is not None,
-            )
+            call.outcome = "budget_exceeded"
+            call.t_end = time.perf_counter_ns()
+            self._finish(span, call, exc)
             raise
         except BaseException as exc:
-            self._finish(
-                span,
-                timing,
-                outcome,
-                t_slot,
-                time.perf_counter_ns(),
-                budget,
-                exc,
-                waiter is not None,
-            )
+            call.t_end = time.perf_counter_ns()
+            self._finish(span, call, exc)
             raise
         else:
-            self._finish(span, timing, outcome, t_slot, t_end, budget, None, waiter is not None)
+            self._finish(span, call, None)
         finally:
             if token is not None:
                 context.detach(token)
+        t0 = call.t0
         return InferenceResult(
             output,
             self.name,
-            (t_slot - t0) / _NS_PER_MS,
-            (t_end - t_slot) / _NS_PER_MS,
-            (t_end - t0) / _NS_PER_MS,
+            (call.t_slot - t0) / _NS_PER_MS,
+            (call.t_end - call.t_slot) / _NS_PER_MS,
+            (call.t_end - t0) / _NS_PER_MS,
             budget,
         )
 
-    def _finish(  # hot path: positional args avoid building a record per call
-        self,
-        span: trace.Span | None,
-        timing: tuple[int, int, Mapping[str, Any]],
-        outcome: str,
-        t_slot: int,
-        t_end: int,
-        budget_ms: float,
-        error: BaseException | None,
-        queued: bool,
-    ) -> None:
-        t0, t0_wall, start_attrs = timing
+    # -- the two ways a call runs ------------------------------------------------------------
+
+    async def _run_in_slot(self, inputs: InT, call: _Call) -> OutT:
+        """Admission (slot or EDF queue), then compute; fills the call's timings."""
+        admission = self.admission
+        admission.check_budget(call.budget)
+        if self._inline and admission.try_take():
+            # Synchronous backend and a free slot: nothing to await, so no timer either; the
+            # budget is checked once the (uninterruptible) computation returns.
+            call.t_slot = t_slot = time.perf_counter_ns()
+            call.got_slot = True
+            try:
+                output = self._execute_inline(inputs)
+            finally:
+                admission.release()
+            call.t_end = t_end = time.perf_counter_ns()
+            if admission.deadline_aware:
+                admission.estimate.observe((t_end - t_slot) / _NS_PER_MS)
+            if (t_end - call.t0) / _NS_PER_MS > call.budget:
+                raise TimeoutError  # an inline computation overran: report it now
+            return output
+        deadline = asyncio.get_running_loop().time() + call.budget / 1000.0
+        waiter = admission.try_enter(deadline)
+        async with asyncio.timeout_at(deadline):
+            if waiter is not None:
+                call.queued = True
+                self._m_depth.add(1, self._attrs_min)
+                try:
+                    handed = await waiter
+                except BaseException:
+                    admission.abandon(waiter)
+                    raise
+                finally:
+                    self._m_depth.add(-1, self._attrs_min)
+                if not handed:  # the queue dropped it: its remaining budget was too short
+                    raise self._budget_error(call, "queue", admission.estimate.ms)
+            slot = Slot(admission)
+            call.t_slot = slot.started_ns
+            call.got_slot = True
+            try:
+                output = await self._execute(inputs, deadline, slot)
+            finally:
+                if not slot.deferred:
+                    slot.release()
+        call.t_end = time.perf_counter_ns()
+        return output
+
+    async def _run_batched(self, inputs: InT, call: _Call) -> OutT:
+        """Join the batch queue and wait for this call's share of its batch's output."""
+        batcher = self._batcher
+        assert batcher is not None  # noqa: S101 - only called when batching
+        entry = batcher.submit(inputs, call.budget)
+        call.queued = True
+        try:
+            async with asyncio.timeout_at(entry.deadline):
+                output: OutT = await entry.future
+        except TooLate as late:
+            raise self._budget_error(call, "queue", late.estimate_ms) from None
+        except BaseException:
+            batcher.abandon(entry)
+            if entry.t_start:
+                call.t_slot, call.got_slot = entry.t_start, True
+            raise
+        finally:
+            call.batch_size = entry.batch_size
+        call.t_slot, call.got_slot = entry.t_start, True
+        call.t_end = time.perf_counter_ns()
+        return output
+
+    def _budget_error(
+        self, call: _Call, phase: Phase | None = None, estimate_ms: float | None = None
+    ) -> LatencyBudgetExceeded:
+        """The budget error of a call that ran out of time now (in ``phase``, else where it is)."""
+        call.outcome = "budget_exceeded"
+        call.t_end = now = time.perf_counter_ns()
+        if phase is None:
+            phase = "compute" if call.got_slot else "queue"
+        if phase == "queue":
+            call.t_slot = now
+        if estimate_ms is None:
+            estimate_ms = self.estimate_ms
+        return LatencyBudgetExceeded(
+            self.name,
+            budget_ms=call.budget,
+            elapsed_ms=(now - call.t0) / _NS_PER_MS,
+            phase=phase,
+            queue_ms=(call.t_slot - call.t0) / _NS_PER_MS,
+            estimate_ms=estimate_ms,
+        )
+
+    def _finish(self, span: trace.Span | None, call: _Call, error: BaseException | None) -> None:
+        """Metrics, the span (created now, backdated, unless it was opened up front), observers."""
+        t0 = call.t0
+        t_end = call.t_end
+        outcome = call.outcome
         total_s = (t_end - t0) / _NS_PER_S
         self._m_duration.record(total_s, self._attrs_by_outcome[outcome])
         if outcome == "overloaded":
             self._m_rejections.add(1, self._attrs_by_outcome[outcome])
         else:
-            if queued:
-                self._m_queue.record((t_slot - t0) / _NS_PER_S, self._attrs_min)
+            if call.queued:
+                self._m_queue.record((call.t_slot - t0) / _NS_PER_S, self._attrs_min)
             if outcome == "budget_exceeded":
                 self._m_rejections.add(1, self._attrs_by_outcome[outcome])
+        t_slot = call.t_slot or t_end
         end_attrs: dict[str, Any] = {
             "aiconfig.inference.outcome": outcome,
-            "aiconfig.inference.budget_ms": budget_ms,
+            "aiconfig.inference.budget_ms": call.budget,
             "aiconfig.inference.queue_ms": (t_slot - t0) / _NS_PER_MS,
             "aiconfig.inference.compute_ms": (t_end - t_slot) / _NS_PER_MS,
         }
+        if call.batch_size:
+            end_attrs["aiconfig.inference.batch_size"] = call.batch_size
         if error is not None:
             end_attrs["error.type"] = type(error).__name__
         if span is None:
             span = self._tracer.start_span(
                 self._span_name,
                 kind=self._span_kind,
-                attributes={**start_attrs, **end_attrs},
-                start_time=t0_wall,
+                attributes={**call.attrs, **end_attrs},
+                start_time=call.t0_wall,
                 record_exception=False,
                 set_status_on_exception=False,
             )
@@ -342,7 +469,7 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
                 for observer in self._observers:
                     observer(self.name, total_ms, ok, span)
         finally:
-            span.end(end_time=t0_wall + (t_end - t0))
+            span.end(end_time=call.t0_wall + (t_end - t0))
 
     async def aclose(self) -> None:
         """Release resources (thread pools, HTTP connections). Safe to call twice."""

@@ -18,8 +18,7 @@ from typing import Any
 
 import torch
 
-from aiconfig.errors import ConfigFileError
-from aiconfig.schema import ModelConfig
+from aiconfig import ConfigFileError, ModelConfig
 
 from ._torch import configure_determinism
 

@@ -22,17 +22,26 @@ import asyncio
 import contextlib
 import os
 import random
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import torch
 
-from aiconfig.errors import InferenceServerError
-from aiconfig.schema import InferenceConfig
+from aiconfig import InferenceConfig, InferenceServerError
 
+from ._batching import BatchEntry
 from ._errors import ModelError
 from ._interface import AIModelInterface, LatencyObserver, Slot
+
+# torch.inference_mode() is a Python context manager around this C++ guard; entering the guard
+# directly costs 0.6 us instead of 1.5 us per call (measured), on the wrapper's hot path.
+_inference_mode: Callable[[], Any] = (
+    (lambda: torch._C._InferenceMode(True))
+    if hasattr(torch._C, "_InferenceMode")
+    else torch.inference_mode
+)
 
 __all__ = [
     "TorchModelInterface",
@@ -106,9 +115,21 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
     is abandoned exactly at its deadline; its slot is released only when the thread really
     finishes. ``offload=False`` computes on the event loop thread: least overhead, but a call
     that overruns is only reported after it ends.
+
+    ``max_batch_size`` > 1 turns on dynamic batching (:mod:`._batching`): concurrent calls are
+    gathered (up to ``max_batch_size``, or for ``batch_window_ms`` bounded by the most urgent
+    call's budget), concatenated along dim 0 after each call's own preprocessing, run as one
+    forward pass of exactly ``max_batch_size`` rows (zero-padded), and split back; each call
+    keeps its own span, budget and result. Padding to one fixed shape is what makes a sample's
+    output identical whether it ran alone or with others, in any order: the kernels do not
+    change with the batch size (they can, by a few ulps, on oneDNN and cuBLAS), and
+    ``torch.compile`` sees one static shape. Each call's input must carry a leading batch
+    dimension (``(n, ...)``, usually ``n = 1``) and the model's outputs must too.
     """
 
     backend = "torch"
+    _deadline_aware = True
+    _genai_provider = "pytorch"
 
     def __init__(
         self,
@@ -127,6 +148,8 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
         preprocess: Callable[[Any], Any] | None = None,
         postprocess: Callable[[Any], Any] | None = None,
         offload: bool = True,
+        max_batch_size: int = 1,
+        batch_window_ms: float = 0.0,
         tracer_provider: Any = None,
         meter_provider: Any = None,
         observers: tuple[LatencyObserver, ...] = (),
@@ -157,7 +180,9 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
         )
         self._forward: Callable[..., Any] = self.compiled_model or model
         self._preprocess = preprocess or self._to_tensor
-        self._postprocess = postprocess or _to_cpu
+        # On the CPU the output is already where it must be, and computed in inference mode
+        # it has no autograd history: nothing to detach or copy.
+        self._postprocess = postprocess or (_same if self.device.type == "cpu" else _to_cpu)
         self.offload = offload
         self._inline = not offload
         self._pool: ThreadPoolExecutor | None = (
@@ -165,12 +190,18 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
             if offload
             else None
         )
+        self.max_batch_size = max_batch_size
+        if max_batch_size > 1:
+            self._enable_batching(max_batch_size, batch_window_ms)
+        elif max_batch_size < 1:
+            raise ValueError("max_batch_size must be >= 1")
 
     @classmethod
     def from_config(
         cls, model: torch.nn.Module, cfg: InferenceConfig, *, name: str = "model", **kwargs: Any
     ) -> TorchModelInterface:
-        """Build from ``inference:`` (budget, concurrency, queue, device, compile, seed)."""
+        """Build from ``inference:`` (budget, concurrency, queue, device, compile, seed,
+        ``max_batch_size`` and ``batch_window_ms``)."""
         return cls(
             model,
             name=name,
@@ -180,6 +211,8 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
             device=cfg.device,
             compile=cfg.compile,
             seed=cfg.seed,
+            max_batch_size=cfg.max_batch_size,
+            batch_window_ms=cfg.batch_window_ms,
             **kwargs,
         )
 
@@ -196,7 +229,7 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
     def run_sync(self, inputs: Any) -> Any:
         """One forward pass with no budget, admission or telemetry (warm-up, baselines)."""
         try:
-            with torch.inference_mode():
+            with _inference_mode():
                 return self._postprocess(self._forward(self._preprocess(inputs)))
         except Exception as exc:  # translated once, here: the model's errors become ModelError
             raise ModelError(self.name, exc) from exc
@@ -221,6 +254,97 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
         # in which case ``result`` is already cancelled and the outcome is dropped.
         cfut.add_done_callback(lambda f: _settle_threadsafe(loop, f, result, slot))
         return await result
+
+    # -- dynamic batching --------------------------------------------------------------------
+
+    def _launch_batch(self, entries: list[BatchEntry]) -> None:
+        batcher = self.batcher
+        assert batcher is not None  # noqa: S101 - only called when batching
+        inputs = [e.inputs for e in entries]
+        if self._pool is None:
+            t0 = time.perf_counter_ns()
+            outcomes = self.run_batch(inputs)
+            batcher.complete(entries, outcomes, (time.perf_counter_ns() - t0) / 1e6)
+            return
+        loop = asyncio.get_running_loop()
+
+        def work() -> tuple[list[Any], float]:
+            t0 = time.perf_counter_ns()
+            outcomes = self.run_batch(inputs)
+            return outcomes, (time.perf_counter_ns() - t0) / 1e6
+
+        def done(f: Future[tuple[list[Any], float]]) -> None:
+            exc = f.exception()
+            if exc is not None:  # pragma: no cover - run_batch returns its errors
+                errs = [self._model_error(RuntimeError(str(exc))) for _ in entries]
+                outcome: tuple[list[Any], float] = (errs, 0.0)
+            else:
+                outcome = f.result()
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(batcher.complete, entries, *outcome)
+
+        self._pool.submit(work).add_done_callback(done)
+
+    def run_batch(self, inputs: list[Any]) -> list[Any]:
+        """Preprocess each input, run them as padded forward passes, split the outputs back.
+
+        Returns one outcome per input: its output, or the :class:`ModelError` that fails it (a
+        bad input fails only its own call; a failing forward pass fails every call in it).
+        """
+        outcomes: list[Any] = [None] * len(inputs)
+        groups: dict[tuple[Any, ...], list[tuple[int, torch.Tensor]]] = {}
+        try:
+            with torch.inference_mode():
+                for i, raw in enumerate(inputs):
+                    try:
+                        t = self._preprocess(raw)
+                        if not isinstance(t, torch.Tensor) or t.ndim < 1 or t.shape[0] < 1:
+                            raise TypeError(
+                                "batching needs each call's input to be a tensor with a leading "
+                                "batch dimension (n, ...); set inference.max_batch_size: 1 "
+                                "for other inputs"
+                            )
+                    except Exception as exc:  # noqa: BLE001 - the model's error fails this input only
+                        outcomes[i] = self._model_error(exc)
+                        continue
+                    key = (tuple(t.shape[1:]), t.dtype, t.device)
+                    groups.setdefault(key, []).append((i, t))
+                for members in groups.values():
+                    self._forward_group(members, outcomes)
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - never lose a batch silently
+            return [o if o is not None else self._model_error(exc) for o in outcomes]
+        return outcomes
+
+    def _model_error(self, exc: Exception) -> ModelError:
+        """One error per call (each is raised in its own task), the model's error as cause."""
+        err = ModelError(self.name, exc)
+        err.__cause__ = exc
+        return err
+
+    def _forward_group(self, members: list[tuple[int, torch.Tensor]], outcomes: list[Any]) -> None:
+        """Rows of same-shaped inputs in passes of exactly ``max_batch_size`` rows (padded)."""
+        rows = torch.cat([t for _, t in members]) if len(members) > 1 else members[0][1]
+        n = rows.shape[0]
+        size = self.max_batch_size
+        padded = -(-n // size) * size
+        if padded != n:
+            pad = rows.new_zeros((padded - n, *rows.shape[1:]))
+            rows = torch.cat([rows, pad])
+        try:
+            parts = [self._forward(rows[i : i + size]) for i in range(0, padded, size)]
+            out = _cat_outputs(parts, size)
+        except Exception as exc:  # noqa: BLE001 - the model's error fails every call of this pass
+            for i, _ in members:
+                outcomes[i] = self._model_error(exc)
+            return
+        start = 0
+        for i, t in members:
+            k = t.shape[0]
+            try:
+                outcomes[i] = self._postprocess(_rows(out, start, start + k))
+            except Exception as exc:  # noqa: BLE001 - a failing postprocess fails its call only
+                outcomes[i] = self._model_error(exc)
+            start += k
 
     async def aclose(self) -> None:
         if self._pool is not None:
@@ -264,6 +388,36 @@ def _settle(done: Future[Any], result: asyncio.Future[Any], slot: Slot) -> None:
         result.set_exception(exc)
     else:
         result.set_result(done.result())
+
+
+def _cat_outputs(parts: list[Any], size: int) -> Any:
+    """Join the outputs of several passes along dim 0 (tensors, or tuples/lists/dicts of them)."""
+    first = parts[0]
+    if isinstance(first, torch.Tensor):
+        if first.ndim < 1 or first.shape[0] != size:
+            raise ValueError(
+                f"a batched output must have the batch dimension first ({size} rows), got shape "
+                f"{tuple(first.shape)}: set inference.max_batch_size: 1 for this model"
+            )
+        return first if len(parts) == 1 else torch.cat(parts)
+    if isinstance(first, tuple | list):
+        return type(first)(_cat_outputs([p[j] for p in parts], size) for j in range(len(first)))
+    if isinstance(first, dict):
+        return {k: _cat_outputs([p[k] for p in parts], size) for k in first}
+    raise TypeError(f"cannot split a batched output of type {type(first).__name__}")
+
+
+def _rows(out: Any, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of a batched output (same nesting as :func:`_cat_outputs`)."""
+    if isinstance(out, torch.Tensor):
+        return out[start:stop]
+    if isinstance(out, tuple | list):
+        return type(out)(_rows(o, start, stop) for o in out)
+    return {k: _rows(v, start, stop) for k, v in out.items()}
+
+
+def _same(output: Any) -> Any:
+    return output
 
 
 def _to_cpu(output: Any) -> Any:

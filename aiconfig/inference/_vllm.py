@@ -21,12 +21,12 @@ import httpx
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind
 
-from aiconfig.schema import InferenceConfig, VLLMConfig
+from aiconfig import InferenceConfig, VLLMConfig
+from aiconfig._network import check_network_allowed
 
 from ._errors import LatencyBudgetExceeded, SidecarRequestError
 from ._http import error_message, make_client, server_address
 from ._interface import AIModelInterface, InferenceResult, LatencyObserver, Slot
-from .offline import check_network_allowed
 
 __all__ = ["Generation", "GenerationRequest", "VLLMClient"]
 

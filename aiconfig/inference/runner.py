@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from aiconfig.errors import AiconfigError
+from aiconfig import AiconfigError
 
 from ._errors import LatencyBudgetExceeded, Overloaded
 from ._interface import InferenceResult

@@ -25,12 +25,11 @@ from typing import Any
 
 import httpx
 
-from aiconfig.errors import Problem
-from aiconfig.schema import VLLMConfig
+from aiconfig import Problem, VLLMConfig
+from aiconfig._network import check_network_allowed
 
 from ._errors import OfflineModeError, SidecarNotReady
 from ._http import error_message, make_client
-from .offline import check_network_allowed
 
 __all__ = ["Check", "SidecarDiagnosis", "ensure_ready", "preflight"]
 

@@ -32,8 +32,8 @@ from typing import Any
 from opentelemetry import _logs, metrics, trace
 from opentelemetry._logs import SeverityNumber
 
-from aiconfig.inference.offline import is_loopback_url, offline_mode
-from aiconfig.schema import AlertConfig
+from aiconfig import AlertConfig
+from aiconfig._network import is_loopback_url, is_offline
 
 __all__ = ["Alert", "AlertManager"]
 
@@ -166,7 +166,7 @@ class AlertManager:
             self._post(self.cfg.webhook_url, alert)
 
     def _post(self, url: str, alert: Alert) -> None:
-        if offline_mode(self._environ) and not is_loopback_url(url):
+        if is_offline(self._environ) and not is_loopback_url(url):
             self._webhook_done("refused_offline")
             _log.warning("offline mode (AP_NO_NETWORK=1): alert webhook %s not called", url)
             return

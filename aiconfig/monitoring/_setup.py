@@ -15,6 +15,14 @@ Exporters (``monitoring.exporters``):
 Traces are sampled with ``ParentBased(TraceIdRatioBased(sample_ratio))``: a sampled-out root
 drops its whole trace, and metrics are never sampled. The resource carries ``service.name``,
 ``aiconfig.run_id``, ``aiconfig.config_digest`` and every ``resource_attributes`` entry.
+
+On top of the config, the ``OTEL_*`` environment variables behave as the OpenTelemetry SDK
+specification says (:mod:`._otel_env`): the config decides what is emitted, the environment
+says where it goes. Resource precedence, lowest first: the SDK's ``telemetry.sdk.*``,
+``OTEL_RESOURCE_ATTRIBUTES``, the config's ``service_name`` and ``resource_attributes``, then
+``service.name`` from the environment (``OTEL_SERVICE_NAME``, else ``service.name`` in
+``OTEL_RESOURCE_ATTRIBUTES``: the deployment names the service), then the run's own
+``aiconfig.run_id`` and ``aiconfig.config_digest``, which nothing overrides.
 """
 
 from __future__ import annotations
@@ -57,8 +65,8 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
-from aiconfig.inference.offline import check_network_allowed
-from aiconfig.schema import AIConfig, MonitoringConfig
+from aiconfig import AIConfig, MonitoringConfig
+from aiconfig._network import check_network_allowed
 
 from ._alerts import AlertManager
 from ._jsonl import (
@@ -67,6 +75,7 @@ from ._jsonl import (
     JsonLinesMetricExporter,
     JsonLinesSpanExporter,
 )
+from ._otel_env import OTelEnv, log_warnings, read_otel_env
 
 __all__ = ["Telemetry", "setup_for_run", "setup_telemetry"]
 
@@ -83,7 +92,12 @@ class Telemetry:
     alerts: AlertManager | None
     resource_attributes: Mapping[str, Any] = field(default_factory=dict)
     jsonl_path: Path | None = None
+    otel_env: OTelEnv = field(default_factory=OTelEnv)
     _closed: bool = False
+
+    def env_record(self) -> dict[str, Any]:
+        """What came from ``OTEL_*`` (secrets redacted), for the run manifest and provenance."""
+        return self.otel_env.record()
 
     def tracer(self, name: str) -> trace.Tracer:
         return self.tracer_provider.get_tracer(name)
@@ -137,10 +151,40 @@ class Telemetry:
         self.shutdown()
 
 
-def _disabled() -> Telemetry:
+def _disabled(otel_env: OTelEnv | None = None) -> Telemetry:
     return Telemetry(
-        trace.NoOpTracerProvider(), metrics.NoOpMeterProvider(), _logs.NoOpLoggerProvider(), None
+        trace.NoOpTracerProvider(),
+        metrics.NoOpMeterProvider(),
+        _logs.NoOpLoggerProvider(),
+        None,
+        otel_env=otel_env or OTelEnv(),
     )
+
+
+def _resource(
+    cfg: MonitoringConfig, otel: OTelEnv, run_attrs: Mapping[str, str]
+) -> tuple[Resource, dict[str, Any]]:
+    """The resource in the documented precedence (see the module docstring)."""
+    attrs: dict[str, Any] = {
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.name": "opentelemetry",
+        "telemetry.sdk.version": _sdk_version(),
+    }
+    attrs.update(otel.resource_attributes)
+    attrs["service.name"] = cfg.service_name
+    attrs.update(cfg.resource_attributes)
+    if otel.service_name:
+        attrs["service.name"] = otel.service_name
+    attrs.update(run_attrs)
+    # Resource(), not Resource.create(): create() reads os.environ itself (and ignores an
+    # ``environ`` given here), and it lets programmatic attributes override OTEL_SERVICE_NAME.
+    return Resource(attrs), attrs
+
+
+def _sdk_version() -> str:
+    from importlib.metadata import version
+
+    return version("opentelemetry-sdk")
 
 
 def setup_telemetry(
@@ -163,24 +207,25 @@ def setup_telemetry(
     process-wide ones that ``opentelemetry-api`` callers reach (OpenTelemetry allows that once
     per process). ``monitoring.enabled: false`` returns no-op providers.
     """
-    if not cfg.enabled:
-        return _disabled()
     env = os.environ if environ is None else environ
-    attrs: dict[str, Any] = {"service.name": cfg.service_name}
+    otel = read_otel_env(env)
+    log_warnings(otel)
+    if not cfg.enabled or otel.sdk_disabled:
+        return _disabled(otel)
+    run_attrs: dict[str, str] = {}
     run = run_id or env.get("AP_RUN_ID")
     if run:
-        attrs["aiconfig.run_id"] = run
+        run_attrs["aiconfig.run_id"] = run
     if config_digest:
-        attrs["aiconfig.config_digest"] = config_digest
-    attrs.update(cfg.resource_attributes)
-    resource = Resource.create(attrs)
+        run_attrs["aiconfig.config_digest"] = config_digest
+    resource, attrs = _resource(cfg, otel, run_attrs)
 
     spans: list[tuple[SpanExporter, bool]] = [(e, False) for e in span_exporters]
     metric_exporters: list[MetricExporter] = []
     logs: list[tuple[LogRecordExporter, bool]] = [(e, False) for e in log_exporters]
     jsonl_path: Path | None = None
     if "otlp" in cfg.exporters:
-        spans_o, metrics_o, logs_o = _otlp(cfg, env)
+        spans_o, metrics_o, logs_o = _otlp(cfg, env, otel)
         spans.append((spans_o, True))
         metric_exporters.append(metrics_o)
         logs.append((logs_o, True))
@@ -197,7 +242,7 @@ def setup_telemetry(
         metric_exporters.append(JsonLinesMetricExporter(sink))
         logs.append((JsonLinesLogExporter(sink), True))
 
-    tracer_provider = TracerProvider(resource=resource, sampler=_sampler(cfg.sample_ratio))
+    tracer_provider = TracerProvider(resource=resource, sampler=_sampler(cfg.sample_ratio, otel))
     for exporter, batched in spans:
         tracer_provider.add_span_processor(
             BatchSpanProcessor(exporter) if batched else SimpleSpanProcessor(exporter)
@@ -227,7 +272,13 @@ def setup_telemetry(
         metrics.set_meter_provider(meter_provider)
         _logs.set_logger_provider(logger_provider)
     return Telemetry(
-        tracer_provider, meter_provider, logger_provider, alerts, dict(attrs), jsonl_path
+        tracer_provider,
+        meter_provider,
+        logger_provider,
+        alerts,
+        dict(attrs),
+        jsonl_path,
+        otel_env=otel,
     )
 
 
@@ -250,7 +301,18 @@ def setup_for_run(
     )
 
 
-def _sampler(ratio: float) -> Sampler:
+def _sampler(ratio: float, otel: OTelEnv | None = None) -> Sampler:
+    spec = otel.sampler if otel is not None else None
+    if spec is not None:  # OTEL_TRACES_SAMPLER, as the specification names them
+        name = spec.name
+        root: Sampler
+        if name.endswith("always_on"):
+            root = ALWAYS_ON
+        elif name.endswith("always_off"):
+            root = ALWAYS_OFF
+        else:
+            root = TraceIdRatioBased(1.0 if spec.ratio is None else spec.ratio)
+        return ParentBased(root) if name.startswith("parentbased_") else root
     # The ratio sampler hashes every trace id; at 1.0 and 0.0 the constant samplers decide the
     # same without it (a few microseconds per span on the inference hot path).
     if ratio >= 1.0:
@@ -260,7 +322,7 @@ def _sampler(ratio: float) -> Sampler:
     return ParentBased(TraceIdRatioBased(ratio))
 
 
-def _otlp(cfg: MonitoringConfig, env: Mapping[str, str]) -> tuple[Any, Any, Any]:
+def _otlp(cfg: MonitoringConfig, env: Mapping[str, str], otel: OTelEnv) -> tuple[Any, Any, Any]:
     # Imported here: the OTLP exporter pulls in protobuf and requests (~100 ms).
     from opentelemetry.exporter.otlp.proto.http._log_exporter import (
         OTLPLogExporter,
@@ -273,15 +335,20 @@ def _otlp(cfg: MonitoringConfig, env: Mapping[str, str]) -> tuple[Any, Any, Any]
     )
 
     base = cfg.otlp_endpoint.rstrip("/")
-    check_network_allowed(
-        base, purpose="the OTLP collector", key_path="monitoring.otlp_endpoint", environ=env
-    )
-    headers = {}
+    config_headers = {}
     if cfg.otlp_token is not None:
-        headers["authorization"] = f"Bearer {cfg.otlp_token.get_secret_value()}"
-    kw: dict[str, Any] = {"headers": headers, "timeout": _OTLP_TIMEOUT_S}
-    return (
-        OTLPSpanExporter(endpoint=f"{base}/v1/traces", **kw),
-        OTLPMetricExporter(endpoint=f"{base}/v1/metrics", **kw),
-        OTLPLogExporter(endpoint=f"{base}/v1/logs", **kw),
-    )
+        config_headers["authorization"] = f"Bearer {cfg.otlp_token.get_secret_value()}"
+    made: list[Any] = []
+    for signal, exporter in (
+        ("traces", OTLPSpanExporter),
+        ("metrics", OTLPMetricExporter),
+        ("logs", OTLPLogExporter),
+    ):
+        url = otel.endpoints.get(signal) or f"{base}/v1/{signal}"
+        key_path = otel.endpoint_vars.get(signal, "monitoring.otlp_endpoint")
+        check_network_allowed(url, purpose="the OTLP collector", key_path=key_path, environ=env)
+        # The environment's headers add to the config's token and win for the same name.
+        headers = {**config_headers, **otel.headers.get(signal, {})}
+        timeout = otel.timeouts_s.get(signal, _OTLP_TIMEOUT_S)
+        made.append(exporter(endpoint=url, headers=headers, timeout=timeout))
+    return made[0], made[1], made[2]

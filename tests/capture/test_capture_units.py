@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from aiconfig.errors import CaptureDeviceError, ConfigValidationError
+from aiconfig import CaptureDeviceError, ConfigValidationError
 from capture.events import COLUMNS, EventJournal, InputEvent, event_schema, frame_row, read_journal
 from capture.input_logging import key_fields
 from capture.session import create_session_dir
@@ -235,7 +235,7 @@ def test_cli_start_up_loads_no_heavy_library() -> None:
 
 
 def test_budget_sizes_the_frame_queues_and_encoder_threads() -> None:
-    from aiconfig.errors import BudgetError
+    from aiconfig import BudgetError
     from aiconfig.harness.budget import Budget
     from capture.constants import FRAME_QUEUE
     from capture.session import _sizes

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from aiconfig.interpolate import _SLOW, fast_resolve
+from aiconfig._interpolate import _SLOW, fast_resolve
 
 names = st.sampled_from(["A", "B", "NUM_WORKERS"])
 defaults = st.one_of(

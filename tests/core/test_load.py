@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from aiconfig import AIConfig
-from aiconfig.errors import ConfigFileError, ConfigValidationError, InterpolationError
-from aiconfig.loader import load
+from aiconfig import AIConfig, ConfigFileError, ConfigValidationError, InterpolationError, load
 from tests.conftest import MINIMAL, Writer
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field, SecretStr
 
+from aiconfig import load
+from aiconfig._schema import is_secret_path
 from aiconfig.cli import main
-from aiconfig.loader import load
-from aiconfig.schema import is_secret_path
 from tests.conftest import MINIMAL, Writer
 
 

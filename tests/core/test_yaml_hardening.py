@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aiconfig.errors import ConfigParseError
-from aiconfig.yamlsafe import Limits, parse_yaml
+from aiconfig import ConfigParseError
+from aiconfig._yamlsafe import Limits, parse_yaml
 
 BOMB = (
     'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'

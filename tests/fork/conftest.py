@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from aiconfig.loader import load
-from aiconfig.schema import AIConfig
-from aiconfig.trust.signing import allowed_signers_line, generate_keypair, sign_file
+from aiconfig import AIConfig, load
+from aiconfig._trust.signing import allowed_signers_line, generate_keypair, sign_file
 
 PROJECT = Path(__file__).resolve().parents[2]
 BASELINE = PROJECT / "experiments" / "baseline.yaml"

@@ -107,6 +107,42 @@ def test_sweep_cartesian_deterministic_and_refuses_overwrite(
     assert cfg.training.lr == 1e-4 and cfg.model.input_resolution == (256, 144)
 
 
+@pytest.mark.parametrize(
+    ("flags", "written"),
+    [
+        (("--set", "training.lr=1e-3", "--sign-key"), ["x.yaml"]),
+        (("--sweep", "training.lr=1e-3,2e-3", "--sign-key"), ["x-lr0.001.yaml", "x-lr0.002.yaml"]),
+    ],
+    ids=["set", "sweep"],
+)
+def test_fork_into_a_directory_that_does_not_exist_yet(
+    project: Project, capsys: pytest.CaptureFixture[str], flags: tuple[str, ...], written: list[str]
+) -> None:
+    """--out NEWDIR: the base is read once, not through NEWDIR/../base.yaml before NEWDIR exists."""
+    out = project.exp / "new" / "deeper"
+    code, stdout, err = run(
+        capsys,
+        *project.cli(
+            "fork",
+            str(project.baseline),
+            "--name",
+            "x",
+            "--out",
+            str(out),
+            *flags,
+            str(project.lead),
+        ),
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in out.glob("*.yaml")) == written
+    assert stdout.count("wrote ") == len(written)
+    for name in written:
+        cfg = project.load(out / name)
+        assert cfg.training.lr in (1e-3, 2e-3)
+        assert cfg.provenance.lineage[0]["path"] == str(out / "../../baseline.yaml")
+        assert b"base: ../../baseline.yaml" in (out / name).read_bytes()
+
+
 def test_lineage_cli(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         main(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from aiconfig import load
 from aiconfig.cli import main
-from aiconfig.loader import load
 from tests.fork.conftest import PROJECT
 
 EXAMPLES = sorted(p for p in (PROJECT / "experiments").glob("*.yaml") if p.name != "baseline.yaml")

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from aiconfig.errors import (
+from aiconfig import (
     BadSignatureError,
     ConfigValidationError,
     ForkError,
     UnsignedConfigError,
+    load,
 )
-from aiconfig.fork import fork_for_experiment, render_fork
-from aiconfig.loader import load
+from aiconfig._fork import fork_for_experiment, render_fork
 from tests.fork.conftest import Project
 
 

@@ -11,11 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aiconfig.diff import diff_configs
-from aiconfig.errors import ForkError
-from aiconfig.fork import fork_for_experiment, render_fork
-from aiconfig.overrides import format_path
-from aiconfig.schema import AIConfig
+from aiconfig import AIConfig, ForkError, diff_configs
+from aiconfig._fork import fork_for_experiment, render_fork
+from aiconfig._overrides import format_path
 from tests.fork.conftest import Project, make_project
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aiconfig.errors import ManifestError, RunStateError
+from aiconfig import ManifestError, RunStateError
 from aiconfig.harness import SCHEMA_VERSION, RunContext, verify_manifest
 
 from .sessions import corrupt_byte, make_session

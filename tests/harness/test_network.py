@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from aiconfig.harness.network import is_loopback_address
+from aiconfig._network import is_loopback_host
 
 from .util import PY, child_env
 
@@ -44,6 +44,8 @@ ATTEMPTS = {
     "ipv6": lambda: socket.socket(socket.AF_INET6).connect(("2001:db8::1", 80)),
     "raw_socket": lambda: _socket.socket().connect(("192.0.2.1", 80)),
     "connect_ex": lambda: socket.socket().connect_ex(("192.0.2.1", 80)),
+    "unspecified": lambda: socket.create_connection(("0.0.0.0", 9), timeout=2),
+    "hosts_alias_dns": lambda: socket.getaddrinfo("localhost.localdomain", 80),
 }
 result = {}
 with RunContext.from_env("pipeline") as run:
@@ -117,7 +119,17 @@ def test_control_without_offline_reaches_the_kernel(tmp_path: Path) -> None:
         ("::ffff:127.0.0.1", True),
         ("localhost", True),
         ("api.localhost", True),
-        ("0.0.0.0", True),  # noqa: S104 - a bind wildcard, treated as local
+        ("localhost.", True),
+        ("LocalHost", True),
+        ("127.0.0.1%lo", True),
+        # Decided in aiconfig/_network.py: hosts-file aliases and the unspecified address are not
+        # loopback (the two offline checks used to disagree on each of these).
+        ("localhost.localdomain", False),
+        ("ip6-localhost", False),
+        ("0.0.0.0", False),  # noqa: S104 - the unspecified address, not a loopback target
+        ("::", False),
+        ("", False),
+        ("::ffff:10.0.0.1", False),
         ("10.0.0.1", False),
         ("192.168.1.1", False),
         ("8.8.8.8", False),
@@ -127,4 +139,4 @@ def test_control_without_offline_reaches_the_kernel(tmp_path: Path) -> None:
     ],
 )
 def test_loopback_classification(host: str, local: bool) -> None:
-    assert is_loopback_address(host) is local
+    assert is_loopback_host(host) is local

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from aiconfig.errors import PluginRefusedError
-from aiconfig.harness.network import offline
+from aiconfig import PluginRefusedError
+from aiconfig.harness import offline
 from aiconfig.harness.plugins import (
     GROUP,
     PluginPolicy,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aiconfig.errors import DeviceLockedError, RunStateError
+from aiconfig import DeviceLockedError, RunStateError
 from aiconfig.harness import DeviceLock, RunContext, ready_state
 from aiconfig.harness.ready import write_ready_file
 
@@ -113,7 +113,7 @@ def test_device_lock_held_by_another_process(tmp_path: Path) -> None:
 
 
 def test_unknown_device_is_refused(tmp_path: Path) -> None:
-    from aiconfig.errors import CaptureDeviceError
+    from aiconfig import CaptureDeviceError
 
     with pytest.raises(CaptureDeviceError, match="unknown device 'microphone'"):
         DeviceLock(tmp_path, "microphone", run_id="x", job="capture")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aiconfig.errors import RunSettingError
+from aiconfig import RunSettingError
 from aiconfig.harness import Budget, RunSettings, add_run_arguments, resolve_settings
 
 from .util import child_env, run_cli
@@ -139,7 +139,7 @@ def test_budget_sizes() -> None:
 
 
 def test_budget_fails_clearly_when_nothing_fits() -> None:
-    from aiconfig.errors import BudgetError
+    from aiconfig import BudgetError
 
     with pytest.raises(BudgetError, match="AP_MEM_LIMIT_MB"):
         Budget(cpus=1, mem_limit_mb=64).queue_size(10 * 1024 * 1024, 8, what="frame queue")

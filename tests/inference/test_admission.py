@@ -171,3 +171,104 @@ def test_invalid_limits_are_refused() -> None:
         Gated(latency_budget_ms=1, max_concurrency=0, max_queue=0)
     with pytest.raises(ValueError, match="latency_budget_ms"):
         Gated(latency_budget_ms=0, max_concurrency=1, max_queue=0)
+
+
+class Sleepy(AIModelInterface[int, int]):
+    """Computes for ``compute_s`` (asyncio.sleep); deadline-aware like the Torch backend."""
+
+    backend = "test"
+    _deadline_aware = True
+
+    def __init__(self, compute_s: float, **kw: Any) -> None:
+        super().__init__("sleepy", **kw)
+        self.compute_s = compute_s
+        self.order: list[int] = []
+
+    async def _execute(self, inputs: int, deadline: float, slot: Slot) -> int:
+        await asyncio.sleep(self.compute_s)
+        self.order.append(inputs)
+        return inputs
+
+
+def test_queue_is_earliest_deadline_first() -> None:
+    async def main() -> list[int]:
+        m = Gated(latency_budget_ms=9_000, max_concurrency=1, max_queue=10)
+        first = asyncio.create_task(m.infer(0))
+        await asyncio.sleep(0)
+        budgets = {1: 5_000, 2: 1_000, 3: 3_000, 4: 2_000, 5: 1_000}
+        tasks = [asyncio.create_task(m.infer(i, budget_ms=b)) for i, b in budgets.items()]
+        await asyncio.sleep(0)
+        m.gate.set()
+        await asyncio.gather(first, *tasks)
+        return m.order
+
+    # earliest deadline first; equal deadlines (2 and 5 differ by arrival) in arrival order
+    assert run(main()) == [0, 2, 5, 4, 3, 1]
+
+
+def test_a_budget_below_the_measured_compute_time_is_refused_at_once() -> None:
+    async def main() -> None:
+        m = Sleepy(0.05, latency_budget_ms=1_000, max_concurrency=1, max_queue=4)
+        assert m.estimate_ms is None
+        await m.infer(1)  # measured: about 50 ms
+        assert m.estimate_ms is not None and m.estimate_ms >= 50
+        task = asyncio.create_task(m.infer(2, budget_ms=20))
+        await asyncio.sleep(0)  # one loop turn: refused without waiting for anything
+        assert task.done()
+        err = task.exception()
+        assert isinstance(err, LatencyBudgetExceeded)
+        assert err.phase == "admission" and err.estimate_ms == m.estimate_ms
+        assert "cannot cover the estimated compute time" in str(err)
+        assert m.order == [1]  # it never computed
+        assert (await m.infer(3, budget_ms=500)).output == 3  # a budget that fits is served
+
+    run(main())
+
+
+def test_a_queued_call_that_can_no_longer_make_it_fails_when_its_turn_comes() -> None:
+    async def main() -> None:
+        m = Sleepy(0.06, latency_budget_ms=1_000, max_concurrency=1, max_queue=4)
+        await m.infer(0)  # estimate: about 60 ms
+        running = asyncio.create_task(m.infer(1))
+        await asyncio.sleep(0)
+        t0 = asyncio.get_running_loop().time()
+        with pytest.raises(LatencyBudgetExceeded) as info:
+            # 100 ms is enough at arrival (> 60), but after ~60 ms queued only ~40 are left
+            await m.infer(2, budget_ms=100)
+        waited = asyncio.get_running_loop().time() - t0
+        assert info.value.phase == "queue" and info.value.estimate_ms is not None
+        assert waited < 0.1  # failed when the slot came free, not at its deadline
+        assert (await running).output == 1
+        assert m.order == [0, 1]
+        assert (m.admission.active, m.admission.queued) == (0, 0)
+
+    run(main())
+
+
+def test_refusals_let_a_probe_through_so_the_estimate_can_recover() -> None:
+    from aiconfig.inference._admission import PROBE_AFTER
+
+    async def main() -> None:
+        m = Sleepy(0.0, latency_budget_ms=1_000, max_concurrency=1, max_queue=4)
+        m.admission.estimate.observe(500.0)  # as if one cold call had taken 500 ms
+        outcomes = []
+        for i in range(PROBE_AFTER + 1):
+            try:
+                await m.infer(i, budget_ms=50)
+                outcomes.append("ok")
+            except LatencyBudgetExceeded as exc:
+                outcomes.append(exc.phase)
+        assert outcomes == ["admission"] * PROBE_AFTER + ["ok"]
+        assert m.estimate_ms is not None and m.estimate_ms < 500.0
+
+    run(main())
+
+
+def test_backends_that_are_not_deadline_aware_never_refuse_on_the_estimate() -> None:
+    async def main() -> None:
+        m = Gated(latency_budget_ms=1_000, max_concurrency=1, max_queue=1)
+        m.admission.estimate.observe(500.0)
+        m.gate.set()
+        assert (await m.infer(1, budget_ms=50)).output == 1
+
+    run(main())

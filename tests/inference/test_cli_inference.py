@@ -193,21 +193,30 @@ def test_infer_torch_overload_is_reported(
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
+    ("extra", "message", "code"),
     [
-        (["--prompt", "x"], "not prompts"),
-        ([], "exactly one of --frames"),
-        (["--synthetic", "0"], "--synthetic"),
-        (["--frames", "/nonexistent.npy"], "no such frames file"),
+        # flags that contradict the config (or each other) are usage errors: exit 2
+        (["--prompt", "x"], "not prompts", 2),
+        ([], "exactly one of --frames", 2),
+        (["--synthetic", "0"], "--synthetic", 1),
+        (["--frames", "/nonexistent.npy"], "no such frames file", 1),
     ],
 )
 def test_infer_bad_input_is_one_line(
-    tmp_path: Path, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    extra: list[str],
+    message: str,
+    code: int,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     cfg = torch_config(tmp_path)
     rc = main(["infer", "--config", str(cfg), "--allow-unsigned", *extra, "--out", str(tmp_path)])
     err = capsys.readouterr().err
-    assert rc == 1 and message in err and "Traceback" not in err
+    assert rc == code and message in err and "Traceback" not in err
+    lines = [line for line in err.splitlines() if not line.startswith("WARNING")]
+    assert len(lines) == 1, err
+    if code == 2:
+        assert lines[0].startswith("usage error: ") and "; give" in lines[0]
 
 
 def test_cli_runs_leave_no_files_in_the_working_tree() -> None:

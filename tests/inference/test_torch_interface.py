@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from aiconfig.errors import InferenceServerError
+from aiconfig import InferenceConfig, InferenceServerError
 from aiconfig.inference import (
     LatencyBudgetExceeded,
     ModelError,
@@ -21,7 +21,6 @@ from aiconfig.inference import (
     preprocess_frames,
     resolve_device,
 )
-from aiconfig.schema import InferenceConfig
 
 from .otel_helpers import OTel
 

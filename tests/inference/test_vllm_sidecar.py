@@ -8,6 +8,7 @@ import time
 import pytest
 from pydantic import SecretStr
 
+from aiconfig import VLLMConfig
 from aiconfig.inference import (
     LatencyBudgetExceeded,
     OfflineModeError,
@@ -17,7 +18,6 @@ from aiconfig.inference import (
     ensure_ready,
     preflight,
 )
-from aiconfig.schema import VLLMConfig
 
 from .fake_vllm import Behaviour, FakeVLLM
 from .otel_helpers import OTel

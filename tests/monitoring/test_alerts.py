@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from aiconfig import AlertConfig
 from aiconfig.monitoring import AlertManager
-from aiconfig.schema import AlertConfig
 
 
 class Clock:

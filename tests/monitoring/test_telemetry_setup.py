@@ -13,9 +13,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
 
+from aiconfig import MonitoringConfig
 from aiconfig.inference import AIModelInterface, OfflineModeError, Slot
 from aiconfig.monitoring import setup_telemetry
-from aiconfig.schema import MonitoringConfig
 
 from .otlp_receiver import OTLPReceiver
 

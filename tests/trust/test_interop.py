@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from aiconfig.loader import load
-from aiconfig.trust import sig_path
-from aiconfig.trust.sshsig import split_armored
+from aiconfig import load
+from aiconfig._trust import sig_path
+from aiconfig._trust.sshsig import split_armored
 from tests.conftest import Keyring
 
 CONFIG = "meta:\n  name: interop\n  version: 1\n"

@@ -8,9 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aiconfig.errors import AiconfigError, TrustError
-from aiconfig.loader import load
-from aiconfig.trust import sig_path, verify_signatures
+from aiconfig import AiconfigError, TrustError, load
+from aiconfig._trust import sig_path, verify_signatures
 from tests.conftest import Keyring
 
 CONFIG = b"meta:\n  name: prop\n  version: 1\ntraining:\n  lr: 3e-4\n  epochs: 7\n"

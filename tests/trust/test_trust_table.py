@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aiconfig.errors import (
+from aiconfig import (
     BadSignatureError,
     ExpiredConfigError,
     KeyValidityError,
@@ -22,10 +22,10 @@ from aiconfig.errors import (
     TrustError,
     UnsignedConfigError,
     UntrustedKeyError,
+    load,
 )
-from aiconfig.loader import load
-from aiconfig.trust import sig_path
-from aiconfig.trust.sshsig import fingerprint, parse_armored
+from aiconfig._trust import sig_path
+from aiconfig._trust.sshsig import fingerprint, parse_armored
 from tests.conftest import Keyring
 
 CONFIG = "meta:\n  name: exp\n  version: {version}\n{extra}training:\n  lr: 1e-4\n"
@@ -120,7 +120,7 @@ def _same_signer_twice(ring: Keyring, cfg: Path) -> None:
     ring.policy("rules:\n  - pattern: experiments/*\n    threshold: 2\n")
     # alice's second key: same principal, counts once.
     second = ring.root / "private" / "alice2"
-    from aiconfig.trust.signing import allowed_signers_line, generate_keypair
+    from aiconfig._trust.signing import allowed_signers_line, generate_keypair
 
     pub = generate_keypair(second)
     with (ring.keys_dir / "allowed_signers").open("a") as out:
@@ -218,7 +218,7 @@ def test_rollback_state_is_safe_under_concurrent_processes(
     keyring.add("alice@x")
     paths = [keyring.write(f"v/{v}.yaml", _config(version=v), "alice@x") for v in range(1, 9)]
     script = (
-        "import sys\nfrom aiconfig.loader import load\nfrom aiconfig.errors import RollbackError\n"
+        "import sys\nfrom aiconfig import RollbackError, load\n"
         "try:\n    load(sys.argv[1], data_root=sys.argv[2])\nexcept RollbackError:\n    pass\n"
     )
     procs = [

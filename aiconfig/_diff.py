@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import AiconfigError, TrustError
-from .overrides import format_path
-from .schema import AIConfig
+from ._errors import AiconfigError
+from ._keypath import KeyPath, Parts
+from ._schema import AIConfig
 
 __all__ = [
     "Change",
@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 Kind = Literal["changed", "added", "removed", "type_changed"]
-Key = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -138,7 +137,7 @@ def review_load(
     data: bytes | None = None,
 ) -> Side:
     """Load ``path`` for review: signature problems are reported, not fatal; nothing recorded."""
-    from .loader import read_config_bytes
+    from ._loader import read_config_bytes
 
     file = str(path)
     try:
@@ -155,27 +154,15 @@ def _review_bytes(
     keys: str | os.PathLike[str] | None,
     env: Mapping[str, str] | None,
 ) -> tuple[AIConfig, str | None]:
-    from .loader import load_unverified_bytes
-    from .provenance import Signer
-    from .trust import verify_signatures
+    """Load in the loader's read-only ``review`` mode: the config and any trust problem."""
+    from ._loader import load_trusted
 
-    problem = None
-    signers: tuple[Signer, ...] = ()
-    try:
-        signers = verify_signatures(path, data, keys=keys).signers
-    except TrustError as exc:
-        problem = str(exc).splitlines()[0]
-    except AiconfigError as exc:  # no trust store at all: still show the diff
-        problem = str(exc).splitlines()[0]
-
-    def load_base(p: Path, d: bytes) -> AIConfig:
-        return _review_bytes(p, d, keys, env)[0]
-
-    config = load_unverified_bytes(data, str(path), env=env, signers=signers, load_base=load_base)
-    return config, problem
+    loaded = load_trusted(path, mode="review", data=data, keys=keys, env=env)
+    problem = loaded.trust_problem
+    return loaded.config, (str(problem).splitlines()[0] if problem is not None else None)
 
 
-def _flatten(node: Mapping[str, Any], prefix: Key, out: dict[Key, Any]) -> None:
+def _flatten(node: Mapping[str, Any], prefix: Parts, out: dict[Parts, Any]) -> None:
     for key, value in node.items():
         here = (*prefix, key)
         if isinstance(value, dict) and value:
@@ -192,14 +179,14 @@ def _same(a: Any, b: Any) -> bool:
     return True
 
 
-def _put(tree: dict[str, Any], key: Key, value: Any) -> None:
+def _put(tree: dict[str, Any], key: Parts, value: Any) -> None:
     node = tree
     for part in key[:-1]:
         node = node.setdefault(str(part), {})
     node[str(key[-1])] = value
 
 
-def _parents(tree: dict[str, Any], full: Mapping[str, Any], key: Key) -> None:
+def _parents(tree: dict[str, Any], full: Mapping[str, Any], key: Parts) -> None:
     """Create in ``tree`` the dicts along ``key`` that exist in ``full``."""
     node, src = tree, full
     for part in key[:-1]:
@@ -237,8 +224,8 @@ def diff_configs(
     from deepdiff import DeepDiff
 
     dump_a, dump_b = old.model_dump(mode="json"), new.model_dump(mode="json")
-    a: dict[Key, Any] = {}
-    b: dict[Key, Any] = {}
+    a: dict[Parts, Any] = {}
+    b: dict[Parts, Any] = {}
     _flatten(dump_a, (), a)
     _flatten(dump_b, (), b)
     pruned_a: dict[str, Any] = {}
@@ -275,7 +262,7 @@ def diff_configs(
             parts = level.path(output_format="list")
             old_v = None if kind == "added" else _json_safe(level.t1)
             new_v = None if kind == "removed" else _json_safe(level.t2)
-            changes.append((parts, Change(format_path(parts), kind, old_v, new_v)))
+            changes.append((parts, Change(str(KeyPath(parts)), kind, old_v, new_v)))
     unknown = set(tree) - set(_KINDS)
     if unknown:  # never silently drop a difference DeepDiff found
         for report in sorted(unknown):
@@ -327,7 +314,7 @@ def diff_files(
     env: Mapping[str, str] | None = None,
 ) -> ConfigDiff:
     """Diff two config files (baselines or forks); raises when either cannot be loaded."""
-    from .loader import read_config_bytes
+    from ._loader import read_config_bytes
 
     sides = []
     for path in (old, new):

@@ -10,11 +10,13 @@ H.264, webcam 640x480 off, system audio 44.1 kHz stereo off) and the harness con
 from __future__ import annotations
 
 import re
+import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -28,11 +30,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
-if TYPE_CHECKING:
-    from pydantic.fields import FieldInfo
-
-    from .provenance import Provenance
+from ._keypath import KeyPath, Parts
+from ._provenance import Provenance
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -41,6 +42,8 @@ __all__ = [
     "AudioConfig",
     "CaptureConfig",
     "DatasetConfig",
+    "FieldStep",
+    "FrozenModel",
     "InferenceConfig",
     "InputConfig",
     "MetaConfig",
@@ -52,51 +55,12 @@ __all__ = [
     "WebcamConfig",
     "is_secret_field",
     "is_secret_path",
+    "path_exists",
+    "unwrap",
+    "walk_schema",
 ]
 
 SCHEMA_VERSION: Literal[1] = 1
-
-
-def is_secret_field(field: FieldInfo) -> bool:
-    """True when the schema marks ``field`` secret: typed ``SecretStr``/``SecretBytes`` (also
-    inside ``Optional``/``Annotated``), or declared with ``json_schema_extra={"secret": True}``."""
-    extra = field.json_schema_extra
-    if isinstance(extra, dict) and extra.get("secret") is True:
-        return True
-    return _has_secret_type(field.annotation)
-
-
-def _has_secret_type(annotation: Any) -> bool:
-    if isinstance(annotation, type) and issubclass(annotation, SecretStr | SecretBytes):
-        return True
-    return any(_has_secret_type(arg) for arg in typing.get_args(annotation))
-
-
-def _submodel(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _submodel(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def is_secret_path(path: Sequence[str | int], model: type[BaseModel] | None = None) -> bool:
-    """True when ``path`` (``("inference", "vllm", "api_key")``) is a secret field of ``model``
-    (default: :class:`AIConfig`) or lies inside one. Decided by the schema, never by the key's
-    name: ``inference.vllm.max_tokens`` is an int, not a secret. Unknown paths are not secret."""
-    current: type[BaseModel] | None = AIConfig if model is None else model
-    for part in path:
-        if current is None or not isinstance(part, str):
-            return False
-        field = current.model_fields.get(part)
-        if field is None:
-            return False
-        if is_secret_field(field):
-            return True
-        current = _submodel(field.annotation)
-    return False
 
 
 def _freeze_mapping(value: dict[str, Any]) -> Mapping[str, Any]:
@@ -131,11 +95,13 @@ def _check_port(url: str | None) -> str | None:
 Url = Annotated[HttpUrl, AfterValidator(_check_port)]
 
 
-class _Frozen(BaseModel):
+class FrozenModel(BaseModel):
+    """Base of every config model: immutable, unknown keys refused, defaults validated."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
 
-class MetaConfig(_Frozen):
+class MetaConfig(FrozenModel):
     """Identity and trust metadata; all of it is inside the signed bytes."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
@@ -160,7 +126,7 @@ class MetaConfig(_Frozen):
         return v
 
 
-class ModelConfig(_Frozen):
+class ModelConfig(FrozenModel):
     """The policy network that maps frames and inputs to actions."""
 
     name: str = "lol-bc-policy"
@@ -176,7 +142,7 @@ class ModelConfig(_Frozen):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
 
-class OptimizerConfig(_Frozen):
+class OptimizerConfig(FrozenModel):
     name: Literal["adamw", "adam", "sgd"] = "adamw"
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
     betas: tuple[Probability, Probability] = (0.9, 0.999)
@@ -184,7 +150,7 @@ class OptimizerConfig(_Frozen):
     eps: Annotated[float, Field(gt=0.0)] = 1e-8
 
 
-class DatasetConfig(_Frozen):
+class DatasetConfig(FrozenModel):
     sessions_dir: str = "./sessions"
     train_split: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
     shuffle: bool = True
@@ -192,7 +158,7 @@ class DatasetConfig(_Frozen):
     min_session_s: Annotated[float, Field(ge=0.0)] = 10.0
 
 
-class TrainingConfig(_Frozen):
+class TrainingConfig(FrozenModel):
     seed: Annotated[int, Field(ge=0)] = 0
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 64
@@ -209,7 +175,7 @@ class TrainingConfig(_Frozen):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
 
 
-class VLLMConfig(_Frozen):
+class VLLMConfig(FrozenModel):
     """Client settings for the external vLLM sidecar (never launched by aiconfig)."""
 
     base_url: Url = "http://127.0.0.1:8000"
@@ -221,21 +187,22 @@ class VLLMConfig(_Frozen):
     retries_on_busy: Annotated[int, Field(ge=0, le=20)] = 2
 
 
-class InferenceConfig(_Frozen):
+class InferenceConfig(FrozenModel):
     """Every call has an explicit budget; overload is refused, not queued forever."""
 
     backend: Literal["torch", "vllm"] = "torch"
     latency_budget_ms: Annotated[float, Field(gt=0.0, le=600_000)] = 50.0
     max_concurrency: Annotated[int, Field(ge=1, le=4096)] = 4
     max_queue: Annotated[int, Field(ge=0, le=100_000)] = 16
-    max_batch_size: PositiveInt = 1
+    max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 1
+    batch_window_ms: Annotated[float, Field(ge=0.0, le=60_000)] = 0.0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     compile: bool = False
     seed: Annotated[int, Field(ge=0)] = 0
     vllm: VLLMConfig = Field(default_factory=VLLMConfig)
 
 
-class AlertConfig(_Frozen):
+class AlertConfig(FrozenModel):
     """Alert dampening: at most ``max_alerts`` per ``window_s`` per model."""
 
     enabled: bool = True
@@ -244,7 +211,7 @@ class AlertConfig(_Frozen):
     webhook_url: Url | None = None
 
 
-class MonitoringConfig(_Frozen):
+class MonitoringConfig(FrozenModel):
     enabled: bool = True
     service_name: str = "aiconfig"
     exporters: tuple[Literal["console", "otlp", "jsonl"], ...] = ("jsonl",)
@@ -257,14 +224,14 @@ class MonitoringConfig(_Frozen):
     alert: AlertConfig = Field(default_factory=AlertConfig)
 
 
-class WebcamConfig(_Frozen):
+class WebcamConfig(FrozenModel):
     enabled: bool = False
     device: Annotated[int, Field(ge=0)] | str = 0
     resolution: Resolution = (640, 480)
     fps: Annotated[int, Field(gt=0, le=120)] = 30
 
 
-class AudioConfig(_Frozen):
+class AudioConfig(FrozenModel):
     """System audio only (monitor/loopback devices); never a microphone."""
 
     enabled: bool = False
@@ -273,13 +240,13 @@ class AudioConfig(_Frozen):
     device: str | None = None
 
 
-class InputConfig(_Frozen):
+class InputConfig(FrozenModel):
     enabled: bool = True
     mouse_moves: bool = True
     focus_only: bool = True
 
 
-class CaptureConfig(_Frozen):
+class CaptureConfig(FrozenModel):
     fps: Annotated[int, Field(gt=0, le=240)] = 30
     duration_s: Annotated[float, Field(gt=0.0)] | None = None
     window_title: Annotated[str, Field(min_length=1)] = "League of Legends"
@@ -295,7 +262,7 @@ class CaptureConfig(_Frozen):
     input: InputConfig = Field(default_factory=InputConfig)
 
 
-class AIConfig(_Frozen):
+class AIConfig(FrozenModel):
     """One experiment: model, training, inference, monitoring and capture settings."""
 
     meta: MetaConfig
@@ -311,8 +278,6 @@ class AIConfig(_Frozen):
     def provenance(self) -> Provenance:
         """Where this config came from (file digest, signers, env vars, value sources)."""
         if self._provenance is None:
-            from .provenance import Provenance
-
             return Provenance(path="<memory>", sha256="", signed=False)
         return self._provenance  # type: ignore[no-any-return]
 
@@ -330,14 +295,90 @@ class AIConfig(_Frozen):
         return self
 
 
+def unwrap(annotation: Any) -> Any:
+    """Strip ``Annotated[...]`` and ``Optional[...]`` down to the underlying type."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) == 1:
+                annotation = args[0]
+                continue
+        return annotation
+
+
+@dataclass(frozen=True)
+class FieldStep:
+    """One part of a key path, looked up in the config model that holds it."""
+
+    path: KeyPath  # the path up to and including this part
+    model: type[BaseModel]  # the model the part was looked up in
+    field: FieldInfo | None  # None: the part is not a field of ``model``
+
+    @property
+    def annotation(self) -> Any:
+        """The field's full annotation, constraints included."""
+        return self.field.rebuild_annotation() if self.field is not None else None
+
+    @property
+    def submodel(self) -> type[BaseModel] | None:
+        """The config model this field holds (a section), or None for a value."""
+        inner = unwrap(self.field.annotation) if self.field is not None else None
+        return inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+
+
+def walk_schema(path: Parts, root: type[BaseModel] | None = None) -> Iterator[FieldStep]:
+    """The schema walker: one step per part of ``path`` while it stays inside the models.
+
+    Stops after a part that is not a field (``step.field is None``) or that holds a value
+    rather than a section; a consumer compares the number of steps with ``len(path)``.
+    """
+    model: type[BaseModel] = root or AIConfig
+    for i, part in enumerate(path):
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        step = FieldStep(KeyPath(path[: i + 1]), model, field)
+        yield step
+        sub = step.submodel
+        if sub is None:
+            return
+        model = sub
+
+
+def is_secret_field(field: FieldInfo) -> bool:
+    """True when the schema marks ``field`` secret: typed ``SecretStr``/``SecretBytes`` (also
+    inside ``Optional``/``Annotated``), or declared with ``json_schema_extra={"secret": True}``."""
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and extra.get("secret") is True:
+        return True
+    return _has_secret_type(field.annotation)
+
+
+def _has_secret_type(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, SecretStr | SecretBytes):
+        return True
+    return any(_has_secret_type(arg) for arg in typing.get_args(annotation))
+
+
+def is_secret_path(path: Parts, root: type[BaseModel] | None = None) -> bool:
+    """True when ``path`` names a secret field of ``root`` (default :class:`AIConfig`) or lies
+    inside one. The schema decides, never the key's name: ``inference.vllm.api_key`` is a
+    ``SecretStr``, ``inference.vllm.max_tokens`` an int. Unknown paths are not secret."""
+    for step in walk_schema(path, root):
+        if step.field is None:
+            return False
+        if is_secret_field(step.field):
+            return True
+    return False
+
+
 def path_exists(model: type[BaseModel], dotted: str) -> bool:
     """True when ``dotted`` names a field (or a sub-model) of ``model``."""
-    current: Any = model
-    for part in dotted.split("."):
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return False
-        field = current.model_fields.get(part)
-        if field is None:
-            return False
-        current = field.annotation
-    return True
+    try:
+        path = KeyPath.parse(dotted)
+    except ValueError:
+        return False
+    steps = list(walk_schema(path, model))
+    return len(steps) == len(path) and steps[-1].field is not None

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import (
+from .._errors import (
     BadSignatureError,
     ExpiredConfigError,
     KeyValidityError,
@@ -26,13 +26,13 @@ from ..errors import (
     UnsignedConfigError,
     UntrustedKeyError,
 )
-from ..provenance import Signer
+from .._provenance import Signer
 from .sshsig import NAMESPACE, SshsigFormatError, parse_armored, split_armored, verify
 from .state import default_data_root, record_version
 from .store import TrustStore, find_keys_dir
 
 if TYPE_CHECKING:
-    from ..schema import AIConfig
+    from .._schema import AIConfig
 
 __all__ = ["SignatureCheck", "Verification", "check_freshness", "sig_path", "verify_signatures"]
 

@@ -13,17 +13,18 @@ import itertools
 import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigFileError, ForkError
-from .fork import render_fork, resolve_fork
-from .overrides import check_overridable, parse_assignment, parse_path, split_values, type_value
-from .schema import AIConfig
-from .yamlsafe import parse_yaml
+from ._errors import ConfigFileError, ForkError
+from ._files import atomic_write
+from ._fork import render_fork, resolve_fork
+from ._keypath import KeyPath
+from ._overrides import check_overridable, parse_assignment, split_values, type_value
+from ._schema import AIConfig
+from ._yamlsafe import parse_yaml
 
 __all__ = ["PlannedFork", "plan_forks", "point_name", "write_forks"]
 
@@ -54,10 +55,10 @@ def point_name(name: str, labels: Sequence[str], values: Sequence[Any]) -> str:
 
 
 def _labels(paths: Sequence[str]) -> list[str]:
-    leaves = [parse_path(p)[-1] for p in paths]
+    leaves = [str(KeyPath.parse(p)[-1]) for p in paths]
     if len(set(leaves)) == len(leaves):
         return [_slug(leaf) for leaf in leaves]
-    return [_slug("_".join(parse_path(p))) for p in paths]
+    return [_slug("_".join(map(str, KeyPath.parse(p)))) for p in paths]
 
 
 def _existing_version(path: Path) -> int | None:
@@ -144,7 +145,13 @@ def plan_forks(
         )
         parsed = parse_yaml(data, str(target))
         config = resolve_fork(
-            parsed, data, str(target), signers=(), env=None, load_base=lambda _p, _d: base
+            parsed,
+            data,
+            str(target),
+            signers=(),
+            env=None,
+            load_base=lambda _p, _d: base,
+            known_base=(base_path, base_bytes),
         )
         plans.append(PlannedFork(target, point_nm, ver, overrides, data, config, exists))
     return plans
@@ -152,24 +159,14 @@ def plan_forks(
 
 def _atomic_write(path: Path, data: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        atomic_write(path, data, mode=0o600)
     except OSError as exc:
         raise ConfigFileError(f"cannot write: {exc.strerror}", file=str(path)) from None
 
 
 def write_forks(plans: Sequence[PlannedFork], *, sign_key: Path | None = None) -> list[Path]:
     """Write planned forks atomically (stale signatures of replaced files removed); sign them."""
-    from .trust import sig_path
+    from ._trust import sig_path
 
     written = []
     for plan in plans:
@@ -178,7 +175,7 @@ def write_forks(plans: Sequence[PlannedFork], *, sign_key: Path | None = None) -
             with contextlib.suppress(FileNotFoundError):
                 sig_path(plan.path).unlink()
         if sign_key is not None:
-            from .trust.signing import sign_file
+            from ._trust.signing import sign_file
 
             sign_file(plan.path, sign_key)
         written.append(plan.path)

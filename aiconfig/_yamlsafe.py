@@ -23,11 +23,11 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigParseError
+from ._errors import ConfigParseError
+from ._keypath import KeyPath, Parts
 
 __all__ = ["Limits", "ParsedYaml", "parse_yaml"]
 
-Path = tuple[str | int, ...]
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Parser: type = getattr(yaml, "CParser", None) or yaml.SafeLoader
@@ -56,8 +56,8 @@ class Limits:
 @dataclass
 class ParsedYaml:
     data: dict[str, Any]
-    lines: dict[Path, int] = field(default_factory=dict)
-    yaml11_bools: dict[Path, str] = field(default_factory=dict)
+    lines: dict[Parts, int] = field(default_factory=dict)
+    yaml11_bools: dict[Parts, str] = field(default_factory=dict)
 
 
 class _Ctor(yaml.constructor.SafeConstructor):
@@ -120,7 +120,7 @@ class _Builder:
 
     def build(self, events: Any) -> ParsedYaml:
         # Iterative construction from the event stream; a stack holds open containers.
-        stack: list[tuple[Any, Path, str | None, dict[str, int]]] = []
+        stack: list[tuple[Any, Parts, str | None, dict[str, int]]] = []
         pending_key: list[Any] = []
         root: Any = None
         docs = 0
@@ -204,7 +204,7 @@ class _Builder:
                 return key_line
         return int(ev.start_mark.line) + 1
 
-    def _child_path(self, parent: Any, pending_key: list[Any]) -> Path:
+    def _child_path(self, parent: Any, pending_key: list[Any]) -> Parts:
         if parent is None:
             return ()
         container, path, _, info = parent
@@ -248,7 +248,7 @@ class _Builder:
             return
         seen = info.setdefault("lines", {})
         if key in seen:
-            where = ".".join(str(p) for p in (*path, key))
+            where = str(KeyPath((*path, key)))
             raise ConfigParseError(
                 f"duplicate key '{_key_text(key)}' (first on line {seen[key]}, again on line "
                 f"{key_line})",

@@ -1,7 +1,7 @@
 """Exceptions raised by aiconfig.
 
 Every error is an :class:`AiconfigError`. The tree has three branches, following python-tuf's
-split between untrustworthy content and transport::
+split between untrustworthy content and transport, and :class:`UsageError` for command lines::
 
     AiconfigError
     ├── ContentError                 the bytes are not a valid config
@@ -24,15 +24,16 @@ split between untrustworthy content and transport::
     │   ├── RollbackError            meta.version lower than one already accepted
     │   ├── ExpiredConfigError       meta.expires is in the past
     │   └── PluginRefusedError       a plugin is not allowlisted, not pinned, or its hash differs
-    └── ResourceError                the outside world failed
-        ├── ConfigFileError          a file cannot be read or written
-        ├── CaptureDeviceError       a capture device is missing or refused
-        │   ├── DeviceLockedError    another run holds the device's lock file
-        │   └── StreamFailedError    a requested stream failed during a --strict capture (exit 3)
-        ├── InferenceServerError     the inference server is down or misconfigured
-        ├── NetworkDeniedError       offline mode (--no-network) refused a connection
-        ├── BudgetError              the job cannot fit in AP_CPU_LIMIT / AP_MEM_LIMIT_MB
-        └── RunStateError            the run's own files (ready file, output dir) are in the way
+    ├── ResourceError                the outside world failed
+    │   ├── ConfigFileError          a file cannot be read or written
+    │   ├── CaptureDeviceError       a capture device is missing or refused
+    │   │   ├── DeviceLockedError    another run holds the device's lock file
+    │   │   └── StreamFailedError    a requested stream failed during a --strict capture (exit 3)
+    │   ├── InferenceServerError     the inference server is down or misconfigured
+    │   ├── NetworkDeniedError       offline mode (--no-network) refused a connection
+    │   ├── BudgetError              the job cannot fit in AP_CPU_LIMIT / AP_MEM_LIMIT_MB
+    │   └── RunStateError            the run's own files (ready file, output dir) are in the way
+    └── UsageError                   flags that contradict each other or the config (exit 2)
 
 :class:`Terminated` stands outside the tree (a ``BaseException``, like ``KeyboardInterrupt``):
 a run raises it in its main thread on SIGTERM so that ``with`` blocks unwind and clean up.
@@ -80,6 +81,7 @@ __all__ = [
     "TrustError",
     "UnsignedConfigError",
     "UntrustedKeyError",
+    "UsageError",
 ]
 
 
@@ -259,6 +261,14 @@ class BudgetError(ResourceError):
 
 class RunStateError(ResourceError):
     """The run's own files are in the way: a live ready file, an unwritable output directory."""
+
+
+class UsageError(AiconfigError):
+    """A command line contradicts itself or the config (a flag the config's backend cannot use).
+
+    Outside the three branches: the CLI exits 2 for it, as for any usage error, with the one
+    line hint the problem carries.
+    """
 
 
 class Terminated(BaseException):

@@ -21,7 +21,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from ..errors import ConfigFileError, ConfigValidationError
+from .._errors import ConfigFileError, ConfigValidationError
 from .sshsig import fingerprint
 
 __all__ = ["AllowedSigner", "Policy", "TrustStore", "find_keys_dir"]
@@ -247,7 +247,7 @@ class TrustStore:
 def _load_policy(path: Path) -> Policy:
     if not path.exists():
         return Policy()
-    from ..yamlsafe import parse_yaml
+    from .._yamlsafe import parse_yaml
 
     try:
         data = path.read_bytes()
@@ -257,11 +257,16 @@ def _load_policy(path: Path) -> Policy:
     try:
         return Policy.model_validate(parsed.data)
     except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        from .._explain import translate
+
         raise ConfigValidationError(
-            f"bad policy: {first['msg']}",
-            file=str(path),
-            path=where or None,
-            hint="see README: trust model",
+            translate(
+                exc,
+                parsed.data,
+                file=str(path),
+                lines=parsed.lines,
+                root=Policy,
+                message_prefix="bad policy: ",
+                hint="see README: trust model",
+            )
         ) from None

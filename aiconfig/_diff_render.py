@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .diff import Change, ConfigDiff
+from ._diff import Change, ConfigDiff
 
 __all__ = ["MARKER", "render", "render_json", "render_markdown", "render_text"]
 

@@ -6,15 +6,14 @@ replaced atomically, so two processes verifying at once never lose an update.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigFileError
+from .._errors import ConfigFileError
+from .._files import atomic_write
 
 __all__ = ["default_data_root", "record_version"]
 
@@ -27,44 +26,53 @@ def default_data_root() -> Path:
     return Path(state) / "aiconfig"
 
 
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ConfigFileError(
+            "anti-rollback state is corrupt",
+            file=str(path),
+            hint="restore it from backup; deleting it disables rollback protection",
+        ) from None
+    except OSError as exc:
+        raise ConfigFileError(
+            f"cannot read anti-rollback state: {exc.strerror}", file=str(path)
+        ) from None
+    if not isinstance(state, dict):
+        raise ConfigFileError(
+            "anti-rollback state is corrupt (not a mapping)",
+            file=str(path),
+            hint="restore it from backup; deleting it disables rollback protection",
+        )
+    return state
+
+
 def record_version(
     data_root: Path, name: str, version: int, sha256: str, *, record: bool = True
 ) -> dict[str, Any] | None:
     """Return the previous record for ``name`` (or None); store ``version`` if it is newer.
 
-    The caller decides whether the previous record makes this a rollback.
+    The caller decides whether the previous record makes this a rollback. With
+    ``record=False`` nothing is created or written (``aiconfig verify``, ``load(record=False)``).
     """
     state_dir = data_root / "aiconfig-trust"
+    if not record:  # read-only: writers replace the file atomically, so no lock is needed
+        return _read_state(state_dir / "versions.json").get(name)
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
         lock_path = state_dir / "versions.lock"
         with open(lock_path, "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             path = state_dir / "versions.json"
-            try:
-                state = json.loads(path.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                state = {}
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise ConfigFileError(
-                    "anti-rollback state is corrupt",
-                    file=str(path),
-                    hint="restore it from backup; deleting it disables rollback protection",
-                ) from None
+            state = _read_state(path)
             previous = state.get(name)
-            if record and (previous is None or version > int(previous["version"])):
+            if previous is None or version > int(previous["version"]):
                 state[name] = {"version": version, "sha256": sha256}
-                fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".versions.", suffix=".tmp")
-                try:
-                    with os.fdopen(fd, "w", encoding="utf-8") as out:
-                        json.dump(state, out, indent=1, sort_keys=True)
-                        out.flush()
-                        os.fsync(out.fileno())
-                    os.replace(tmp, path)
-                finally:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
-            return previous  # type: ignore[no-any-return]
+                atomic_write(path, json.dumps(state, indent=1, sort_keys=True), mode=0o600)
+            return previous
     except OSError as exc:
         raise ConfigFileError(
             f"cannot write anti-rollback state: {exc.strerror}",

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from .diff import ConfigDiff, Side, diff_sides, review_load
-from .errors import ConfigFileError
-from .fork import FORK_KEY
+from ._diff import ConfigDiff, Side, diff_sides, review_load
+from ._errors import ConfigFileError
+from ._fork import FORK_KEY
 
 __all__ = ["git_diffs"]
 
@@ -61,7 +61,7 @@ def _extract(repo: Path, rev: str, dest: Path) -> None:
 
 def _read_doc(path: Path) -> dict[str, object] | None:
     """The parsed top level of a config file, or None when it is not a config."""
-    from .yamlsafe import parse_yaml
+    from ._yamlsafe import parse_yaml
 
     try:
         data = parse_yaml(path.read_bytes(), str(path)).data

@@ -12,14 +12,14 @@ import contextlib
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ..errors import ConfigFileError, SignatureFormatError, TrustError
+from .._errors import ConfigFileError, SignatureFormatError, TrustError
+from .._files import atomic_write
 from . import sig_path
 from .sshsig import NAMESPACE, parse_armored, sign_ed25519, split_armored, verify
 
@@ -130,12 +130,5 @@ def sign_file(config: Path, key_path: Path) -> tuple[str, Path]:
                     continue
             blocks.append(block)
     blocks.append(armored)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write("".join(blocks))
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    atomic_write(target, "".join(blocks), mode=0o600)
     return sig.fingerprint, target

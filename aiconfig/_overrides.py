@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import difflib
 import functools
-import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from .errors import ConfigValidationError, ForkError, Problem
-from .explain import explain
-from .schema import AIConfig, is_secret_path
+from ._errors import ConfigValidationError, ForkError, Problem
+from ._explain import explain, translate
+from ._keypath import KeyPath, Parts
+from ._schema import AIConfig, is_secret_path, unwrap, walk_schema
 
 __all__ = [
     "FieldTarget",
@@ -40,77 +40,19 @@ __all__ = [
     "type_value",
 ]
 
-Segments = tuple[str, ...]
+
+def parse_path(dotted: str) -> KeyPath:
+    """``a.b."c.d"`` -> ``KeyPath(("a", "b", "c.d"))``; raise ValueError on malformed paths."""
+    return KeyPath.parse(dotted)
 
 
-def parse_path(dotted: str) -> Segments:
-    """Split ``a.b."c.d"`` into ``("a", "b", "c.d")``; raise ValueError on malformed paths."""
-    parts: list[str] = []
-    buf: list[str] = []
-    i = 0
-    quoted_seg = False
-    while i < len(dotted):
-        ch = dotted[i]
-        if ch == '"' and not buf:
-            end = dotted.find('"', i + 1)
-            if end < 0:
-                raise ValueError(f"unterminated quote in path '{dotted}'")
-            buf.append(dotted[i + 1 : end])
-            quoted_seg = True
-            i = end + 1
-            if i < len(dotted) and dotted[i] != ".":
-                raise ValueError(f"expected '.' after quoted segment in '{dotted}'")
-            continue
-        if ch == ".":
-            if not buf and not quoted_seg:
-                raise ValueError(f"empty segment in path '{dotted}'")
-            parts.append("".join(buf))
-            buf, quoted_seg = [], False
-        else:
-            buf.append(ch)
-        i += 1
-    if not buf and not quoted_seg:
-        raise ValueError(f"empty segment in path '{dotted}'")
-    parts.append("".join(buf))
-    return tuple(parts)
-
-
-def format_path(segments: Sequence[str | int]) -> str:
+def format_path(segments: Parts) -> str:
     """Inverse of :func:`parse_path`; list indices are written ``name[3]``."""
-    out = ""
-    for seg in segments:
-        if isinstance(seg, int):
-            out += f"[{seg}]"
-            continue
-        text = f'"{seg}"' if ("." in seg or " " in seg or not seg or "[" in seg) else seg
-        out = f"{out}.{text}" if out else text
-    return out
-
-
-def _unwrap(annotation: Any) -> Any:
-    """Strip ``Annotated[...]`` and ``Optional[...]`` down to the underlying type."""
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
-            continue
-        if origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(args) == 1:
-                annotation = args[0]
-                continue
-        return annotation
-
-
-def _as_model(annotation: Any) -> type[BaseModel] | None:
-    inner = _unwrap(annotation)
-    if isinstance(inner, type) and issubclass(inner, BaseModel):
-        return inner
-    return None
+    return str(KeyPath(segments))
 
 
 def _map_value_type(annotation: Any) -> Any | None:
-    inner = _unwrap(annotation)
+    inner = unwrap(annotation)
     if typing.get_origin(inner) is dict:
         return typing.get_args(inner)[1]
     return None
@@ -120,59 +62,65 @@ def _map_value_type(annotation: Any) -> Any | None:
 class FieldTarget:
     """What a dotted path points at: a model field, or a key in a map field."""
 
-    segments: Segments
+    segments: KeyPath
     annotation: Any  # the full annotation, constraints included
     map_key: bool  # True when the last segment is a key of a free-form map
 
     @property
     def dotted(self) -> str:
-        return format_path(self.segments)
+        return str(self.segments)
 
 
 @functools.lru_cache(maxsize=512)
-def _target(segments: Segments) -> FieldTarget:
-    model: type[BaseModel] = AIConfig
-    for i, seg in enumerate(segments):
-        here = format_path(segments[: i + 1])
-        field = model.model_fields.get(seg)
-        if field is None:
-            close = difflib.get_close_matches(seg, list(model.model_fields), n=1, cutoff=0.6)
-            hint = (
-                f"did you mean '{format_path((*segments[:i], close[0]))}'?"
-                if close
-                else f"valid keys here: {', '.join(model.model_fields)}"
+def _target(segments: KeyPath) -> FieldTarget:
+    """Resolve an override path with the schema walker; ForkError says what is wrong."""
+    if not segments:
+        raise ForkError("empty config path", hint="write a dotted path such as training.lr")
+    steps = list(walk_schema(segments))
+    last = steps[-1]
+    here = str(last.path)
+    if last.field is None:
+        part = last.path[-1]
+        if isinstance(part, int):
+            raise ForkError(
+                f"'{segments}' names a list item",
+                path=str(segments),
+                hint=f"set the whole list: {last.path.parent}=[...]",
             )
-            raise ForkError(f"unknown config path '{format_path(segments)}'", path=here, hint=hint)
-        annotation = field.rebuild_annotation()
-        last = i == len(segments) - 1
-        sub = _as_model(annotation)
-        if sub is not None:
-            if last:
-                keys = ", ".join(sub.model_fields)
-                raise ForkError(
-                    f"'{here}' is a section, not a value",
-                    path=here,
-                    hint=f"override its keys one by one ({here}.<key>; keys: {keys})",
-                )
-            model = sub
-            continue
-        value_type = _map_value_type(annotation)
-        if last:
-            return FieldTarget(segments, annotation, map_key=False)
-        if value_type is not None and i == len(segments) - 2:
-            return FieldTarget(segments, value_type, map_key=True)
-        raise ForkError(
-            f"'{here}' is a value, not a section; '{format_path(segments)}' does not exist",
-            path=format_path(segments),
-            hint=f"set '{here}' itself",
+        known = list(last.model.model_fields)
+        close = difflib.get_close_matches(part, known, n=1, cutoff=0.6)
+        hint = (
+            f"did you mean '{last.path.parent.child(close[0])}'?"
+            if close
+            else f"valid keys here: {', '.join(known)}"
         )
-    raise ForkError("empty config path", hint="write a dotted path such as training.lr")
+        raise ForkError(f"unknown config path '{segments}'", path=here, hint=hint)
+    done = len(steps) == len(segments)
+    sub = last.submodel
+    if sub is not None:  # only the last step can be a section: the walker went on otherwise
+        keys = ", ".join(sub.model_fields)
+        raise ForkError(
+            f"'{here}' is a section, not a value",
+            path=here,
+            hint=f"override its keys one by one ({here}.<key>; keys: {keys})",
+        )
+    annotation = last.annotation
+    if done:
+        return FieldTarget(segments, annotation, map_key=False)
+    value_type = _map_value_type(annotation)
+    if value_type is not None and len(steps) == len(segments) - 1:
+        return FieldTarget(segments, value_type, map_key=True)
+    raise ForkError(
+        f"'{here}' is a value, not a section; '{segments}' does not exist",
+        path=str(segments),
+        hint=f"set '{here}' itself",
+    )
 
 
 def target_of(dotted: str) -> FieldTarget:
     """Resolve ``dotted`` against the schema; ForkError with a did-you-mean when unknown."""
     try:
-        segments = parse_path(dotted)
+        segments = KeyPath.parse(dotted)
     except ValueError as exc:
         raise ForkError(
             str(exc), path=dotted, hint='quote segments that hold dots: a."b.c"'
@@ -213,7 +161,7 @@ def _adapter(annotation: Any) -> TypeAdapter[Any]:
 
 def _parse_scalar_text(text: str) -> Any:
     """Read ``text`` as a YAML value under the hardened profile (``3e-4`` is a float)."""
-    from .yamlsafe import parse_yaml
+    from ._yamlsafe import parse_yaml
 
     try:
         return parse_yaml(b"v: " + text.encode("utf-8"), "<--set>").data["v"]
@@ -244,21 +192,19 @@ def type_value(dotted: str, text: str) -> Any:
     if not quoted:
         candidates = [_parse_scalar_text(stripped), stripped]
     adapter = _adapter(target.annotation)
-    first_error: PydanticValidationError | None = None
+    first_error: tuple[PydanticValidationError, Any] | None = None
     for candidate in candidates:
         try:
             value = adapter.validate_python(candidate)
         except PydanticValidationError as exc:
-            first_error = first_error or exc
+            first_error = first_error or (exc, candidate)
             continue
         return adapter.dump_python(value, mode="json")
     if first_error is None:  # pragma: no cover - candidates is never empty
         raise ForkError(f"bad value {text!r}", path=dotted)
-    err = first_error.errors(include_url=False)[0]
-    msg = str(err["msg"])
-    if msg.startswith("Input should be "):
-        msg = "expected " + msg[len("Input should be ") :]
-    raise ForkError(f"bad value {text!r}: {msg}", path=dotted, hint="fix the value")
+    problems = translate(*first_error, root=None, prefix=target.segments, default_source=None)
+    why = "; ".join(f"expected {p.expected}" if p.expected else p.message for p in problems)
+    raise ForkError(f"bad value {text!r}: {why}", path=dotted, hint="fix the value")
 
 
 def _split_top(text: str, sep: str) -> Iterator[str]:
@@ -310,7 +256,7 @@ def split_values(text: str) -> list[str]:
     return values
 
 
-def _set(data: dict[str, Any], segments: Segments, value: Any) -> None:
+def _set(data: dict[Any, Any], segments: Parts, value: Any) -> None:
     node = data
     for seg in segments[:-1]:
         child = node.get(seg)
@@ -350,8 +296,8 @@ def apply_overrides(
     if problems:
         raise ForkError(problems)
     data = base.model_dump()
-    data_lines: dict[tuple[str | int, ...], int] = {}
-    data_sources: dict[tuple[str | int, ...], str] = {}
+    data_lines: dict[Parts, int] = {}
+    data_sources: dict[Parts, str] = {}
     for target, value in targets:
         _set(data, target.segments, value)
         if target.dotted in lines:

@@ -16,12 +16,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InterpolationError, Problem
-from .schema import is_secret_path
+from ._errors import InterpolationError, Problem
+from ._keypath import KeyPath, Parts
+from ._schema import is_secret_path
 
 __all__ = ["Interpolated", "interpolate"]
 
-Path = tuple[str | int, ...]
 
 _RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
 _NODE_REF = re.compile(r"(?<!\\)\$\{\s*(?![A-Za-z_][\w.]*\s*:)")
@@ -31,11 +31,11 @@ _ENV = re.compile(r"\$\{\s*oc\.env\s*:\s*([^,}\s]+)\s*(,)?")
 @dataclass
 class Interpolated:
     data: dict[str, Any]
-    sources: dict[Path, str] = field(default_factory=dict)
+    sources: dict[Parts, str] = field(default_factory=dict)
     env_used: dict[str, str | None] = field(default_factory=dict)  # name -> value (None: unset)
 
 
-def _strings(value: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
+def _strings(value: Any, path: Parts = ()) -> Iterator[tuple[Parts, str]]:
     if isinstance(value, dict):
         for k, v in value.items():
             yield from _strings(v, (*path, k))
@@ -46,11 +46,7 @@ def _strings(value: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
         yield path, value
 
 
-def _dotted(path: Path) -> str:
-    return ".".join(str(p) for p in path)
-
-
-def _set(data: Any, path: Path, value: Any) -> None:
+def _set(data: Any, path: Parts, value: Any) -> None:
     for part in path[:-1]:
         data = data[part]
     data[path[-1]] = value
@@ -59,7 +55,7 @@ def _set(data: Any, path: Path, value: Any) -> None:
 def interpolate(
     data: dict[str, Any],
     file: str,
-    lines: Mapping[Path, int],
+    lines: Mapping[Parts, int],
     env: Mapping[str, str] | None = None,
 ) -> Interpolated:
     """Resolve interpolations in ``data`` (modified in place) and say where each value came from."""
@@ -77,7 +73,7 @@ def interpolate(
                         f"resolver '{name}' is not allowed",
                         file=file,
                         line=lines.get(path),
-                        path=_dotted(path),
+                        path=str(KeyPath(path)),
                         hint="only ${oc.env:VAR,default} and ${dotted.path} may be used",
                     )
                 )
@@ -92,7 +88,7 @@ def interpolate(
                         f"environment variable {var} is not set and has no default",
                         file=file,
                         line=lines.get(path),
-                        path=_dotted(path),
+                        path=str(KeyPath(path)),
                         hint=f"export {var}=... or write ${{oc.env:{var},default}}",
                     )
                 )
@@ -108,12 +104,12 @@ def interpolate(
 
 def _resolve(
     data: dict[str, Any],
-    found: list[tuple[Path, str]],
+    found: list[tuple[Parts, str]],
     file: str,
-    lines: Mapping[Path, int],
+    lines: Mapping[Parts, int],
     env: Mapping[str, str],
 ) -> dict[str, Any]:
-    slow: list[tuple[Path, str]] = []
+    slow: list[tuple[Parts, str]] = []
     for path, text in found:
         value = fast_resolve(text, env)
         if value is _SLOW:
@@ -140,7 +136,7 @@ def _resolve(
         return {str(k): v for k, v in resolved.items()}  # type: ignore[union-attr]
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or ""
-        where: Path | None = next((p for p, _ in found if _dotted(p) == key), None)
+        where: Parts | None = next((p for p, _ in found if _same_path(p, key)), None)
         message = str(exc).splitlines()[0]
         if where is not None and is_secret_path(where):
             message = "interpolation failed"
@@ -148,11 +144,16 @@ def _resolve(
             message,
             file=file,
             line=lines.get(where) if where else None,
-            path=_dotted(where) if where else (key or None),
+            path=str(KeyPath(where)) if where else (key or None),
             hint="check the ${...} expression",
         ) from None
     finally:
         _restore_environ(saved)
+
+
+def _same_path(path: Parts, key: str) -> bool:
+    """OmegaConf names a list item ``a.0`` or ``a[0]``; either matches ``path``."""
+    return key in (str(KeyPath(path)), ".".join(map(str, path)))
 
 
 _SLOW: Any = object()

@@ -23,26 +23,32 @@ from __future__ import annotations
 import hashlib
 import shlex
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 
-from .errors import ForkError, Problem
-from .interpolate import interpolate
-from .overrides import apply_overrides, parse_path
-from .provenance import Provenance, Signer
-from .schema import AIConfig
-from .yamlsafe import ParsedYaml
+from ._errors import ForkError, Problem
+from ._interpolate import interpolate
+from ._keypath import KeyPath
+from ._overrides import apply_overrides
+from ._provenance import Provenance, Signer
+from ._schema import AIConfig, FrozenModel
+from ._yamlsafe import ParsedYaml
 
 __all__ = [
     "FORK_KEY",
+    "BaseLoader",
     "ForkDocument",
+    "PreparedFork",
     "fork_for_experiment",
     "is_fork_document",
     "lineage_step",
+    "merge_fork",
+    "prepare_fork",
     "refork_command",
     "render_fork",
     "resolve_fork",
@@ -50,18 +56,15 @@ __all__ = [
 
 FORK_KEY = "fork"
 BaseLoader = Callable[[Path, bytes], AIConfig]
+"""Loads a fork's base (path, exact bytes) through the trusted pipeline."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ForkRef(_Frozen):
+class ForkRef(FrozenModel):
     base: Annotated[str, Field(min_length=1)]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-class ForkMeta(_Frozen):
+class ForkMeta(FrozenModel):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
     version: Annotated[int, Field(ge=1, strict=True)]
     schema_version: Literal[1] = 1
@@ -70,7 +73,7 @@ class ForkMeta(_Frozen):
     locked: tuple[str, ...] = ()
 
 
-class ForkDocument(_Frozen):
+class ForkDocument(FrozenModel):
     """The structure of a fork file (values of ``overrides`` are typed by the config schema)."""
 
     fork: ForkRef
@@ -83,26 +86,19 @@ def is_fork_document(data: Any) -> bool:
 
 
 def _doc_problems(exc: PydanticValidationError, file: str, parsed: ParsedYaml) -> list[Problem]:
-    problems = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        line = None
-        for end in range(len(loc), -1, -1):
-            if loc[:end] in parsed.lines:
-                line = parsed.lines[loc[:end]]
-                break
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        problems.append(
-            Problem(
-                f"malformed fork file: {msg}",
-                file=file,
-                line=line,
-                path=".".join(map(str, loc)) or None,
-                hint="a fork has 'fork: {base, sha256}', 'meta: {name, version}' and "
-                "'overrides: {dotted.path: value}'; write it with 'aiconfig fork'",
-            )
-        )
-    return problems
+    from ._explain import translate
+
+    return translate(
+        exc,
+        parsed.data,
+        file=file,
+        lines=parsed.lines,
+        root=ForkDocument,
+        default_source=None,
+        message_prefix="malformed fork file: ",
+        hint="a fork has 'fork: {base, sha256}', 'meta: {name, version}' and "
+        "'overrides: {dotted.path: value}'; write it with 'aiconfig fork'",
+    )
 
 
 def refork_command(base: str, doc: ForkDocument, out_dir: str) -> str:
@@ -144,16 +140,47 @@ def lineage_step(
     }
 
 
-def resolve_fork(
+def _read_base(file: str, parsed: ParsedYaml, rel: PurePosixPath) -> tuple[Path, bytes]:
+    base_path = Path(file).parent / rel
+    try:
+        return base_path, base_path.read_bytes()
+    except OSError as exc:
+        raise ForkError(
+            f"base {base_path} cannot be read ({exc.strerror})",
+            file=file,
+            line=parsed.lines.get((FORK_KEY, "base")),
+            path="fork.base",
+            hint="restore the base file or re-fork from an existing one",
+        ) from None
+
+
+@dataclass(frozen=True)
+class PreparedFork:
+    """A fork file with its base loaded and its overrides interpolated, not yet merged."""
+
+    doc: ForkDocument
+    base_path: Path
+    base: AIConfig
+    overrides: dict[str, Any]
+    lines: dict[str, int]
+    sources: dict[str, str]
+    env_used: dict[str, str | None]
+
+
+def prepare_fork(
     parsed: ParsedYaml,
-    data: bytes,
     file: str,
     *,
-    signers: tuple[Signer, ...],
     env: Mapping[str, str] | None,
     load_base: BaseLoader,
-) -> AIConfig:
-    """A parsed fork file -> its merged, validated config (base loaded via ``load_base``)."""
+    known_base: tuple[Path, bytes] | None = None,
+) -> PreparedFork:
+    """Check the fork document and its base digest, load the base, interpolate the overrides.
+
+    ``known_base`` is the base's path and bytes when the caller has read them already: a fork
+    being planned into a directory that does not exist yet cannot reach its base through
+    ``NEWDIR/../base.yaml``.
+    """
     try:
         doc = ForkDocument.model_validate(parsed.data)
     except PydanticValidationError as exc:
@@ -167,17 +194,10 @@ def resolve_fork(
             path="fork.base",
             hint="write the base's path relative to this fork file",
         )
-    base_path = Path(file).parent / rel
-    try:
-        base_bytes = base_path.read_bytes()
-    except OSError as exc:
-        raise ForkError(
-            f"base {base_path} cannot be read ({exc.strerror})",
-            file=file,
-            line=parsed.lines.get((FORK_KEY, "base")),
-            path="fork.base",
-            hint="restore the base file or re-fork from an existing one",
-        ) from None
+    if known_base is not None:
+        base_path, base_bytes = known_base
+    else:
+        base_path, base_bytes = _read_base(file, parsed, rel)
     actual = hashlib.sha256(base_bytes).hexdigest()
     if actual != doc.fork.sha256:
         out_dir = str(Path(file).parent)
@@ -196,31 +216,57 @@ def resolve_fork(
     resolved = interpolate(overrides, file, {(k,): v for k, v in lines.items()}, env)
     sources = {k: file for k in overrides}
     sources.update({str(k[0]): v for k, v in resolved.sources.items()})
+    lines["meta"] = parsed.lines.get(("meta",), 0)
+    return PreparedFork(
+        doc, base_path, base, resolved.data, lines, sources, dict(resolved.env_used)
+    )
+
+
+def merge_fork(
+    prepared: PreparedFork, data: bytes, file: str, *, signers: tuple[Signer, ...]
+) -> AIConfig:
+    """Apply a prepared fork's overrides to its base, validate, and record the lineage step."""
+    doc, base = prepared.doc, prepared.base
     meta = doc.meta.model_dump(exclude_unset=True)
     meta.setdefault("description", "")
     meta.setdefault("version", doc.meta.version)
     merged = apply_overrides(
         base,
-        resolved.data,
+        prepared.overrides,
         meta,
         file=file,
-        lines={**lines, "meta": parsed.lines.get(("meta",), 0)},
-        sources=sources,
+        lines=prepared.lines,
+        sources=prepared.sources,
     )
     sha = hashlib.sha256(data).hexdigest()
     base_prov = base.provenance
-    step = lineage_step(file, sha, merged, signers, doc.overrides, base=str(base_path))
+    step = lineage_step(file, sha, merged, signers, doc.overrides, base=str(prepared.base_path))
     provenance = Provenance(
         path=file,
         sha256=sha,
         signed=bool(signers),
         signers=signers,
-        env_vars={**base_prov.env_vars, **resolved.env_used},
-        sources={**base_prov.sources, **sources},
+        env_vars={**base_prov.env_vars, **prepared.env_used},
+        sources={**base_prov.sources, **prepared.sources},
         lineage=(*base_prov.lineage, step),
         template=data.decode("utf-8", "replace"),
     )
     return merged.with_provenance(provenance)
+
+
+def resolve_fork(
+    parsed: ParsedYaml,
+    data: bytes,
+    file: str,
+    *,
+    signers: tuple[Signer, ...],
+    env: Mapping[str, str] | None,
+    load_base: BaseLoader,
+    known_base: tuple[Path, bytes] | None = None,
+) -> AIConfig:
+    """A parsed fork file -> its merged, validated config (base loaded via ``load_base``)."""
+    prepared = prepare_fork(parsed, file, env=env, load_base=load_base, known_base=known_base)
+    return merge_fork(prepared, data, file, signers=signers)
 
 
 def fork_for_experiment(
@@ -263,7 +309,7 @@ def _values_at(config: AIConfig, overrides: Mapping[str, Any]) -> dict[str, Any]
     out = {}
     for dotted in overrides:
         node: Any = dumped
-        for seg in parse_path(dotted):
+        for seg in KeyPath.parse(dotted):
             node = node[seg]
         out[dotted] = node
     return out

@@ -165,18 +165,37 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def write_forks(plans: Sequence[PlannedFork], *, sign_key: Path | None = None) -> list[Path]:
-    """Write planned forks atomically (stale signatures of replaced files removed); sign them."""
+    """Write planned forks atomically (stale signatures of replaced files removed); sign them.
+
+    Every signature is made in memory first, so a missing or unusable ``sign_key`` refuses the
+    whole command before any file is written. A write that fails later removes the files this
+    call created, so a rerun never meets a half-written sweep.
+    """
     from ._trust import sig_path
+    from ._trust.signing import add_signature, make_signature
 
-    written = []
-    for plan in plans:
-        _atomic_write(plan.path, plan.data)
-        if plan.exists:
-            with contextlib.suppress(FileNotFoundError):
-                sig_path(plan.path).unlink()
-        if sign_key is not None:
-            from ._trust.signing import sign_file
-
-            sign_file(plan.path, sign_key)
-        written.append(plan.path)
+    signatures = [make_signature(plan.data, sign_key)[0] for plan in plans] if sign_key else []
+    written: list[Path] = []
+    created: list[Path] = []
+    try:
+        for i, plan in enumerate(plans):
+            _atomic_write(plan.path, plan.data)
+            if not plan.exists:
+                created.append(plan.path)
+            if plan.exists:
+                with contextlib.suppress(FileNotFoundError):
+                    sig_path(plan.path).unlink()
+            if signatures:
+                try:
+                    created.append(add_signature(plan.path, signatures[i]))
+                except OSError as exc:
+                    raise ConfigFileError(
+                        f"cannot write: {exc.strerror}", file=str(sig_path(plan.path))
+                    ) from None
+            written.append(plan.path)
+    except BaseException:
+        for path in created:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
     return written

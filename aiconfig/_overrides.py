@@ -100,7 +100,7 @@ def _target(segments: KeyPath) -> FieldTarget:
     if sub is not None:  # only the last step can be a section: the walker went on otherwise
         keys = ", ".join(sub.model_fields)
         raise ForkError(
-            f"'{here}' is a section, not a value",
+            f"'{here}' is a whole section; a whole section cannot be overridden",
             path=here,
             hint=f"override its keys one by one ({here}.<key>; keys: {keys})",
         )
@@ -144,6 +144,7 @@ def check_overridable(dotted: str, locked: Sequence[str]) -> FieldTarget:
             path=dotted,
             hint="a fork sets its own meta (--name, --version, --description)",
         )
+    target = target_of(dotted)  # unknown paths and whole sections first: the precise problem
     lock = locked_by(dotted, locked)
     if lock is not None:
         raise ForkError(
@@ -151,7 +152,7 @@ def check_overridable(dotted: str, locked: Sequence[str]) -> FieldTarget:
             path=dotted,
             hint="locked paths change only through a reviewed edit of the baseline",
         )
-    return target_of(dotted)
+    return target
 
 
 @functools.lru_cache(maxsize=512)

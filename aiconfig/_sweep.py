@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigFileError, ForkError
+from ._errors import ConfigFileError, ForkError, Problem
 from ._files import atomic_write
 from ._fork import render_fork, resolve_fork
 from ._keypath import KeyPath
@@ -88,21 +88,55 @@ def plan_forks(
             "the base changed while forking", file=str(base_path), hint="run the command again"
         )
     locked = tuple(base.meta.locked)
+    problems: list[Problem] = []  # every problem of every --set / --sweep, reported at once
+
+    def checked(text: str) -> tuple[str, str] | None:
+        try:
+            path, raw = parse_assignment(text)
+            check_overridable(path, locked)
+        except ForkError as exc:
+            problems.extend(exc.problems)
+            return None
+        return path, raw
+
+    def typed(path: str, raws: Sequence[str]) -> list[Any] | None:
+        try:
+            return [type_value(path, raw) for raw in raws]
+        except ForkError as exc:
+            problems.extend(exc.problems)
+            return None
+
     fixed: dict[str, Any] = {}
     for text in sets:
-        path, raw = parse_assignment(text)
-        check_overridable(path, locked)
+        assignment = checked(text)
+        if assignment is None:
+            continue
+        path, raw = assignment
         if path in fixed:
-            raise ForkError(f"--set {path} given twice", path=path, hint="keep one")
-        fixed[path] = type_value(path, raw)
+            problems.append(Problem(f"--set {path} given twice", path=path, hint="keep one"))
+            continue
+        values = typed(path, [raw])
+        if values is not None:
+            fixed[path] = values[0]
     axes: list[tuple[str, list[Any]]] = []
     for text in sweeps:
-        path, raw = parse_assignment(text)
-        check_overridable(path, locked)
+        assignment = checked(text)
+        if assignment is None:
+            continue
+        path, raw = assignment
         if path in fixed or any(path == p for p, _ in axes):
-            raise ForkError(f"{path} is both set and swept", path=path, hint="keep one")
-        values = [type_value(path, v) for v in split_values(raw)]
-        axes.append((path, values))
+            problems.append(Problem(f"{path} is both set and swept", path=path, hint="keep one"))
+            continue
+        try:
+            raws = split_values(raw)
+        except ForkError as exc:
+            problems.extend(exc.problems)
+            continue
+        swept = typed(path, raws)
+        if swept is not None:
+            axes.append((path, swept))
+    if problems:
+        raise ForkError(problems)
     labels = _labels([p for p, _ in axes])
     points = list(itertools.product(*(values for _, values in axes))) if axes else [()]
     rel = Path(os.path.relpath(base_path.resolve(), out_dir.resolve())).as_posix()
@@ -118,11 +152,15 @@ def plan_forks(
         target = out_dir / f"{point_nm}.yaml"
         exists = target.exists()
         if exists and not force:
-            raise ForkError(
-                "refusing to overwrite an existing fork",
-                file=str(target),
-                hint="pass --force to replace it (its signature is removed; re-sign it)",
+            problems.append(
+                Problem(
+                    "refusing to overwrite an existing fork",
+                    file=str(target),
+                    hint="pass --force to replace it (its signature is removed; re-sign it), "
+                    "or choose another --name",
+                )
             )
+            continue
         ver = version or ((_existing_version(target) or 0) + 1 if exists else 1)
         desc = description or (
             f"fork of {base.meta.name} v{base.meta.version}: "
@@ -154,6 +192,8 @@ def plan_forks(
             known_base=(base_path, base_bytes),
         )
         plans.append(PlannedFork(target, point_nm, ver, overrides, data, config, exists))
+    if problems:
+        raise ForkError(problems)
     return plans
 
 

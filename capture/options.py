@@ -18,6 +18,7 @@ from typing import Any
 from aiconfig import ConfigValidationError
 
 __all__ = [
+    "FLAG_OF",
     "capture_devices",
     "check_audio_report",
     "failed_streams",
@@ -96,6 +97,23 @@ def record_args(parser: argparse.ArgumentParser) -> None:
         help="exit 3 (manifest status 'failed') when a requested stream failed; without it a "
         "failed stream degrades the session alone and the exit status is 0",
     )
+
+
+# The recording flag that sets each CaptureConfig field (for messages and help).
+FLAG_OF = {
+    "duration_s": "--duration",
+    "fps": "--fps",
+    "allow_any": "--allow-any",
+    "window_title": "--window-title",
+    "preset": "--preset",
+    "crf": "--crf",
+    "webcam.enabled": "--webcam",
+    "webcam.device": "--webcam-device",
+    "webcam.resolution": "--webcam-resolution",
+    "audio.enabled": "--audio",
+    "audio.device": "--audio-device",
+    "input.enabled": "--no-input",
+}
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:

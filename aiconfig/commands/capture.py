@@ -47,22 +47,65 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _cli_text(value: Any) -> str:
+    """``value`` as ``--set`` text: ``true``, ``60``, ``[1280, 720]``, ``'Some Title'``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_cli_text(v) for v in value) + "]"
+    text = str(value)
+    return f"'{text}'" if any(c in text for c in " ,=\"'") else text
+
+
+def _fork_command(file: str, dotted: str, text: str, locked: tuple[str, ...]) -> str | None:
+    """The ``aiconfig fork`` command that makes this change, if fork would accept it."""
+    from .._errors import ForkError
+    from .._overrides import check_overridable, type_value
+
+    try:
+        check_overridable(dotted, locked)
+        type_value(dotted, text.strip("'"))
+    except ForkError:
+        return None
+    return f"aiconfig fork {file} --name NAME --set {dotted}={text}"
+
+
 def checked_overrides(cfg: Any, over: dict[str, Any], file: str) -> dict[str, Any]:
-    """``over`` if every path may be overridden for this config; else a one-line error."""
-    locked = set(cfg.meta.locked)
-    for path in sorted(_flatten(over)):
+    """``over`` if every path may be overridden for this config; else every refusal at once,
+    each suggesting only what would work (a fork, unless the config locks the path)."""
+    from capture.options import FLAG_OF
+
+    from .._errors import Problem
+    from .._overrides import locked_by
+
+    locked = tuple(cfg.meta.locked)
+    problems: list[Problem] = []
+    for path, value in sorted(_flatten(over).items()):
         dotted = f"capture.{path}"
-        if path not in OVERRIDABLE:
-            raise ConfigValidationError(
-                f"{dotted} is set by the reviewed config and cannot be overridden on the command "
-                "line",
-                file=file,
-                hint=f"fork it instead: aiconfig fork {file} --name NAME --set {dotted}=VALUE",
+        flag = FLAG_OF.get(path, dotted)
+        lock = locked_by(dotted, locked)
+        if lock is not None:
+            problems.append(
+                Problem(
+                    f"{flag}: {dotted} is locked by the config (meta.locked: {lock}); neither a "
+                    "flag nor a fork can change it",
+                    file=file,
+                    hint="record without that flag; a locked path changes only through a "
+                    "reviewed edit of the baseline",
+                )
             )
-        if dotted in locked or any(dotted.startswith(f"{lock}.") for lock in locked):
-            raise ConfigValidationError(
-                f"{dotted} is locked by meta.locked", file=file, hint="record without that flag"
+        elif path not in OVERRIDABLE:
+            command = _fork_command(file, dotted, _cli_text(value), locked)
+            problems.append(
+                Problem(
+                    f"{flag}: {dotted} is set by the reviewed config and cannot be overridden "
+                    "on the command line",
+                    file=file,
+                    hint=f"fork it instead: {command}" if command else "record without that flag",
+                )
             )
+    if problems:
+        raise ConfigValidationError(problems)
     return over
 
 

@@ -44,7 +44,7 @@ def _text_change(c: Change) -> str:
 def _text_one(d: ConfigDiff) -> list[str]:
     old = d.old.file if d.old else "(none)"
     new = d.new.file if d.new else "(none)"
-    head = f"{d.label or new} [{d.status}]" if d.label else f"{old} -> {new}"
+    head = f"{d.label or new} [{d.verdict}]" if d.label else f"{old} -> {new} [{d.verdict}]"
     lines = [head]
     if d.note:
         lines.append(f"  note: {d.note}")
@@ -61,8 +61,8 @@ def _text_one(d: ConfigDiff) -> list[str]:
         if d.signer_changes:
             lines.append(f"  signers: {_signers(d.old.signers)} -> {_signers(d.new.signers)}")
     lines.extend(_text_change(c) for c in (*d.meta_changes, *d.changes))
-    if d.status == "modified" and not d.differs:
-        lines.append("  identical")
+    if d.verdict == "identical":
+        lines.append("  no semantic change (comments or formatting only)")
     return lines
 
 
@@ -121,8 +121,9 @@ def _md_table(changes: Sequence[Change]) -> list[str]:
 
 def _md_one(d: ConfigDiff) -> list[str]:
     title = d.label or (d.new.file if d.new else d.old.file if d.old else "?")
-    icon = {"added": "🆕", "removed": "🗑️", "error": "❌", "base-changed": "⚠️"}.get(d.status, "✏️")
-    lines = [f"### {icon} {_md_code(title)} — {d.status}", ""]
+    icons = {"added": "🆕", "removed": "🗑️", "error": "❌", "base-changed": "⚠️", "identical": "🟰"}
+    icon = icons.get(d.verdict, "✏️")
+    lines = [f"### {icon} {_md_code(title)} — {d.verdict}", ""]
     if d.note:
         lines += [f"> {_md_escape(d.note)}", ""]
     for side, tag in ((d.old, "old"), (d.new, "new")):
@@ -153,7 +154,7 @@ def _md_one(d: ConfigDiff) -> list[str]:
             "",
         ]
     lines += _md_table([*d.meta_changes, *d.changes])
-    if d.status == "modified" and not d.differs:
+    if d.verdict == "identical":
         lines += ["No semantic change (comments or formatting only).", ""]
     return lines
 

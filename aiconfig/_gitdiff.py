@@ -19,12 +19,12 @@ import posixpath
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from ._diff import ConfigDiff, Side, diff_sides, review_load
-from ._errors import ConfigFileError
+from ._errors import ConfigFileError, Problem
 from ._fork import FORK_KEY
 
 __all__ = ["git_diffs"]
@@ -32,21 +32,52 @@ __all__ = ["git_diffs"]
 _CONFIG_SUFFIXES = (".yaml", ".yml")
 
 
-def _git(repo: Path, *args: str, binary: bool = False) -> bytes:
+def _run_git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     try:
-        proc = subprocess.run(
+        return subprocess.run(
             ["git", "-C", str(repo), *args], capture_output=True, check=False, timeout=120
         )
     except FileNotFoundError:
         raise ConfigFileError("git is not installed", hint="install git") from None
+
+
+def _git(repo: Path, *args: str, binary: bool = False) -> bytes:
+    proc = _run_git(repo, *args)
     if proc.returncode != 0:
         reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         raise ConfigFileError(
             f"git {args[0]} failed: {reason[-1] if reason else 'exit ' + str(proc.returncode)}",
             file=str(repo),
-            hint="run inside a git repository and name existing revisions (e.g. origin/main)",
+            hint="check the repository and the revisions",
         )
     return proc.stdout
+
+
+def _toplevel(repo: Path) -> Path:
+    proc = _run_git(repo, "rev-parse", "--show-toplevel")
+    if proc.returncode != 0:
+        raise ConfigFileError(
+            "not inside a git repository",
+            file=str(repo.resolve()),
+            hint="run it from a clone, or name the repository with --repo DIR",
+        )
+    return Path(proc.stdout.decode().strip())
+
+
+def _check_revisions(top: Path, revs: Sequence[str]) -> None:
+    """Every revision that does not name a commit, named in one problem each."""
+    problems = [
+        Problem(
+            f"unknown revision '{rev}': no branch, tag or commit of that name",
+            file=str(top),
+            hint="list them with git branch -a / git tag; fetch a remote one first "
+            "(git fetch origin)",
+        )
+        for rev in revs
+        if _run_git(top, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").returncode
+    ]
+    if problems:
+        raise ConfigFileError(problems)
 
 
 def _names(raw: bytes) -> list[str]:
@@ -88,10 +119,8 @@ def git_diffs(
     env: Mapping[str, str] | None = None,
 ) -> list[ConfigDiff]:
     """One entry per config file changed between ``rev`` and ``rev2`` (default: working tree)."""
-    top = Path(_git(Path(repo), "rev-parse", "--show-toplevel").decode().strip())
-    for r in (rev, rev2):
-        if r is not None:
-            _git(top, "rev-parse", "--verify", "--quiet", f"{r}^{{commit}}")
+    top = _toplevel(Path(repo))
+    _check_revisions(top, [r for r in (rev, rev2) if r is not None])
     diff_args = ["diff", "--name-only", "--no-renames", "-z", rev]
     changed = set(_names(_git(top, *diff_args, *([rev2] if rev2 else []))))
     if rev2 is None:

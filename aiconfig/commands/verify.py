@@ -63,6 +63,12 @@ def run(args: argparse.Namespace) -> int:
                 f"{len(v.principals)}/{v.threshold} reviewers: {who}; "
                 f"expires {entry['expires'] or 'never'}\n"
             )
+            # Blocks that do not count (stale: made over older bytes; untrusted or revoked
+            # keys) are shown too, one line each: a reviewer must see that a re-sign is due.
+            for ignored in entry["ignored_signatures"]:
+                sys.stdout.write(
+                    f"     ignored signature {ignored['fingerprint']}: {ignored['reason']}\n"
+                )
     if args.json:
         print_json({"ok": not failed, "files": results})
     return 1 if failed else 0

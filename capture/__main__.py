@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         "'validate SESSION' / 'recover SESSION'.",
     )
     record_args(parser)
-    add_run_arguments(parser)
+    add_run_arguments(parser, out_default="./sessions")
     return parser
 
 

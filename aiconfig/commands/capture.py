@@ -22,17 +22,27 @@ OVERRIDABLE = frozenset({"duration_s", "webcam.device", "audio.device"})
 
 
 def add_parser(sub: Any) -> None:
-    from capture.options import record_args
+    from capture.options import FLAG_OF, record_args
 
     p = sub.add_parser(
         "capture",
         help="record a capture session from a config's capture section",
         description="Record the target window, inputs, system audio and webcam as a session "
-        "directory, with the settings of a verified config. Stop with q or Ctrl+C.",
+        "directory, with the settings of a verified config. Stop with q or Ctrl+C. Of the "
+        "recording flags only --duration, --webcam-device and --audio-device may change what "
+        "the config says (not where meta.locked locks them); the others are refused.",
     )
     p.add_argument("--config", required=True, metavar="FILE", help="signed aiconfig YAML")
     record_args(p)
-    add_run_arguments(p)  # --run-id --out --data-root --no-network --log-json --ready-file ...
+    # The recording flags this command shares with python -m capture, where the config decides:
+    # say so in --help (they are refused, naming the fork that would change them).
+    refused = {flag for field, flag in FLAG_OF.items() if field not in OVERRIDABLE}
+    for action in p._actions:
+        if refused.intersection(action.option_strings):
+            action.help = f"{action.help} [refused: the config sets this]"
+    add_run_arguments(
+        p, out_default="the config's capture.output_dir"
+    )  # --run-id --out --data-root --no-network --log-json --ready-file ...
     add_trust_options(p, data_root=False)
     p.set_defaults(run=run)
 

@@ -55,7 +55,9 @@ def add_parser(sub: Any) -> None:
         "max_concurrency + max_queue the excess is refused, by design)",
     )
     run_g.add_argument("--budget-ms", type=float, metavar="MS", help="override the budget")
-    add_run_arguments(p)  # --run-id --out --no-network --log-json --ready-file ...
+    add_run_arguments(
+        p, out_default="runs/infer"
+    )  # --run-id --out --no-network --log-json --ready-file ...
     add_trust_options(p, data_root=False)
     p.set_defaults(run=run)
 

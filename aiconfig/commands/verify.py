@@ -17,7 +17,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     p.add_argument("--keys", metavar="DIR", help="trust store (default: keys/ near the file)")
-    p.add_argument("--data-root", metavar="DIR", help="anti-rollback state directory")
+    p.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help="anti-rollback state, read only (default: $AP_DATA_ROOT, else "
+        "$XDG_STATE_HOME/aiconfig, else ~/.local/state/aiconfig)",
+    )
     p.set_defaults(run=run)
 
 

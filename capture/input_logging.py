@@ -66,6 +66,17 @@ def _with_server_time(listener_cls: Any) -> Any:
             finally:
                 _server_time.ms = None
 
+        def _stop_platform(self) -> None:
+            super()._stop_platform()
+            # pynput (1.8.x) disables the RECORD context on the connection that is blocked
+            # reading it, so the listener thread wakes only at the next X event: join() then
+            # waited out its timeout and every stop took seconds longer with input logging on
+            # (moses-palmer/pynput#583, open). Disabling it through the other connection, and
+            # flushing, ends the recording at once.
+            with contextlib.suppress(Exception):
+                self._display_stop.record_disable_context(self._context)
+                self._display_stop.flush()
+
     return WithServerTime
 
 
@@ -282,6 +293,9 @@ def _child_main(
     with contextlib.suppress(OSError), send_lock:
         conn.send(("done", (listener.logged, listener.suppressed)))
         conn.close()
+    # Everything is sent and the listeners are stopped: skip the interpreter's finalization
+    # (pynput, Xlib: hundreds of ms under load) that the recorder would otherwise wait out.
+    os._exit(0)
 
 
 class InputLogger:

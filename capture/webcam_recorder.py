@@ -110,10 +110,13 @@ class WebcamRecorder:
         self._stop.set()
 
     def stop(self) -> None:
+        """Stops both threads; safe before ``start`` (a session that never began recording)."""
         self._stop.set()
-        self._reader.join(timeout=10)
-        self._q.put(None)
-        self._encoder.join()
+        if self._reader.is_alive():
+            self._reader.join(timeout=10)
+        if self._encoder.is_alive():
+            self._q.put(None)
+            self._encoder.join()
         self._writer.close()
         self._container.close()
 

@@ -35,8 +35,9 @@ split between untrustworthy content and transport, and :class:`UsageError` for c
     │   └── RunStateError            the run's own files (ready file, output dir) are in the way
     └── UsageError                   flags that contradict each other or the config (exit 2)
 
-:class:`Terminated` stands outside the tree (a ``BaseException``, like ``KeyboardInterrupt``):
-a run raises it in its main thread on SIGTERM so that ``with`` blocks unwind and clean up.
+:class:`Terminated` stands outside the tree (a ``SystemExit`` with code 143, so a
+``BaseException`` like ``KeyboardInterrupt``): a run raises it in its main thread on SIGTERM so
+that ``with`` blocks unwind and clean up, and the process then exits 143 without a traceback.
 
 Each error carries one or more :class:`Problem` records; ``str(error)`` renders one line per
 problem, naming the file, line, key path and what to do. Secret values are never part of a
@@ -271,9 +272,17 @@ class UsageError(AiconfigError):
     """
 
 
-class Terminated(BaseException):
-    """Raised in a run's main thread on SIGTERM, so ``with`` blocks unwind and clean up."""
+class Terminated(SystemExit):
+    """Raised in a run's main thread on SIGTERM, so ``with`` blocks unwind and clean up.
+
+    A :class:`SystemExit` with code ``128 + signum`` (143): a job that does not catch it ends
+    exactly as the CLI does, with status 143 and no traceback, its manifest saying
+    ``interrupted``. ``except Exception`` does not swallow it.
+    """
 
     def __init__(self, signum: int) -> None:
-        super().__init__(f"terminated by signal {signum}")
+        super().__init__(128 + signum)
         self.signum = signum
+
+    def __str__(self) -> str:
+        return f"terminated by signal {self.signum}"

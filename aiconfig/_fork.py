@@ -35,7 +35,7 @@ from ._errors import ForkError, Problem
 from ._interpolate import interpolate
 from ._keypath import KeyPath
 from ._overrides import apply_overrides
-from ._provenance import Provenance, Signer
+from ._provenance import Provenance, Signer, lineage_step
 from ._schema import AIConfig, FrozenModel
 from ._yamlsafe import ParsedYaml
 
@@ -46,7 +46,6 @@ __all__ = [
     "PreparedFork",
     "fork_for_experiment",
     "is_fork_document",
-    "lineage_step",
     "merge_fork",
     "prepare_fork",
     "refork_command",
@@ -116,28 +115,6 @@ def _cli_text(value: Any) -> str:
     import json
 
     return json.dumps(value)
-
-
-def lineage_step(
-    path: str,
-    sha256: str,
-    config: AIConfig,
-    signers: tuple[Signer, ...],
-    overrides: Mapping[str, Any],
-    base: str | None = None,
-) -> dict[str, Any]:
-    """One JSON-safe lineage record."""
-    import json
-
-    return {
-        "path": path,
-        "name": config.meta.name,
-        "version": config.meta.version,
-        "sha256": sha256,
-        "signers": [s.principal for s in signers],
-        "base": base,
-        "overrides": json.loads(json.dumps(dict(overrides), default=str)),
-    }
 
 
 def _read_base(file: str, parsed: ParsedYaml, rel: PurePosixPath) -> tuple[Path, bytes]:
@@ -240,7 +217,15 @@ def merge_fork(
     )
     sha = hashlib.sha256(data).hexdigest()
     base_prov = base.provenance
-    step = lineage_step(file, sha, merged, signers, doc.overrides, base=str(prepared.base_path))
+    step = lineage_step(
+        file,
+        sha,
+        merged.meta.name,
+        merged.meta.version,
+        signers,
+        doc.overrides,
+        base=str(prepared.base_path),
+    )
     provenance = Provenance(
         path=file,
         sha256=sha,
@@ -287,10 +272,19 @@ def fork_for_experiment(
     merged = apply_overrides(config, overrides, meta)
     base_prov = config.provenance
     lineage = base_prov.lineage or (
-        lineage_step(base_prov.path, base_prov.sha256, config, base_prov.signers, {}),
+        lineage_step(
+            base_prov.path,
+            base_prov.sha256,
+            config.meta.name,
+            config.meta.version,
+            base_prov.signers,
+            {},
+        ),
     )
     typed = _values_at(merged, overrides)
-    step = lineage_step("<memory>", "", merged, (), typed, base=base_prov.path)
+    step = lineage_step(
+        "<memory>", "", merged.meta.name, merged.meta.version, (), typed, base=base_prov.path
+    )
     return merged.with_provenance(
         Provenance(
             path="<memory>",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,15 +35,19 @@ class Interpolated:
     env_used: dict[str, str | None] = field(default_factory=dict)  # name -> value (None: unset)
 
 
-def _strings(value: Any, path: Parts = ()) -> Iterator[tuple[Parts, str]]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _strings(v, (*path, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _strings(v, (*path, i))
-    elif isinstance(value, str) and "${" in value:
-        yield path, value
+def _strings(value: Any, path: Parts = ()) -> list[tuple[Parts, str]]:
+    """Every string holding ``${`` and its path, in document order (an explicit stack)."""
+    found: list[tuple[Parts, str]] = []
+    todo: list[tuple[Parts, Any]] = [(path, value)]
+    while todo:
+        here, node = todo.pop()
+        if type(node) is dict:
+            todo.extend((((*here, k), v) for k, v in reversed(node.items())))
+        elif type(node) is list:
+            todo.extend((((*here, i), v) for i, v in reversed(list(enumerate(node)))))
+        elif type(node) is str and "${" in node:
+            found.append((here, node))
+    return found
 
 
 def _set(data: Any, path: Parts, value: Any) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
-import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._errors import AiconfigError, ConfigFileError, ForkError
 from ._keypath import KeyPath, Parts
-from ._provenance import Provenance, Signer
+from ._provenance import Provenance, Signer, lineage_step
 from ._schema import AIConfig
 from ._yamlsafe import Limits, ParsedYaml, parse_yaml
 
@@ -53,9 +52,8 @@ __all__ = [
     "validate_data",
 ]
 
-log = logging.getLogger("aiconfig")
-
 MAX_FORK_DEPTH = 16
+_FORK_KEY = "fork"  # aiconfig._fork.FORK_KEY; a baseline's load never imports the fork module
 Mode = Literal["strict", "check", "review", "unsigned"]
 _MODES: tuple[Mode, ...] = ("strict", "check", "review", "unsigned")
 
@@ -171,7 +169,9 @@ class TrustedLoad:
         mode = self.opts.mode
         if mode == "unsigned":
             if self.opts.warn_unsigned:
-                log.warning(
+                import logging
+
+                logging.getLogger("aiconfig").warning(
                     "%s: loading WITHOUT signature verification (--allow-unsigned)", self.file
                 )
             return
@@ -193,9 +193,7 @@ class TrustedLoad:
     def interpolate(self) -> None:
         """Resolve ``${oc.env:...}``; for a fork, load its base (same pipeline) first."""
         parsed = _done(self._parsed)
-        from ._fork import is_fork_document
-
-        if is_fork_document(parsed.data):
+        if isinstance(parsed.data, dict) and _FORK_KEY in parsed.data:
             from ._fork import prepare_fork
 
             deeper = replace(self.opts, depth=self.opts.depth + 1)
@@ -326,8 +324,6 @@ def load_unverified_bytes(
 def _with_provenance(
     config: AIConfig, data: bytes, file: str, signers: tuple[Signer, ...], resolved: Interpolated
 ) -> AIConfig:
-    from ._fork import lineage_step
-
     sha = hashlib.sha256(data).hexdigest()
     provenance = Provenance(
         path=file,
@@ -337,7 +333,7 @@ def _with_provenance(
         env_vars=dict(resolved.env_used),
         sources={str(KeyPath(k)): v for k, v in resolved.sources.items()},
         template=data.decode("utf-8", "replace"),
-        lineage=(lineage_step(file, sha, config, signers, {}),),
+        lineage=(lineage_step(file, sha, config.meta.name, config.meta.version, signers, {}),),
     )
     return config.with_provenance(provenance)
 
@@ -352,12 +348,12 @@ def validate_data(
     """Validate plain data against the schema; every problem explained at once."""
     from pydantic import ValidationError as PydanticValidationError
 
-    from ._errors import ConfigValidationError
-    from ._explain import explain
-
     try:
         return AIConfig.model_validate(data)
     except PydanticValidationError as exc:
+        from ._errors import ConfigValidationError
+        from ._explain import explain
+
         raise ConfigValidationError(
             explain(exc, data, file, lines, sources, yaml11_bools)
         ) from None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Provenance", "Signer"]
+__all__ = ["Provenance", "Signer", "lineage_step"]
 
 
 @dataclass(frozen=True)
@@ -40,3 +41,26 @@ class Provenance:
             "sources": dict(self.sources),
             "lineage": list(self.lineage),
         }
+
+
+def lineage_step(
+    path: str,
+    sha256: str,
+    name: str,
+    version: int,
+    signers: tuple[Signer, ...],
+    overrides: Mapping[str, Any],
+    base: str | None = None,
+) -> dict[str, Any]:
+    """One JSON-safe lineage record (``name``/``version``: the config's ``meta``)."""
+    import json
+
+    return {
+        "path": path,
+        "name": name,
+        "version": version,
+        "sha256": sha256,
+        "signers": [s.principal for s in signers],
+        "base": base,
+        "overrides": json.loads(json.dumps(dict(overrides), default=str)),
+    }

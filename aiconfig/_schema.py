@@ -9,6 +9,7 @@ H.264, webcam 640x480 off, system audio 44.1 kHz stereo off) and the harness con
 
 from __future__ import annotations
 
+import functools
 import re
 import types
 import typing
@@ -374,8 +375,9 @@ def is_secret_path(path: Parts, root: type[BaseModel] | None = None) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=1024)
 def path_exists(model: type[BaseModel], dotted: str) -> bool:
-    """True when ``dotted`` names a field (or a sub-model) of ``model``."""
+    """True when ``dotted`` names a field (or a sub-model) of ``model`` (the schema is fixed)."""
     try:
         path = KeyPath.parse(dotted)
     except ValueError:

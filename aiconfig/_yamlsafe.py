@@ -17,6 +17,7 @@ Hand-written because no maintained library offers a capped, line-tracking safe l
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,20 +75,45 @@ def _scalar(ev: Any, file: str) -> tuple[Any, str | None]:
         raise _refuse(file, ev, f"tag '{ev.tag}' is not allowed", "remove the tag")
     if ev.style is not None and ev.style != "":  # quoted or block scalar: always a string
         return ev.value, None
-    tag = _RESOLVER.resolve(yaml.ScalarNode, ev.value, ev.implicit)  # type: ignore[no-untyped-call]
+    if not ev.implicit[0]:  # the non-specific tag '!': resolved as a string
+        return _resolve_plain(ev.value, ev.implicit, file, ev)
+    try:
+        return _plain(ev.value)
+    except _Unsupported as exc:
+        raise _refuse(
+            file, ev, f"unsupported scalar type {exc.args[0]}", "quote the value"
+        ) from None
+
+
+class _Unsupported(Exception):
+    pass
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain(value: str) -> tuple[Any, str | None]:
+    """A plain scalar's value (a pure function of its text, so results are shared)."""
+    return _resolve_plain(value, (True, False), "", None)
+
+
+def _resolve_plain(
+    value: str, implicit: tuple[bool, bool], file: str, ev: Any
+) -> tuple[Any, str | None]:
+    tag = _RESOLVER.resolve(yaml.ScalarNode, value, implicit)  # type: ignore[no-untyped-call]
     if tag == "tag:yaml.org,2002:str":
-        if _FLOAT_NO_DOT.match(ev.value):
-            return float(ev.value.replace("_", "")), None
-        return ev.value, None
+        if _FLOAT_NO_DOT.match(value):
+            return float(value.replace("_", "")), None
+        return value, None
     if tag == "tag:yaml.org,2002:timestamp":
-        return ev.value, None  # left for the schema to parse (dates, datetimes)
+        return value, None  # left for the schema to parse (dates, datetimes)
     if tag == "tag:yaml.org,2002:merge":
         return "<<", None
     if tag not in _CORE:
+        if ev is None:
+            raise _Unsupported(tag)
         raise _refuse(file, ev, f"unsupported scalar type {tag}", "quote the value")
-    value = _CTOR.yaml_constructors[tag](_CTOR, yaml.ScalarNode(tag, ev.value))
-    trap = ev.value if tag.endswith(":bool") and ev.value.lower() not in _BOOL_TRUE_FALSE else None
-    return value, trap
+    result = _CTOR.yaml_constructors[tag](_CTOR, yaml.ScalarNode(tag, value))
+    trap = value if tag.endswith(":bool") and value.lower() not in _BOOL_TRUE_FALSE else None
+    return result, trap
 
 
 def _refuse(file: str, ev: Any, msg: str, hint: str) -> ConfigParseError:
@@ -99,134 +125,140 @@ def _key_text(key: Any) -> str:
     return key if isinstance(key, str) else repr(key)
 
 
+# One open container while building: [container, path, anchor, nodes at start, awaiting a
+# value (mappings), key -> line seen so far (mappings), is a list, line].
+_Frame = list[Any]
+
+
 class _Builder:
+    """Builds plain data from libyaml's event stream, enforcing the limits while it reads.
+
+    One flat loop (this is the hot path of every load): a stack of open containers, the keys
+    waiting for their values, the line of every path and the YAML 1.1 boolean traps.
+    """
+
     def __init__(self, file: str, limits: Limits) -> None:
         self.file = file
         self.limits = limits
-        self.nodes = 0
-        self.expansions = 0
-        self.anchors: dict[str, Any] = {}
         self.out = ParsedYaml(data={})
 
-    def _count(self, ev: Any, n: int = 1) -> None:
-        self.nodes += n
-        if self.nodes > self.limits.max_nodes:
-            raise _refuse(
-                self.file,
-                ev,
-                f"document expands to more than {self.limits.max_nodes} nodes",
-                "this looks like an alias bomb; write the values out",
-            )
-
     def build(self, events: Any) -> ParsedYaml:
-        # Iterative construction from the event stream; a stack holds open containers.
-        stack: list[tuple[Any, Parts, str | None, dict[str, int]]] = []
-        pending_key: list[Any] = []
+        file, limits = self.file, self.limits
+        max_depth, max_nodes = limits.max_depth, limits.max_nodes
+        lines, bools = self.out.lines, self.out.yaml11_bools
+        anchors: dict[str, tuple[Any, int]] = {}
+        stack: list[_Frame] = []
+        pending: list[tuple[Any, int | None]] = []  # keys waiting for their values
         root: Any = None
-        docs = 0
+        docs = nodes = expansions = 0
         for ev in events:
-            kind = type(ev).__name__
-            if kind in ("StreamStartEvent", "StreamEndEvent", "DocumentEndEvent"):
-                continue
-            if kind == "DocumentStartEvent":
+            cls = type(ev)
+            if cls is _SCALAR or cls is _MAP_START or cls is _SEQ_START or cls is _ALIAS:
+                # Where this node goes: its path, and whether it is a mapping key.
+                is_key = False
+                if not stack:
+                    path: Parts = ()
+                    line: int = ev.start_mark.line + 1
+                else:
+                    top = stack[-1]
+                    if top[6]:
+                        path = (*top[1], len(top[0]))
+                        line = ev.start_mark.line + 1
+                    elif top[4]:
+                        key, key_line = pending[-1]
+                        path = (*top[1], _key_text(key))
+                        line = key_line if isinstance(key_line, int) else ev.start_mark.line + 1
+                    else:
+                        is_key = True
+                        path = (*top[1], "<key>")
+                        line = ev.start_mark.line + 1
+                if cls is _ALIAS:
+                    if ev.anchor not in anchors:
+                        raise _refuse(file, ev, f"unknown alias *{ev.anchor}", "define it")
+                    expansions += 1
+                    if expansions > limits.max_alias_expansions:
+                        raise _refuse(file, ev, "too many alias expansions", "write values out")
+                    value, size = anchors[ev.anchor]
+                    nodes += size
+                    if nodes > max_nodes:
+                        raise self._bomb(ev)
+                    value = _deep_copy(value)
+                    if not is_key:
+                        lines.setdefault(path, line)
+                    self._attach(value, ev.start_mark.line + 1, stack, pending)
+                    if not stack:
+                        root = value
+                    continue
+                if len(stack) >= max_depth:
+                    raise _refuse(file, ev, f"nesting deeper than {max_depth}", "flatten it")
+                nodes += 1
+                if nodes > max_nodes:
+                    raise self._bomb(ev)
+                if cls is _SCALAR:
+                    value, trap = _scalar(ev, file)
+                    if not is_key:
+                        if trap is not None:
+                            bools[path] = trap
+                        lines.setdefault(path, line)
+                    if ev.anchor:
+                        anchors[ev.anchor] = (value, 1)
+                    self._attach(value, ev.start_mark.line + 1, stack, pending)
+                    if not stack:
+                        root = value
+                    continue
+                if ev.tag not in (None, "!"):
+                    raise _refuse(file, ev, f"tag '{ev.tag}' is not allowed", "remove it")
+                if not is_key:
+                    lines.setdefault(path, line)
+                is_list = cls is _SEQ_START
+                frame = [[] if is_list else {}, path, ev.anchor, nodes, False, {}, is_list, line]
+                stack.append(frame)
+            elif cls is _MAP_END or cls is _SEQ_END:
+                value, path, anchor, start, *_, line = stack.pop()
+                if anchor:
+                    anchors[anchor] = (value, max(1, nodes - start))
+                self._attach(value, line, stack, pending)
+                if not stack:
+                    root = value
+            elif cls is _DOC_START:
                 docs += 1
                 if docs > 1:
-                    raise _refuse(self.file, ev, "more than one YAML document", "keep one")
-                continue
-            if kind in ("MappingEndEvent", "SequenceEndEvent"):
-                value, path, anchor, info = stack.pop()
-                if anchor:
-                    self.anchors[anchor] = (value, max(1, self.nodes - info["_start"]))
-                self._attach_value(value, self.out.lines.get(path), stack, pending_key)
-                if not stack:
-                    root = value
-                continue
-            parent = stack[-1] if stack else None
-            path = self._child_path(parent, pending_key)
-            if kind == "AliasEvent":
-                if ev.anchor not in self.anchors:
-                    raise _refuse(self.file, ev, f"unknown alias *{ev.anchor}", "define it")
-                self.expansions += 1
-                if self.expansions > self.limits.max_alias_expansions:
-                    raise _refuse(self.file, ev, "too many alias expansions", "write values out")
-                value, size = self.anchors[ev.anchor]
-                self._count(ev, size)
-                value = _deep_copy(value)
-                self.out.lines.setdefault(path, self._line_of(parent, pending_key, ev))
-                self._attach(value, ev, stack, pending_key)
-                if not stack:
-                    root = value
-                continue
-            if len(stack) >= self.limits.max_depth:
-                raise _refuse(
-                    self.file, ev, f"nesting deeper than {self.limits.max_depth}", "flatten it"
-                )
-            self._count(ev)
-            if kind == "ScalarEvent":
-                value, trap = _scalar(ev, self.file)
-                if path[-1:] != ("<key>",):
-                    if trap is not None:
-                        self.out.yaml11_bools[path] = trap
-                    self.out.lines.setdefault(path, self._line_of(parent, pending_key, ev))
-                if ev.anchor:
-                    self.anchors[ev.anchor] = (value, 1)
-                self._attach(value, ev, stack, pending_key)
-                if not stack:
-                    root = value
-            elif kind in ("MappingStartEvent", "SequenceStartEvent"):
-                if ev.tag not in (None, "!"):
-                    raise _refuse(self.file, ev, f"tag '{ev.tag}' is not allowed", "remove it")
-                self.out.lines.setdefault(path, self._line_of(parent, pending_key, ev))
-                container: Any = {} if kind == "MappingStartEvent" else []
-                stack.append((container, path, ev.anchor, {"_start": self.nodes}))
-            else:  # pragma: no cover - libyaml emits no other event kinds
-                raise _refuse(self.file, ev, f"unexpected YAML event {kind}", "simplify")
+                    raise _refuse(file, ev, "more than one YAML document", "keep one")
+            elif cls not in _IGNORED:  # pragma: no cover - libyaml emits no other event kinds
+                raise _refuse(file, ev, f"unexpected YAML event {cls.__name__}", "simplify")
         if docs == 0 or root is None:
             raise ConfigParseError(
-                "the file is empty", file=self.file, hint="a config is a YAML mapping with meta:"
+                "the file is empty", file=file, hint="a config is a YAML mapping with meta:"
             )
         if not isinstance(root, dict):
             raise ConfigParseError(
                 f"the top level is a {type(root).__name__}, not a mapping",
-                file=self.file,
+                file=file,
                 line=1,
                 hint="a config starts with 'meta:'",
             )
         self.out.data = root
         return self.out
 
-    @staticmethod
-    def _line_of(parent: Any, pending_key: list[Any], ev: Any) -> int:
-        """Line of the key for mapping values (where people look), else of the value."""
-        if parent is not None and parent[3].get("awaiting_value") and pending_key:
-            key_line = pending_key[-1][1]
-            if isinstance(key_line, int):
-                return key_line
-        return int(ev.start_mark.line) + 1
+    def _bomb(self, ev: Any) -> ConfigParseError:
+        return _refuse(
+            self.file,
+            ev,
+            f"document expands to more than {self.limits.max_nodes} nodes",
+            "this looks like an alias bomb; write the values out",
+        )
 
-    def _child_path(self, parent: Any, pending_key: list[Any]) -> Parts:
-        if parent is None:
-            return ()
-        container, path, _, info = parent
-        if isinstance(container, list):
-            return (*path, len(container))
-        if info.get("awaiting_value"):
-            return (*path, _key_text(pending_key[-1][0]))
-        return (*path, "<key>")
-
-    def _attach(self, value: Any, ev: Any, stack: list[Any], pending: list[Any]) -> None:
-        self._attach_value(value, ev.start_mark.line + 1, stack, pending)
-
-    def _attach_value(
-        self, value: Any, line: int | None, stack: list[Any], pending: list[Any]
+    def _attach(
+        self, value: Any, line: int | None, stack: list[_Frame], pending: list[Any]
     ) -> None:
         if not stack:
             return
-        container, path, _, info = stack[-1]
-        if isinstance(container, list):
+        top = stack[-1]
+        container = top[0]
+        if top[6]:
             container.append(value)
             return
-        if not info.get("awaiting_value"):
+        if not top[4]:
             if isinstance(value, (dict, list)):
                 raise ConfigParseError(
                     "a mapping or list used as a key",
@@ -235,10 +267,10 @@ class _Builder:
                     hint="keys must be plain strings",
                 )
             pending.append((value, line))
-            info["awaiting_value"] = True
+            top[4] = True
             return
         key, key_line = pending.pop()
-        info["awaiting_value"] = False
+        top[4] = False
         if key == "<<" and isinstance(value, (dict, list)):
             for merged in value if isinstance(value, list) else [value]:
                 if not isinstance(merged, dict):
@@ -246,9 +278,9 @@ class _Builder:
                 for mk, mv in merged.items():
                     container.setdefault(mk, mv)
             return
-        seen = info.setdefault("lines", {})
+        seen = top[5]
         if key in seen:
-            where = str(KeyPath((*path, key)))
+            where = str(KeyPath((*top[1], _key_text(key))))
             raise ConfigParseError(
                 f"duplicate key '{_key_text(key)}' (first on line {seen[key]}, again on line "
                 f"{key_line})",
@@ -259,6 +291,14 @@ class _Builder:
             )
         seen[key] = key_line
         container[key] = value
+
+
+_SCALAR = yaml.ScalarEvent
+_ALIAS = yaml.AliasEvent
+_MAP_START, _MAP_END = yaml.MappingStartEvent, yaml.MappingEndEvent
+_SEQ_START, _SEQ_END = yaml.SequenceStartEvent, yaml.SequenceEndEvent
+_DOC_START = yaml.DocumentStartEvent
+_IGNORED = (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent)
 
 
 def _deep_copy(value: Any) -> Any:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from . import __version__
-from ._errors import AiconfigError, Terminated, UsageError
+from ._guard import UsageParser, guarded
 
 # One entry per subcommand module, in the order shown by --help.
 COMMANDS: tuple[str, ...] = (
@@ -41,23 +42,14 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that exits 2 with one line, never a traceback."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
-
-
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or (``only``) one holding just that subcommand: faster start-up."""
-    parser = _Parser(
+    parser = UsageParser(
         prog="aiconfig",
         description="Signed, typed, forkable, diffable experiment configs.",
     )
     parser.add_argument("--version", action="version", version=f"aiconfig {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=UsageParser)
     sub.required = True
     for name in COMMANDS if only is None else (only,):
         module = importlib.import_module(f"aiconfig.commands.{name.replace('-', '_')}")
@@ -66,6 +58,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The CLI uses no pydantic plugins; without this pydantic scans every installed
+    # distribution's entry points the first time a model is built (pydantic's documented
+    # switch; a value the caller set is kept).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     argv = list(sys.argv[1:] if argv is None else argv)
     # Top-level options (--help, --version) come before a command and need the full parser.
     parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
@@ -85,36 +81,3 @@ def _innermost(
         if sub is None or chosen not in sub.choices:
             return parser
         parser = sub.choices[chosen]
-
-
-def guarded(job: Callable[[], int]) -> int:
-    """Run ``job``; a handled failure is one line on stderr and an exit status, never a traceback.
-
-    Shared by ``aiconfig`` and ``python -m capture``: UsageError -> 2 and any other
-    AiconfigError -> its ``exit_code`` (1; 3 for StreamFailedError), one line per problem,
-    Ctrl+C -> 130, SIGTERM inside a run -> 143, MemoryError (a run's budget) -> 1.
-    """
-    try:
-        return job()
-    except UsageError as exc:  # the command line contradicts itself or the config
-        for problem in exc.problems:
-            sys.stderr.write(f"usage error: {problem.render()}\n")
-        return 2
-    except AiconfigError as exc:
-        for problem in exc.problems:
-            sys.stderr.write(f"error: {problem.render()}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
-    except Terminated:
-        sys.stderr.write("terminated (SIGTERM)\n")
-        return 143
-    except MemoryError:
-        sys.stderr.write(
-            "error: out of memory (AP_MEM_LIMIT_MB or a limit set around the run); "
-            "raise the limit or lower the buffering\n"
-        )
-        return 1
-    except BrokenPipeError:
-        return 1

@@ -6,7 +6,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
@@ -26,9 +26,14 @@ def time_ms(fn: Callable[[], Any], repeat: int = 50, warmup: int = 3) -> dict[st
     }
 
 
-def process_ms(argv: Sequence[str], repeat: int = 10, cwd: str | None = None) -> dict[str, float]:
+def process_ms(
+    argv: Sequence[str],
+    repeat: int = 10,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, float]:
     def run() -> None:
-        subprocess.run(argv, check=True, capture_output=True, cwd=cwd)
+        subprocess.run(argv, check=True, capture_output=True, cwd=cwd, env=env)
 
     return time_ms(run, repeat=repeat, warmup=2)
 

@@ -4,8 +4,9 @@ Recording runs under the orchestrator contract (``--run-id``, ``--out``, ``--rea
 ``--lock-dir``, ``--no-network``, ``--log-json``, ``AP_*``; see docs/harness.md).
 
 Exit codes: 0 ok, 1 a handled error (one line on stderr, no traceback), 2 usage, 3 with
-``--strict`` when a requested stream failed, 130 on Ctrl+C and 143 on SIGTERM before recording
-started (once it records, both stop it and finalize: 0).
+``--strict`` when a requested stream failed, 143 on SIGTERM (once it records, the session is
+finalized first; the run is ``interrupted``), 130 on Ctrl+C before recording started (once it
+records, Ctrl+C is a stop key like ``q``: 0).
 """
 
 from __future__ import annotations
@@ -15,23 +16,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiconfig.cli import guarded
+from aiconfig._guard import UsageParser, guarded
 from aiconfig.harness.settings import add_run_arguments
 
-from .options import check_audio_report, make_config, overrides, record, record_args
+from ._cli import check_audio_report, make_config, overrides, record_args, record_from_args
 
 __all__ = ["build_parser", "main"]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = UsageParser(
         prog="python -m capture",
         description="Record the game window and inputs (stop with q or Ctrl+C), or "
         "'validate SESSION' / 'recover SESSION'.",
@@ -42,15 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _session_command(name: str, argv: Sequence[str]) -> int:
-    parser = _Parser(prog=f"python -m capture {name}")
+    parser = UsageParser(prog=f"python -m capture {name}")
     parser.add_argument("session", type=Path)
     args = parser.parse_args(argv)
     if not args.session.is_dir():
         sys.stderr.write(f"error: {args.session}: no such session directory\n")
         return 1
     # Imported here: PyAV, numpy and pyarrow must load inside a recording run, under its budget.
-    from .recover import recover_session
-    from .validate import validate_session
+    from ._recover import recover_session
+    from ._validate import validate_session
 
     if name == "validate":
         problems = validate_session(args.session)
@@ -83,7 +77,7 @@ def _main(argv: list[str]) -> int:
     if args.check_audio:
         return check_audio_report(args.audio_device)
     cfg = make_config(None, overrides(args))
-    return record(cfg, args)
+    return record_from_args(cfg, args)
 
 
 if __name__ == "__main__":

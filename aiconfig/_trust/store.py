@@ -213,9 +213,11 @@ class TrustStore:
 
     @classmethod
     def load(cls, keys_dir: Path) -> TrustStore:
+        """Read ``keys_dir``; parsed stores are reused while the files' bytes are the same."""
         allowed = keys_dir / "allowed_signers"
         try:
-            text = allowed.read_text(encoding="utf-8")
+            raw = allowed.read_bytes()
+            text = raw.decode("utf-8")
         except FileNotFoundError:
             raise ConfigFileError(
                 "no trust store: allowed_signers not found",
@@ -224,14 +226,26 @@ class TrustStore:
             ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigFileError(f"cannot read: {exc}", file=str(allowed)) from None
+        policy_path = keys_dir / "policy.yaml"
+        policy_bytes = _read_policy(policy_path)
+        root = keys_dir.resolve().parent
+        # Keyed by the exact bytes read just now, so a cached store is never stale.
+        key = (root, raw, policy_bytes)
+        cached = _CACHE.get(key)
+        if cached is not None:
+            return cached
         signers = parse_allowed_signers(text, str(allowed))
-        policy = _load_policy(keys_dir / "policy.yaml")
-        return cls(
-            root=keys_dir.resolve().parent,
+        policy = _parse_policy(policy_path, policy_bytes)
+        store = cls(
+            root=root,
             signers=tuple(signers),
             policy=policy,
             revoked=frozenset(policy.revoked_fingerprints()),
         )
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = store
+        return store
 
     def entries_for(self, key_blob: bytes) -> list[AllowedSigner]:
         return [s for s in self.signers if s.key_blob == key_blob]
@@ -244,15 +258,24 @@ class TrustStore:
             return resolved.as_posix()
 
 
-def _load_policy(path: Path) -> Policy:
-    if not path.exists():
+_CACHE: dict[tuple[Path, bytes, bytes | None], TrustStore] = {}
+_CACHE_SIZE = 16
+
+
+def _read_policy(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read: {exc.strerror}", file=str(path)) from None
+
+
+def _parse_policy(path: Path, data: bytes | None) -> Policy:
+    if data is None:
         return Policy()
     from .._yamlsafe import parse_yaml
 
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigFileError(f"cannot read: {exc.strerror}", file=str(path)) from None
     parsed = parse_yaml(data, str(path))
     try:
         return Policy.model_validate(parsed.data)

@@ -22,7 +22,7 @@ OVERRIDABLE = frozenset({"duration_s", "webcam.device", "audio.device"})
 
 
 def add_parser(sub: Any) -> None:
-    from capture.options import FLAG_OF, record_args
+    from capture._cli import FLAG_OF, record_args
 
     p = sub.add_parser(
         "capture",
@@ -83,7 +83,7 @@ def _fork_command(file: str, dotted: str, text: str, locked: tuple[str, ...]) ->
 def checked_overrides(cfg: Any, over: dict[str, Any], file: str) -> dict[str, Any]:
     """``over`` if every path may be overridden for this config; else every refusal at once,
     each suggesting only what would work (a fork, unless the config locks the path)."""
-    from capture.options import FLAG_OF
+    from capture._cli import FLAG_OF
 
     from .._errors import Problem
     from .._overrides import locked_by
@@ -120,12 +120,12 @@ def checked_overrides(cfg: Any, over: dict[str, Any], file: str) -> dict[str, An
 
 
 def run(args: argparse.Namespace) -> int:
-    from capture.options import make_config, overrides, record
+    from capture._cli import make_config, overrides, record_from_args
 
     from ..harness.settings import resolve_settings
 
     if args.check_audio:  # the config's audio source (or --audio-device), tested; no recording
-        from capture.options import check_audio_report
+        from capture._cli import check_audio_report
 
         cfg = load_from_args(args.config, args)
         over = checked_overrides(cfg, overrides(args), args.config)
@@ -136,4 +136,4 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_from_args(args.config, args)
     over = checked_overrides(cfg, overrides(args), args.config)
     capture_cfg = make_config(cfg.capture, over)
-    return record(capture_cfg, args, provenance=cfg.provenance.to_dict())
+    return record_from_args(capture_cfg, args, provenance=cfg.provenance.to_dict())

@@ -36,29 +36,21 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..harness.context import RunContext
+    from ..harness.pipeline import REPORT_NAME, process_sessions
+    from ..harness.settings import resolve_settings
 
-    # Bad values are refused here, before any work. numpy, pyarrow and PyAV load on entry,
-    # under the budget's thread and allocator settings (OpenBLAS and Arrow read them on load).
-    ctx = RunContext.from_args(args, job="pipeline", preload=("aiconfig.harness.pipeline",))
-    template = Path(args.config_template) if args.config_template else None
-    with ctx as r:
-        from ..harness.pipeline import REPORT_NAME, STEP_KIND, run_pipeline
-        from ..harness.plugins import load_named
-
-        # Inside the run: offline mode is on, so a step that needs the network is refused.
-        steps = load_named(args.step or (), kind=STEP_KIND, what="pipeline step")
-        report = run_pipeline(
-            r,
-            manifest=Path(args.manifest),
-            template=template,
-            force_idle=args.force_idle,
-            steps=steps,
-        )
-    if not ctx.settings.log_json:
+    settings = resolve_settings(args, "pipeline")  # bad values are refused before any work
+    report = process_sessions(
+        settings,
+        manifest=Path(args.manifest),
+        template=Path(args.config_template) if args.config_template else None,
+        force_idle=args.force_idle,
+        steps=args.step or (),
+    )
+    if not settings.log_json:
         t = report["totals"]
         print(
             f"{t['valid']}/{t['sessions']} sessions valid ({t['degraded']} degraded); "
-            f"report: {ctx.out_dir / REPORT_NAME}"
+            f"report: {settings.out_dir / REPORT_NAME}"
         )
     return 0

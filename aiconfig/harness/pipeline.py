@@ -26,11 +26,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import (
     BudgetError,
@@ -42,9 +42,23 @@ from .._errors import (
 from .._files import atomic_write_json
 from .context import RunContext
 from .manifest import SCHEMA_VERSION as RUN_MANIFEST_SCHEMA
-from .sessions import SessionReport, Thresholds, analyze_session
+from .settings import RunSettings
 
-__all__ = ["REPORT_NAME", "REPORT_SCHEMA", "load_template", "read_session_list", "run_pipeline"]
+if TYPE_CHECKING:
+    from .sessions import SessionReport, Thresholds
+
+__all__ = [
+    "REPORT_NAME",
+    "REPORT_SCHEMA",
+    "load_template",
+    "process_sessions",
+    "read_session_list",
+    "run_pipeline",
+]
+
+# numpy, pyarrow and PyAV (through .sessions) load on entering the run, under the budget's
+# thread and allocator settings (OpenBLAS and Arrow read them on load): imported lazily here.
+_PRELOAD = ("aiconfig.harness.sessions",)
 
 REPORT_NAME = "fixture_report.json"
 REPORT_SCHEMA = "aiconfig.fixture-report/1"
@@ -62,6 +76,8 @@ _TEMPLATE_KEYS = {
 
 def load_template(path: Path | None) -> tuple[Thresholds, dict[str, Any] | None]:
     """Thresholds from a JSON config template, and ``{"path", "sha256"}`` for provenance."""
+    from .sessions import Thresholds
+
     if path is None:
         return Thresholds(), None
     try:
@@ -191,6 +207,8 @@ def run_pipeline(
 
     Raises SessionError after writing the report when any session is invalid.
     """
+    from .sessions import analyze_session
+
     run.budget.apply_libraries()  # pyarrow is imported by now: cap its pools and allocator
     thresholds, template_info = load_template(template)
     if template_info is not None:
@@ -268,3 +286,25 @@ def run_pipeline(
             hint=f"see {run.out_dir / REPORT_NAME}",
         )
     return report
+
+
+def process_sessions(
+    settings: RunSettings,
+    *,
+    manifest: Path,
+    template: Path | None = None,
+    force_idle: bool = False,
+    steps: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The pipeline job: :func:`run_pipeline` as a run (:class:`RunContext`) of ``settings``.
+
+    The ``steps`` plugins load inside the run, so offline mode refuses one that needs the
+    network. Returns the report; raises as :func:`run_pipeline` does (the run is then failed).
+    """
+    from .plugins import load_named
+
+    with RunContext(settings, preload=_PRELOAD) as run:
+        step_objs = load_named(steps, kind=STEP_KIND, what="pipeline step")
+        return run_pipeline(
+            run, manifest=manifest, template=template, force_idle=force_idle, steps=step_objs
+        )

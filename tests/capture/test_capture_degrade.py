@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from capture.events import EventJournal
-from capture.finalize import finalize_session
+from capture._events import EventJournal
+from capture._finalize import finalize_session
 from tests.capture.capture_helpers import capture_cmd, run_cli, run_env, start_xvfb
 
 pytestmark = [pytest.mark.x11, pytest.mark.slow]

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pytest
 
 from aiconfig import CaptureDeviceError, ConfigValidationError
-from capture.events import COLUMNS, EventJournal, InputEvent, event_schema, frame_row, read_journal
-from capture.input_logging import key_fields
-from capture.session import create_session_dir
-from capture.timeline import ClockMapping, FrameClock
-from capture.validate import validate_session
+from capture._events import COLUMNS, EventJournal, InputEvent, event_schema, frame_row, read_journal
+from capture._input_logging import key_fields
+from capture._recording import create_session_dir
+from capture._timeline import ClockMapping, FrameClock
+from capture._validate import validate_session
 from capture.windows import Rect, check_display
 from tests.capture.capture_helpers import REPO, run_env
 
@@ -211,7 +211,7 @@ def test_config_overrides_rules() -> None:
 
 
 def test_event_time_uses_the_x_server_millisecond_as_an_upper_bound() -> None:
-    from capture.input_logging import event_time_ns
+    from capture._input_logging import event_time_ns
 
     ms = 1_000_000
     now = 5_000 * ms + 2_700_000  # callback ran 2.7 ms into ms 5002
@@ -239,8 +239,8 @@ def test_cli_start_up_loads_no_heavy_library() -> None:
 def test_budget_sizes_the_frame_queues_and_encoder_threads() -> None:
     from aiconfig import BudgetError
     from aiconfig.harness.budget import Budget
-    from capture.constants import FRAME_QUEUE
-    from capture.session import _sizes
+    from capture._constants import FRAME_QUEUE
+    from capture._recording import _sizes
 
     uhd = 3840 * 2160 * 4  # one BGRA 4K grab: 33 MB
     assert _sizes(None, uhd) == (FRAME_QUEUE, 0)  # standalone: x264 picks its threads
@@ -254,6 +254,6 @@ def test_budget_sizes_the_frame_queues_and_encoder_threads() -> None:
 
 def test_recorder_and_pipeline_agree_on_the_event_schema() -> None:
     from aiconfig.harness.sessions import EVENT_SCHEMA
-    from capture.events import event_schema
+    from capture._events import event_schema
 
     assert [(f.name, str(f.type)) for f in event_schema()] == list(EVENT_SCHEMA)

@@ -69,3 +69,23 @@ def test_missing_camera_leaves_the_screen_complete(xvfb: str, tmp_path: Path) ->
     assert webcam["status"] == "failed" and "/dev/video9" in webcam["error"]
     assert meta["frame_count"] == 30 and not (session / "webcam.mp4").exists()
     assert run_cli("validate", str(session)).returncode == 0
+
+
+def test_a_webcam_opened_but_never_started_stops_cleanly(tmp_path: Path) -> None:
+    """The screen grabber failing to start stops a webcam that was opened but not started."""
+    from capture._events import EventJournal
+    from capture._webcam_recorder import WebcamRecorder, open_camera
+
+    journal = EventJournal(tmp_path / "events.journal")
+    cam = WebcamRecorder(
+        open_camera(LAVFI, (640, 360), 30),
+        tmp_path / "webcam.mp4",
+        journal,
+        device=LAVFI,
+        fps=30,
+        session_id="s",
+        preset="ultrafast",
+    )
+    cam.stop()  # raised "cannot join thread before it is started"
+    journal.close()
+    assert cam.stats.frames == 0

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.x11
 def test_stopped_listeners_exit_without_another_x_event(xvfb: str) -> None:
     from pynput import keyboard, mouse
 
-    from capture.input_logging import _with_server_time
+    from capture._input_logging import _with_server_time
 
     listeners = [
         _with_server_time(keyboard.Listener)(on_press=lambda key: None),

@@ -55,7 +55,7 @@ def test_run_flags_name_their_variables_and_defaults(
 
 def test_capture_help_marks_exactly_the_flags_the_config_refuses() -> None:
     from aiconfig.commands.capture import checked_overrides
-    from capture.options import FLAG_OF
+    from capture._cli import FLAG_OF
 
     text = _help("aiconfig", "capture")
     marked = {f for f in set(FLAG_OF.values()) if "[refused" in _option_help(text, f)}

@@ -24,6 +24,7 @@ def test_the_command_prints_what_is_shown() -> None:
     console = re.search(r"```console\n\$ (.*?)\n(.*?)```", SECTION, re.S)
     assert console is not None
     command, expected = console.group(1), console.group(2).splitlines()
+    assert expected.pop() == "[exit 1]"  # the doc-example convention: the exit status shown
     env_part, _, argv = command.partition(" aiconfig ")
     assert env_part == "CONC=many"
     env = {**os.environ, "CONC": "many", "PYTHONPATH": str(REPO)}

@@ -64,7 +64,7 @@ def test_set_values_use_the_translator() -> None:
 
 
 def test_capture_flags_report_every_problem(tmp_path: Path) -> None:
-    from capture.options import make_config
+    from capture._cli import make_config
 
     with pytest.raises(ConfigValidationError) as info:
         make_config(None, {"fps": 0, "crf": 99})

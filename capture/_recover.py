@@ -19,8 +19,8 @@ import av
 from aiconfig import ConfigFileError
 from aiconfig._files import atomic_path, atomic_write_json
 
-from .audio_recorder import fix_wav_header
-from .constants import (
+from ._audio_recorder import fix_wav_header
+from ._constants import (
     AUDIO_FILE,
     FRAMES_FILE,
     MANIFEST_FILE,
@@ -30,7 +30,7 @@ from .constants import (
     STATUS_RECOVERED,
     WEBCAM_FILE,
 )
-from .finalize import finalize_session, write_manifest
+from ._finalize import finalize_session, write_manifest
 
 __all__ = ["recover_session", "remux_readable"]
 

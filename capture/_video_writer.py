@@ -16,7 +16,7 @@ import av
 
 from aiconfig import CaptureDeviceError
 
-from .constants import MP4_MOVFLAGS
+from ._constants import MP4_MOVFLAGS
 
 __all__ = ["VideoWriter", "even_size"]
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from aiconfig import CaptureDeviceError
 
-from .events import EventJournal, InputEvent
-from .timeline import FrameClock
+from ._events import EventJournal, InputEvent
+from ._timeline import FrameClock
 from .windows import Rect, WindowBackend, open_backend
 
 __all__ = ["InputLogger", "event_time_ns", "key_fields"]

@@ -24,10 +24,10 @@ import av
 
 from aiconfig import CaptureDeviceError
 
-from .events import EventJournal, frame_row
-from .screen_recorder import lower_priority
-from .timeline import FrameClock
-from .video_writer import VideoWriter, even_size
+from ._events import EventJournal, frame_row
+from ._screen_recorder import lower_priority
+from ._timeline import FrameClock
+from ._video_writer import VideoWriter, even_size
 
 __all__ = ["WebcamRecorder", "open_camera"]
 

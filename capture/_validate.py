@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 
 from aiconfig._files import sha256_file
 
-from .constants import EVENTS_FILE, FRAMES_FILE, MANIFEST_FILE, METADATA_FILE, WEBCAM_FILE
-from .events import event_schema
+from ._constants import EVENTS_FILE, FRAMES_FILE, MANIFEST_FILE, METADATA_FILE, WEBCAM_FILE
+from ._events import event_schema
 
 __all__ = ["VideoInfo", "probe_video", "validate_session"]
 

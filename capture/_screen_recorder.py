@@ -2,7 +2,7 @@
 
 The stages are joined by small bounded queues, so memory stays flat however long the session
 runs, and a slow stage never blocks the grabber: when the convert queue is full the fresh grab is
-dropped and its slot repeats the previous picture (see :mod:`capture.timeline`). The grabber
+dropped and its slot repeats the previous picture (see :mod:`capture._timeline`). The grabber
 sleeps until each slot's presentation time, so ``t_capture_ns`` sits within scheduling jitter of
 ``t_ns``. Before every grab it re-reads the window's position (following it when it moves, and
 never grabbing after it closed: a closed window ends the recording cleanly); every
@@ -25,10 +25,10 @@ import cv2
 import mss
 import numpy as np
 
-from .constants import ENCODER_NICE, FRAME_QUEUE, GEOMETRY_POLL_S
-from .events import EventJournal, frame_row
-from .timeline import FrameClock, FrameStats
-from .video_writer import VideoWriter, even_size
+from ._constants import ENCODER_NICE, FRAME_QUEUE, GEOMETRY_POLL_S
+from ._events import EventJournal, frame_row
+from ._timeline import FrameClock, FrameStats
+from ._video_writer import VideoWriter, even_size
 from .windows import Rect, WindowGoneError, open_backend
 
 __all__ = ["ScreenRecorder", "ScreenTarget", "lower_priority"]

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from aiconfig import CaptureConfig, CaptureDeviceError
 
-from .audio_recorder import AudioRecorder
-from .constants import AUDIO_FILE, AUDIO_SILENCE_FAIL_S, WEBCAM_FILE
-from .events import EventJournal
-from .screen_recorder import ScreenTarget
-from .webcam_recorder import WebcamRecorder, open_camera
+from ._audio_recorder import AudioRecorder
+from ._constants import AUDIO_FILE, AUDIO_SILENCE_FAIL_S, WEBCAM_FILE
+from ._events import EventJournal
+from ._screen_recorder import ScreenTarget
+from ._webcam_recorder import WebcamRecorder, open_camera
 from .windows import open_backend
 
 __all__ = ["audio_problem", "open_webcam", "pick_target", "start_audio"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 
 from aiconfig._files import atomic_write_json, sha256_file
 
-from .constants import (
+from ._constants import (
     EVENTS_FILE,
     EVENTS_JOURNAL,
     FRAMES_FILE,
@@ -31,8 +32,8 @@ from .constants import (
     STATUS_RECOVERED,
     WEBCAM_FILE,
 )
-from .events import event_schema, journal_to_parquet, read_journal
-from .validate import probe_video, validate_session
+from ._events import event_schema, journal_to_parquet, read_journal
+from ._validate import VideoInfo, probe_video, validate_session
 
 __all__ = ["finalize_session", "write_manifest"]
 
@@ -102,34 +103,31 @@ def _load_events(session: Path) -> tuple[Any, bool]:
     return event_schema().empty_table(), True
 
 
-def finalize_session(
-    session: Path,
-    *,
-    recovered: bool,
-    live: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Write ``events.parquet``, ``metadata.json`` and ``manifest.json``; return the metadata."""
-    meta: dict[str, Any] = json.loads((session / METADATA_FILE).read_text())
-    fps = int(meta["fps"])
-    t0 = int(meta["start_monotonic_ns"]) if meta.get("start_monotonic_ns") is not None else None
-    table, journal_truncated = _load_events(session)
-    video = probe_video(session / FRAMES_FILE, fps) if (session / FRAMES_FILE).is_file() else None
-    n_video = video.frames if video is not None else 0
+@dataclass(frozen=True, slots=True)
+class _Trimmed:
+    """The events that survive: frame rows with a readable video frame, inputs on a kept frame."""
 
-    video_frames = {"screen": n_video, "webcam": _video_frames(session / WEBCAM_FILE, meta)}
+    events: Any  # pyarrow.Table, sorted by t_ns
+    frames: int  # screen frames kept (= readable frames that have a row)
+    frame_rows: int  # screen frame rows before trimming
+    lost_inputs: int
+
+
+def _trim_to_video(table: Any, readable: dict[str, int]) -> _Trimmed:
+    """Drop frame rows past each video's last readable frame, and input events that do not
+    point at a kept screen frame (events after the last kept frame are lost)."""
     keep = pa.array([True] * table.num_rows, type=pa.bool_())
     n_rows_frames = n_frames = 0
-    for stream_name, readable in video_frames.items():
+    for stream_name, frames in readable.items():
         is_frame = pc.and_(
             pc.equal(table["event_type"], "frame"), pc.equal(table["stream"], stream_name)
         )
         rows_here = int(pc.sum(pc.cast(is_frame, pa.int64())).as_py() or 0)
-        kept_here = min(readable, rows_here)
+        kept_here = min(frames, rows_here)
         if stream_name == "screen":
             n_rows_frames, n_frames = rows_here, kept_here
         too_late = pc.and_(is_frame, pc.greater_equal(table["frame_ref"], kept_here))
         keep = pc.and_(keep, pc.invert(pc.fill_null(too_late, False)))
-    # Inputs must point at a screen frame that exists; events after the last kept frame are lost.
     is_input = pc.equal(table["stream"], "input")
     bad_input = pc.and_(
         is_input,
@@ -137,30 +135,93 @@ def finalize_session(
     )
     keep = pc.and_(keep, pc.invert(pc.fill_null(bad_input, True)))
     kept = table.filter(keep)
-    lost_frames = n_rows_frames - n_frames
     lost_inputs = int(pc.sum(pc.cast(is_input, pa.int64())).as_py() or 0) - int(
         pc.sum(pc.cast(pc.equal(kept["stream"], "input"), pa.int64())).as_py() or 0
     )
-    kept = kept.sort_by([("t_ns", "ascending")])
-    journal_to_parquet(kept, session / EVENTS_FILE, rows_per_group=fps)
+    return _Trimmed(kept.sort_by([("t_ns", "ascending")]), n_frames, n_rows_frames, lost_inputs)
 
-    rows = kept.to_pydict()
-    frame_idx = [
-        i
-        for i, (k, s) in enumerate(zip(rows["event_type"], rows["stream"], strict=True))
-        if k == "frame" and s == "screen"
-    ]
+
+def _frame_counts(events: Any) -> tuple[int, int, int, dict[str, int]]:
+    """``(fresh, padded, dropped, events per type)`` of the kept events."""
+    rows = events.to_pydict()
     padded = dropped = fresh = 0
-    for i in frame_idx:
-        if not rows["is_duplicate"][i]:
+    for kind, stream, duplicate, extra in zip(
+        rows["event_type"], rows["stream"], rows["is_duplicate"], rows["metadata"], strict=True
+    ):
+        if kind != "frame" or stream != "screen":
+            continue
+        if not duplicate:
             fresh += 1
-        elif rows["metadata"][i] and "dropped" in rows["metadata"][i]:
+        elif extra and "dropped" in extra:
             dropped += 1
         else:
             padded += 1
     counts: dict[str, int] = {}
     for kind in rows["event_type"]:
         counts[kind] = counts.get(kind, 0) + 1
+    return fresh, padded, dropped, counts
+
+
+def _timed_segments(
+    segments: list[dict[str, Any]], t0: int, fps: int, n_frames: int
+) -> list[dict[str, Any]]:
+    """Focus segments clipped to the kept frames, with their start and end times."""
+    out = [
+        {
+            **seg,
+            "start_t_ns": t0 + (seg["start_frame"] * 1_000_000_000) // fps,
+            "end_t_ns": t0 + ((seg["end_frame"] + 1) * 1_000_000_000) // fps,
+        }
+        for seg in segments
+        if seg["start_frame"] < n_frames
+    ]
+    for seg in out:
+        seg["end_frame"] = min(seg["end_frame"], n_frames - 1)
+    return out
+
+
+def _commit(session: Path, meta: dict[str, Any], status: str, video: VideoInfo | None) -> None:
+    """Write metadata and manifest, validate the files, then write both again with the verdict
+    (the manifest last: it is what says the session is finished)."""
+    meta["validation"] = {"ok": None, "problems": []}
+    atomic_write_json(session / METADATA_FILE, meta)
+    (session / EVENTS_JOURNAL).unlink(missing_ok=True)
+    write_manifest(session, status)
+    problems = validate_session(session)
+    meta["validation"] = {
+        "ok": not problems,
+        "problems": problems,
+        "video_frames": video.frames if video else 0,
+        "frame_rows": meta["frame_count"],
+        "pts_equal_index": bool(video.pts_ok) if video else False,
+        "max_keyframe_gap_frames": video.keyframe_gap_max if video else 0,
+    }
+    atomic_write_json(session / METADATA_FILE, meta)
+    write_manifest(session, status)
+
+
+def finalize_session(
+    session: Path,
+    *,
+    recovered: bool,
+    live: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``events.parquet``, ``metadata.json`` and ``manifest.json``; return the metadata.
+
+    ``live`` is what only a running recorder knows (stop time and reason, stream outcomes,
+    window moves, focus segments); ``recover`` has none of it.
+    """
+    meta: dict[str, Any] = json.loads((session / METADATA_FILE).read_text())
+    fps = int(meta["fps"])
+    t0 = int(meta["start_monotonic_ns"]) if meta.get("start_monotonic_ns") is not None else None
+    table, journal_truncated = _load_events(session)
+    video = probe_video(session / FRAMES_FILE, fps) if (session / FRAMES_FILE).is_file() else None
+    n_video = video.frames if video is not None else 0
+    readable = {"screen": n_video, "webcam": _video_frames(session / WEBCAM_FILE, meta)}
+    trimmed = _trim_to_video(table, readable)
+    n_frames = trimmed.frames
+    journal_to_parquet(trimmed.events, session / EVENTS_FILE, rows_per_group=fps)
+    fresh, padded, dropped, counts = _frame_counts(trimmed.events)
 
     live = live or {}
     stop_mono = live.get("stop_monotonic_ns")
@@ -186,43 +247,18 @@ def finalize_session(
         if key in live:
             meta[key] = live[key]
     if t0 is not None:
-        meta["trajectories"] = [
-            {
-                **seg,
-                "start_t_ns": t0 + (seg["start_frame"] * 1_000_000_000) // fps,
-                "end_t_ns": t0 + ((seg["end_frame"] + 1) * 1_000_000_000) // fps,
-            }
-            for seg in meta.get("trajectories", [])
-            if seg["start_frame"] < n_frames
-        ]
-        for seg in meta["trajectories"]:
-            seg["end_frame"] = min(seg["end_frame"], n_frames - 1)
+        meta["trajectories"] = _timed_segments(meta.get("trajectories", []), t0, fps, n_frames)
     if recovered:
         meta["recovery"] = {
             "recovered_at": _now_iso(),
             "video_frames_readable": n_video,
-            "frame_rows_in_journal": n_rows_frames,
-            "lost_frames": lost_frames,
-            "lost_input_events": lost_inputs,
+            "frame_rows_in_journal": trimmed.frame_rows,
+            "lost_frames": trimmed.frame_rows - n_frames,
+            "lost_input_events": trimmed.lost_inputs,
             "journal_truncated": journal_truncated,
             "note": "events and frames after the last complete video fragment and the last "
             "journal flush (about 1 s) were lost when the recorder died",
         }
         meta["stop_reason"] = "killed"
-    meta["validation"] = {"ok": None, "problems": []}
-    atomic_write_json(session / METADATA_FILE, meta)
-    (session / EVENTS_JOURNAL).unlink(missing_ok=True)
-    status = STATUS_RECOVERED if recovered else STATUS_COMPLETE
-    write_manifest(session, status)
-    problems = validate_session(session)
-    meta["validation"] = {
-        "ok": not problems,
-        "problems": problems,
-        "video_frames": n_video,
-        "frame_rows": n_frames,
-        "pts_equal_index": bool(video.pts_ok) if video else False,
-        "max_keyframe_gap_frames": video.keyframe_gap_max if video else 0,
-    }
-    atomic_write_json(session / METADATA_FILE, meta)
-    write_manifest(session, status)
+    _commit(session, meta, STATUS_RECOVERED if recovered else STATUS_COMPLETE, video)
     return meta

@@ -1,0 +1,158 @@
+"""Every example in README.md and docs/*.md runs as written (convention: tests/docs/examples.py).
+
+A documented API that does not exist, a flag that was renamed or an output that changed fails
+here. Blocks marked ``skip`` are illustrative and not run; each must say why.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.docs.examples import (
+    DOCS,
+    REPO,
+    Example,
+    all_examples,
+    console_sessions,
+    examples,
+    shell_commands,
+)
+from tests.docs.setups import SETUPS, Sandbox, make_sandbox
+
+EXAMPLES = all_examples()
+RUN = [e for e in EXAMPLES if "skip" not in e.options]
+ILLUSTRATIVE = [e for e in EXAMPLES if "skip" in e.options]
+_SANDBOXES: dict[Path, Sandbox] = {}
+
+
+@pytest.fixture
+def sandbox(example: Example, tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
+    """One sandbox per documentation file, shared by its blocks in order."""
+    box = _SANDBOXES.get(example.doc)
+    if box is None:
+        box = make_sandbox(tmp_path_factory.mktemp(example.doc.stem))
+        _SANDBOXES[example.doc] = box
+    for name in example.setups:
+        SETUPS[name](box)
+    return box
+
+
+def _run(
+    argv: list[str], box: Sandbox, example: Example, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        cwd=box.root,
+        env={**box.env, **example.env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=float(example.options.get("timeout", 120)),
+        check=False,
+    )
+
+
+_PY_RUNNER = """
+import sys, traceback
+src = sys.stdin.read()
+try:
+    exec(compile(src, {name!r}, "exec"), {{"__name__": "__main__"}})
+except BaseException as exc:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == {name!r}]
+    print(f"RAISED {{type(exc).__name__}} at line {{frames[-1].lineno if frames else '?'}}")
+    raise
+"""
+
+
+def _last_statement_line(code: str) -> int:
+    import ast
+
+    return max(node.lineno for node in ast.parse(code).body)
+
+
+def _python(example: Example, box: Sandbox) -> None:
+    code = example.code
+    runner = _PY_RUNNER.format(name=example.id)
+    proc = _run(["python", "-c", runner], box, example, stdin=code)
+    expected = example.options.get("raises")
+    if expected is None:
+        assert proc.returncode == 0, f"{example.id} failed:\n{proc.stdout}{proc.stderr}"
+        return
+    want = f"RAISED {expected} at line {_last_statement_line(code)}"
+    assert want in proc.stdout, f"{example.id}: expected {want}, got:\n{proc.stdout}{proc.stderr}"
+
+
+def _bash(example: Example, box: Sandbox) -> None:
+    commands = shell_commands(example.code)
+    assert commands, f"{example.id}: no commands"
+    for cmd in commands:
+        proc = _run(["bash", "-c", f"set -euo pipefail\n{cmd.text}"], box, example)
+        where = f"{example.id} (+{cmd.line + 1}): {cmd.text}"
+        assert proc.returncode == cmd.exit, (
+            f"{where}\nexited {proc.returncode}, documented {cmd.exit}:\n{proc.stdout}{proc.stderr}"
+        )
+        assert "Traceback" not in proc.stderr, f"{where}\n{proc.stderr}"
+
+
+def _console(example: Example, box: Sandbox) -> None:
+    sessions = console_sessions(example.code)
+    assert sessions, f"{example.id}: no '$ ' commands"
+    for s in sessions:
+        proc = _run(["bash", "-c", f"exec 2>&1\n{s.command}"], box, example)
+        got = proc.stdout.splitlines()
+        assert got == s.output, (
+            f"{example.id}: $ {s.command}\nexpected:\n"
+            + "\n".join(s.output)
+            + "\ngot:\n"
+            + "\n".join(got)
+        )
+        assert proc.returncode == s.exit, f"{example.id}: $ {s.command} exited {proc.returncode}"
+
+
+@pytest.mark.parametrize("example", RUN, ids=[e.id for e in RUN])
+def test_documented_example_runs(example: Example, sandbox: Sandbox) -> None:
+    {"python": _python, "bash": _bash, "console": _console}[example.kind](example, sandbox)
+
+
+@pytest.mark.parametrize("example", ILLUSTRATIVE, ids=[e.id for e in ILLUSTRATIVE])
+def test_illustrative_examples_say_why(example: Example) -> None:
+    """Not run here (a real display, minutes of recording, this suite itself): say why."""
+    assert len(example.options["skip"].split()) >= 3, f"{example.id}: give a real reason"
+
+
+def test_every_doc_is_scanned_and_options_are_known() -> None:
+    assert REPO / "README.md" in DOCS and len(DOCS) >= 5
+    assert len(EXAMPLES) >= 20
+    for ex in EXAMPLES:
+        for name in ex.setups:
+            assert name in SETUPS, f"{ex.id}: unknown setup '{name}'"
+
+
+def test_conventions_parse(tmp_path: Path) -> None:
+    doc = tmp_path / "x.md"
+    doc.write_text(
+        "```python\nprint(1)\n```\n"
+        '<!-- example: skip="needs a GPU" -->\n```bash\nnvidia-smi\n```\n'
+        "```yaml\na: 1\n```\n"
+        '<!-- example: setup=broken-yaml env="A=1 B=2" raises=KeyError continues -->\n'
+        "```python\n{}['x']\n```\n",
+        encoding="utf-8",
+    )
+    from tests.docs.examples import _options
+
+    got = examples(doc)
+    assert [e.kind for e in got] == ["python", "bash", "python"]
+    assert got[1].options == {"skip": "needs a GPU"}
+    assert got[2].setups == ["broken-yaml"] and got[2].env == {"A": "1", "B": "2"}
+    assert got[2].code == "print(1)\n{}['x']\n"  # continues the previous Python block
+    cmds = shell_commands("# c\nfoo --a \\\n  --b   # exit 1 when x\n\nbar\n")
+    assert [(c.text, c.exit) for c in cmds] == [("foo --a --b   # exit 1 when x", 1), ("bar", 0)]
+    (s,) = console_sessions("$ aiconfig x\nerror: y\n[exit 1]\n")
+    assert (s.command, s.output, s.exit) == ("aiconfig x", ["error: y"], 1)
+    with pytest.raises(ValueError, match="needs a reason"):
+        _options('skip=""', "x")
+    with pytest.raises(ValueError, match="unknown example option"):
+        _options("run=yes", "x")

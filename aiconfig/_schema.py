@@ -195,8 +195,23 @@ class InferenceConfig(FrozenModel):
     latency_budget_ms: Annotated[float, Field(gt=0.0, le=600_000)] = 50.0
     max_concurrency: Annotated[int, Field(ge=1, le=4096)] = 4
     max_queue: Annotated[int, Field(ge=0, le=100_000)] = 16
-    max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 1
-    batch_window_ms: Annotated[float, Field(ge=0.0, le=60_000)] = 0.0
+    max_batch_size: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=4096,
+            description="rows of one forward pass; above 1, concurrent Torch calls are batched",
+        ),
+    ] = 1
+    batch_window_ms: Annotated[
+        float,
+        Field(
+            ge=0.0,
+            le=60_000,
+            description="how long a batch may wait for more calls after the oldest arrived "
+            "(never past the most urgent call's budget); 0 batches what has already arrived",
+        ),
+    ] = 0.0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     compile: bool = False
     seed: Annotated[int, Field(ge=0)] = 0

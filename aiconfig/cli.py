@@ -36,6 +36,7 @@ COMMANDS: tuple[str, ...] = (
     "infer",
     "check-sidecar",
     "pipeline",
+    "sessions",
     "manifest",
     "plugins",
     "ready",

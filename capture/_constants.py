@@ -7,24 +7,42 @@ from __future__ import annotations
 
 from typing import Final
 
-FORMAT_VERSION: Final = "1.0.0"
-"""``metadata.json`` format version (the seed's ``format_version``)."""
+# File names, versions and statuses belong to the session format (aiconfig.sessions), which the
+# recorder writes through; they are re-exported here for the capture modules.
+from aiconfig.sessions import (
+    AUDIO_FILE,
+    EVENTS_FILE,
+    EVENTS_JOURNAL,
+    FORMAT_VERSION,
+    FRAMES_FILE,
+    MANIFEST_FILE,
+    MANIFEST_SCHEMA_VERSION,
+    METADATA_FILE,
+    STATUS_COMPLETE,
+    STATUS_RECORDING,
+    STATUS_RECOVERED,
+    WEBCAM_FILE,
+)
 
-MANIFEST_SCHEMA_VERSION: Final = "1.0.0"
-"""``manifest.json`` schema version."""
-
-FRAMES_FILE: Final = "frames.mp4"
-WEBCAM_FILE: Final = "webcam.mp4"
-AUDIO_FILE: Final = "audio.wav"
-EVENTS_FILE: Final = "events.parquet"
-METADATA_FILE: Final = "metadata.json"
-MANIFEST_FILE: Final = "manifest.json"
-EVENTS_JOURNAL: Final = "events.journal.arrows"
-"""Arrow IPC stream appended about twice a second while recording; merged into events.parquet."""
-
-STATUS_RECORDING: Final = "recording"
-STATUS_COMPLETE: Final = "complete"
-STATUS_RECOVERED: Final = "recovered"
+__all__ = [
+    "AUDIO_FILE",
+    "AUDIO_SILENCE_FAIL_S",
+    "ENCODER_NICE",
+    "EVENTS_FILE",
+    "EVENTS_JOURNAL",
+    "FORMAT_VERSION",
+    "FRAMES_FILE",
+    "FRAME_QUEUE",
+    "GEOMETRY_POLL_S",
+    "JOURNAL_FLUSH_S",
+    "MANIFEST_FILE",
+    "MANIFEST_SCHEMA_VERSION",
+    "METADATA_FILE",
+    "STATUS_COMPLETE",
+    "STATUS_RECORDING",
+    "STATUS_RECOVERED",
+    "WEBCAM_FILE",
+]
 
 JOURNAL_FLUSH_S: Final = 0.5
 """How often buffered events are appended to the journal (bounds what a SIGKILL loses)."""

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aiconfig._files import atomic_path
+from aiconfig.sessions import EVENT_COLUMNS, event_schema
 
 __all__ = [
     "COLUMNS",
@@ -39,36 +40,9 @@ __all__ = [
     "read_journal",
 ]
 
-# (name, arrow type name) in the seed's order.
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("t_ns", "int64"),
-    ("t_capture_ns", "int64"),
-    ("is_duplicate", "bool"),
-    ("event_type", "string"),
-    ("stream", "string"),
-    ("key_code", "int32"),
-    ("mouse_x", "float32"),
-    ("mouse_y", "float32"),
-    ("mouse_button", "string"),
-    ("delta", "float32"),
-    ("frame_ref", "int32"),
-    ("window_id", "string"),
-    ("session_id", "string"),
-    ("metadata", "string"),
-)
+# The seed's schema is stated once, by the session format the recorder writes through.
+COLUMNS = EVENT_COLUMNS
 _NAMES = tuple(name for name, _ in COLUMNS)
-
-
-def event_schema() -> Any:
-    """The seed's ``event_schema`` as a pyarrow schema (every column nullable)."""
-    types = {
-        "int64": pa.int64(),
-        "int32": pa.int32(),
-        "bool": pa.bool_(),
-        "string": pa.string(),
-        "float32": pa.float32(),
-    }
-    return pa.schema([pa.field(name, types[kind]) for name, kind in COLUMNS])
 
 
 @dataclass(frozen=True, slots=True)

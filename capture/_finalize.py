@@ -19,14 +19,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from aiconfig._files import atomic_write_json, sha256_file
+from aiconfig._files import atomic_write_json
+from aiconfig.sessions import build_manifest
 
 from ._constants import (
     EVENTS_FILE,
     EVENTS_JOURNAL,
     FRAMES_FILE,
     MANIFEST_FILE,
-    MANIFEST_SCHEMA_VERSION,
     METADATA_FILE,
     STATUS_COMPLETE,
     STATUS_RECOVERED,
@@ -37,50 +37,10 @@ from ._validate import VideoInfo, probe_video, validate_session
 
 __all__ = ["finalize_session", "write_manifest"]
 
-_MEDIA_TYPES = {
-    ".mp4": "video/mp4",
-    ".wav": "audio/wav",
-    ".parquet": "application/vnd.apache.parquet",
-    ".json": "application/json",
-}
-
 
 def write_manifest(session: Path, status: str, extra: dict[str, Any] | None = None) -> None:
-    artifacts = []
-    for path in sorted(session.iterdir()):
-        if path.name == MANIFEST_FILE or path.name.startswith(".") or not path.is_file():
-            continue
-        if path.suffix not in _MEDIA_TYPES:
-            continue
-        digest = sha256_file(path)
-        artifacts.append(
-            {
-                "path": path.name,
-                "sha256": digest.sha256,
-                "bytes": digest.size,
-                "media_type": _MEDIA_TYPES[path.suffix],
-            }
-        )
-    previous: dict[str, Any] = {}
-    if (session / MANIFEST_FILE).is_file():
-        try:
-            previous = json.loads((session / MANIFEST_FILE).read_text())
-        except ValueError:
-            previous = {}
-    manifest = {
-        "schema_version": MANIFEST_SCHEMA_VERSION,
-        "kind": "capture_session",
-        "session_id": session.name,
-        "status": status,
-        "created_at": previous.get("created_at", _now_iso()),
-        "updated_at": _now_iso(),
-        **(extra or {}),
-        "artifacts": artifacts,
-    }
-    for key in ("run_id", "provenance"):
-        if key in previous and key not in manifest:
-            manifest[key] = previous[key]
-    atomic_write_json(session / MANIFEST_FILE, manifest)
+    """Hash the session's files and commit ``manifest.json`` (the session format's schema)."""
+    atomic_write_json(session / MANIFEST_FILE, build_manifest(session, status, extra))
 
 
 def _now_iso() -> str:

@@ -113,9 +113,6 @@ def record_session(
     degrades the session alone; with ``strict`` it raises :class:`~aiconfig.StreamFailedError`
     (exit 3) once the session is kept.
     """
-    from ._plugin_streams import load_stream_plugins
-    from ._recording import run_capture
-
     # Without a run id from an orchestrator this is a person recording into a directory that
     # collects sessions: the run manifest there lists this run's session only.
     standalone = settings.sources.get("run_id") == "generated"
@@ -123,6 +120,11 @@ def record_session(
         settings, devices=capture_devices(cfg), preload=_PRELOAD, shared_out=standalone
     )
     with ctx as run:
+        # Imported inside the run: numpy, PyAV, pyarrow, mss and OpenCV load under its thread
+        # and allocator settings, before its memory limit (RunContext's preload).
+        from ._plugin_streams import load_stream_plugins
+        from ._recording import run_capture
+
         prov = None if provenance is None else dict(provenance)
         if prov is not None:
             signers = [s.get("principal", "") for s in prov.get("signers", [])]

@@ -21,6 +21,7 @@ APT_PACKAGES=(
   pulseaudio pulseaudio-utils libasound2-plugins sox libportaudio2   # system-audio capture
   python3-tk                    # the test window titled "League of Legends"
   python3-venv                  # `python3 -m venv` (Debian ships venv/ensurepip separately)
+  chromium                      # renders the session report headless in the tests
   util-linux iproute2           # taskset, prlimit, unshare -n for budget and offline tests
 )
 

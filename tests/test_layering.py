@@ -6,6 +6,7 @@
                   \\______________ may import anything below ______________/
     inference          monitoring          capture        (independent of each other)
                   \\______________ harness ______________/
+                                 sessions  (aiconfig.sessions: the session format and catalog)
                                  core  (aiconfig, aiconfig._*: schema, loading, trust, ...)
 
 A module may import its own layer and the layers its row allows; nothing imports a CLI but
@@ -30,18 +31,21 @@ PACKAGES = ("aiconfig", "capture")
 # layer -> the layers it may import (its own always included).
 ALLOWED: dict[str, frozenset[str]] = {
     "core": frozenset({"core"}),
-    "harness": frozenset({"core", "harness"}),
-    "inference": frozenset({"core", "harness", "inference"}),
-    "monitoring": frozenset({"core", "harness", "monitoring"}),
-    "capture": frozenset({"core", "harness", "capture"}),
-    "capture-cli": frozenset({"core", "harness", "capture", "capture-cli"}),
+    "sessions": frozenset({"core", "sessions"}),
+    "harness": frozenset({"core", "sessions", "harness"}),
+    "inference": frozenset({"core", "sessions", "harness", "inference"}),
+    "monitoring": frozenset({"core", "sessions", "harness", "monitoring"}),
+    "capture": frozenset({"core", "sessions", "harness", "capture"}),
+    "capture-cli": frozenset({"core", "sessions", "harness", "capture", "capture-cli"}),
     "aiconfig-cli": frozenset(
-        {"core", "harness", "inference", "monitoring", "capture", "aiconfig-cli"}
+        {"core", "sessions", "harness", "inference", "monitoring", "capture", "aiconfig-cli"}
     ),
 }
 # Third-party packages a layer must not import (the SDK rule is tests/monitoring's).
 FORBIDDEN_EXTERNAL: dict[str, tuple[str, ...]] = {
     "core": ("opentelemetry", "torch", "httpx", "av", "mss", "pynput", "sounddevice", "cv2"),
+    # Sessions read videos (PyAV) and tables (pyarrow, DuckDB) lazily; never the recorder's.
+    "sessions": ("opentelemetry", "httpx", "mss", "pynput", "sounddevice", "cv2"),
     "harness": ("opentelemetry.sdk", "torch", "httpx", "mss", "pynput", "sounddevice"),
 }
 
@@ -53,7 +57,7 @@ def layer_of(module: str) -> str:
     sub = parts[1] if len(parts) > 1 else ""
     if sub in ("cli", "commands", "__main__"):
         return "aiconfig-cli"
-    if sub in ("harness", "inference", "monitoring"):
+    if sub in ("harness", "inference", "monitoring", "sessions"):
         return sub
     return "core"
 

@@ -56,9 +56,9 @@ __all__ = [
     "run_pipeline",
 ]
 
-# numpy, pyarrow and PyAV (through .sessions) load on entering the run, under the budget's
-# thread and allocator settings (OpenBLAS and Arrow read them on load): imported lazily here.
-_PRELOAD = ("aiconfig.harness.sessions",)
+# numpy, pyarrow and PyAV (which the session reader imports lazily) load on entering the run,
+# under the budget's thread and allocator settings (OpenBLAS and Arrow read them on load).
+_PRELOAD = ("aiconfig.harness.sessions", "numpy", "pyarrow.parquet", "pyarrow.compute", "av")
 
 REPORT_NAME = "fixture_report.json"
 REPORT_SCHEMA = "aiconfig.fixture-report/1"
@@ -163,7 +163,7 @@ def _totals(reports: list[SessionReport]) -> dict[str, Any]:
         "sessions": len(reports),
         "valid": len(valid),
         "invalid": len(reports) - len(valid),
-        "degraded": sum(1 for r in valid if r.warnings),
+        "degraded": sum(1 for r in valid if r.degraded_by),
         "duration_s": round(minutes * 60.0, 3),
         "video_frames": frames,
         "dropped_frames": sum(r.stats.get("dropped_frames", 0) for r in valid),
@@ -230,6 +230,7 @@ def run_pipeline(
             path=str(path),
             quality=rep.quality,
             problems=rep.problems,
+            degraded_by=rep.degraded_by,
             warnings=rep.warnings,
         )
         return rep

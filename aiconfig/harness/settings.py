@@ -172,8 +172,14 @@ def resolve_settings(
     *,
     env: Mapping[str, str] | None = None,
     default_out: Path | None = None,
+    default_out_per_run: bool = False,
 ) -> RunSettings:
-    """Merge flags (winning) with ``AP_*`` variables; RunSettingError lists every problem."""
+    """Merge flags (winning) with ``AP_*`` variables; RunSettingError lists every problem.
+
+    ``default_out`` is the output directory when neither ``--out`` nor ``AP_OUT_DIR`` is
+    given; with ``default_out_per_run`` each run gets ``default_out/<run id>`` instead (and,
+    outside an orchestrator, ``default_out`` as its run directory).
+    """
     environ = os.environ if env is None else env
     r = _Resolver(args, environ)
     if not JOB_RE.match(job):
@@ -201,6 +207,8 @@ def resolve_settings(
             )
         else:
             out = default_out.expanduser().absolute()
+            if default_out_per_run:
+                out = out / run_id
             r.sources["out"] = "default"
     if out is not None and out.exists() and not out.is_dir():
         r.bad(

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from aiconfig._network import check_network_allowed, is_loopback_url
 from aiconfig._network import is_offline as offline_mode
 
-from ._admission import Admission
+from ._admission import Admission, ComputeEstimate
+from ._batching import BatchScheduler
 from ._errors import (
     LatencyBudgetExceeded,
     ModelError,
@@ -32,6 +33,7 @@ from ._errors import (
     SidecarRequestError,
 )
 from ._interface import AIModelInterface, InferenceResult, LatencyObserver, Slot
+from ._job import InferRequest, JobTelemetry, read_prompts, run_infer_job
 from ._vllm import Generation, GenerationRequest, VLLMClient
 from .sidecar import Check, SidecarDiagnosis, ensure_ready, preflight
 
@@ -46,10 +48,14 @@ if TYPE_CHECKING:
 __all__ = [
     "AIModelInterface",
     "Admission",
+    "BatchScheduler",
     "Check",
+    "ComputeEstimate",
     "Generation",
     "GenerationRequest",
+    "InferRequest",
     "InferenceResult",
+    "JobTelemetry",
     "LatencyBudgetExceeded",
     "LatencyObserver",
     "ModelError",
@@ -68,7 +74,9 @@ __all__ = [
     "offline_mode",
     "preflight",
     "preprocess_frames",
+    "read_prompts",
     "resolve_device",
+    "run_infer_job",
 ]
 
 _TORCH_NAMES = frozenset(

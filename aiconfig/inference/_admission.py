@@ -25,7 +25,7 @@ import itertools
 
 from ._errors import LatencyBudgetExceeded, Overloaded
 
-__all__ = ["Admission", "ComputeEstimate"]
+__all__ = ["ADMIT", "PROBE", "REFUSE", "Admission", "ComputeEstimate"]
 
 #: Weight of the newest sample in the running estimate (an exponentially weighted mean).
 _ALPHA = 0.2
@@ -33,39 +33,54 @@ _ALPHA = 0.2
 #: estimate inflated by one cold call (first-touch allocations, a compile) would refuse forever,
 #: since refused calls never compute.
 PROBE_AFTER = 16
+ADMIT, REFUSE, PROBE = 0, 1, 2
 
 
 class ComputeEstimate:
     """Running estimate of one compute (a call, or a batch) in milliseconds.
 
     ``None`` until the first measurement; then an exponentially weighted mean of the measured
-    compute times. :meth:`refuses` decides admission and counts refusals in a row, letting one
-    call through after :data:`PROBE_AFTER` of them (a probe) so the estimate can come down.
+    compute times. :meth:`decide` decides admission and counts refusals in a row, letting one
+    call through after :data:`PROBE_AFTER` of them (a probe); the next measurement replaces the
+    estimate, so one cold call cannot keep a model refusing.
     """
 
-    __slots__ = ("_streak", "ms", "samples")
+    __slots__ = ("_probing", "_streak", "ms", "samples")
 
     def __init__(self) -> None:
         self.ms: float | None = None
         self.samples = 0
         self._streak = 0
+        self._probing = False
 
     def observe(self, ms: float) -> None:
         est = self.ms
-        self.ms = ms if est is None else est + _ALPHA * (ms - est)
+        if est is None or self._probing:
+            # The first measurement, or the one after a probe was let through because the
+            # estimate looked stale: take it as it is rather than blending it in.
+            self.ms = ms
+        else:
+            self.ms = est + _ALPHA * (ms - est)
+        self._probing = False
         self.samples += 1
         self._streak = 0
 
     def refuses(self, budget_ms: float) -> bool:
         """True when ``budget_ms`` cannot cover the estimate (and this call is not a probe)."""
+        return self.decide(budget_ms) == REFUSE
+
+    def decide(self, budget_ms: float) -> int:
+        """:data:`ADMIT`, :data:`REFUSE`, or :data:`PROBE` (a call let through to re-measure,
+        which the queue must then not drop as hopeless)."""
         est = self.ms
         if est is None or budget_ms >= est:
-            return False
+            return ADMIT
         self._streak += 1
         if self._streak > PROBE_AFTER:
             self._streak = 0
-            return False
-        return True
+            self._probing = True
+            return PROBE
+        return REFUSE
 
 
 class Admission:
@@ -95,7 +110,7 @@ class Admission:
         self.estimate = ComputeEstimate()
         self._free = max_concurrency
         # (deadline, arrival number, waiter): the heap orders by deadline, then arrival.
-        self._heap: list[tuple[float, int, asyncio.Future[bool]]] = []
+        self._heap: list[tuple[float, int, asyncio.Future[bool], bool]] = []
         self._queued = 0
         self._seq = itertools.count()
 
@@ -109,9 +124,15 @@ class Admission:
         """Calls waiting for a slot now."""
         return self._queued
 
-    def check_budget(self, budget_ms: float) -> None:
-        """Refuse at once (phase ``admission``) a budget that cannot cover the estimate."""
-        if self.deadline_aware and self.estimate.refuses(budget_ms):
+    def check_budget(self, budget_ms: float) -> bool:
+        """Refuse at once (phase ``admission``) a budget that cannot cover the estimate.
+
+        Returns True when the call is a probe (pass it to :meth:`try_enter`).
+        """
+        if not self.deadline_aware:
+            return False
+        decision = self.estimate.decide(budget_ms)
+        if decision == REFUSE:
             raise LatencyBudgetExceeded(
                 self.model,
                 budget_ms=budget_ms,
@@ -119,6 +140,7 @@ class Admission:
                 phase="admission",
                 estimate_ms=self.estimate.ms,
             )
+        return decision == PROBE
 
     def try_take(self) -> bool:
         """Take a free slot if one is free and nobody waits (the synchronous fast path)."""
@@ -127,13 +149,16 @@ class Admission:
             return True
         return False
 
-    def try_enter(self, deadline: float | None = None) -> asyncio.Future[bool] | None:
+    def try_enter(
+        self, deadline: float | None = None, *, probe: bool = False
+    ) -> asyncio.Future[bool] | None:
         """Take a slot (returns None), join the queue (returns a future to await) or refuse.
 
         ``deadline`` (``loop.time()`` units) orders the queue; None means "no deadline" (last).
         The future resolves to True when the slot is handed over, False when the call can no
         longer finish in time (fail it with its budget error). Raises :class:`Overloaded` at
-        once when every slot is busy and the queue is full.
+        once when every slot is busy and the queue is full. A ``probe`` (see
+        :meth:`check_budget`) is never dropped as hopeless.
         """
         if self._free > 0 and not self._queued:
             self._free -= 1
@@ -145,7 +170,7 @@ class Admission:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bool] = loop.create_future()
         key = float("inf") if deadline is None else deadline
-        heapq.heappush(self._heap, (key, next(self._seq), waiter))
+        heapq.heappush(self._heap, (key, next(self._seq), waiter, probe))
         self._queued += 1
         return waiter
 
@@ -155,11 +180,11 @@ class Admission:
         est = self.estimate.ms if self.deadline_aware else None
         now: float | None = None
         while heap:
-            deadline, _, waiter = heapq.heappop(heap)
+            deadline, _, waiter, probe = heapq.heappop(heap)
             if waiter.done():  # abandoned (cancelled) while queued; already uncounted
                 continue
             self._queued -= 1
-            if est is not None:
+            if est is not None and not probe:
                 if now is None:
                     now = asyncio.get_running_loop().time()
                 if now + est / 1000.0 > deadline:

@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._admission import ComputeEstimate
+from ._admission import PROBE, REFUSE, ComputeEstimate
 from ._errors import LatencyBudgetExceeded, Overloaded
 
 __all__ = ["BatchEntry", "BatchScheduler", "TooLate"]
@@ -51,7 +51,16 @@ class TooLate(Exception):  # internal signal, translated by the interface
 class BatchEntry:
     """One call waiting in (or running through) the batch queue."""
 
-    __slots__ = ("arrival", "batch_size", "deadline", "future", "inputs", "state", "t_start")
+    __slots__ = (
+        "arrival",
+        "batch_size",
+        "deadline",
+        "future",
+        "inputs",
+        "probe",
+        "state",
+        "t_start",
+    )
 
     def __init__(
         self, inputs: Any, deadline: float, arrival: float, future: asyncio.Future[Any]
@@ -63,6 +72,7 @@ class BatchEntry:
         self.state = _PENDING
         self.t_start = 0  # perf_counter_ns when its batch started computing
         self.batch_size = 0
+        self.probe = False  # let through to re-measure: never dropped as hopeless
 
 
 class BatchScheduler:
@@ -115,7 +125,8 @@ class BatchScheduler:
 
     def submit(self, inputs: Any, budget_ms: float) -> BatchEntry:
         """Queue one call (or refuse it at once); await ``entry.future`` for its outcome."""
-        if self.estimate.refuses(budget_ms):
+        decision = self.estimate.decide(budget_ms)
+        if decision == REFUSE:
             raise LatencyBudgetExceeded(
                 self.model,
                 budget_ms=budget_ms,
@@ -131,6 +142,7 @@ class BatchScheduler:
         loop = asyncio.get_running_loop()
         now = loop.time()
         entry = BatchEntry(inputs, now + budget_ms / 1000.0, now, loop.create_future())
+        entry.probe = decision == PROBE
         heapq.heappush(self._heap, (entry.deadline, next(self._seq), entry))
         self._arrivals.append(entry)
         self._live += 1
@@ -226,7 +238,7 @@ class BatchScheduler:
                 continue
             self._live -= 1
             dropped += 1
-            if est_ms is not None and now + est_s > entry.deadline:
+            if est_ms is not None and not entry.probe and now + est_s > entry.deadline:
                 entry.state = _DONE
                 if not entry.future.done():
                     entry.future.set_exception(TooLate(est_ms))

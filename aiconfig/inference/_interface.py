@@ -218,9 +218,9 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
                 explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
             )
             errors = {"overloaded": "Overloaded", "budget_exceeded": "LatencyBudgetExceeded"}
+            # error.type (absent when ok) carries the outcome: no aiconfig attribute needed.
             self._attrs_by_outcome = {
-                o: {**genai, "aiconfig.inference.outcome": o}
-                | ({} if o == "ok" else {"error.type": errors.get(o, "ModelError")})
+                o: genai if o == "ok" else {**genai, "error.type": errors.get(o, "ModelError")}
                 for o in outcomes
             }
 
@@ -299,7 +299,12 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
             if self._batcher is not None:
                 output = await self._run_batched(inputs, call)
             else:
-                output = await self._run_in_slot(inputs, call)
+                admission = self.admission
+                probe = admission.check_budget(budget)
+                if self._inline and admission.try_take():
+                    output = self._run_inline(inputs, call)  # no coroutine: the hot path
+                else:
+                    output = await self._run_in_slot(inputs, call, probe)
             call.outcome = "ok"
         except TimeoutError:
             err = self._budget_error(call)
@@ -336,27 +341,28 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
 
     # -- the two ways a call runs ------------------------------------------------------------
 
-    async def _run_in_slot(self, inputs: InT, call: _Call) -> OutT:
-        """Admission (slot or EDF queue), then compute; fills the call's timings."""
+    def _run_inline(self, inputs: InT, call: _Call) -> OutT:
+        """Synchronous backend and a free slot (taken): nothing to await, so no timer either;
+        the budget is checked once the (uninterruptible) computation returns."""
         admission = self.admission
-        admission.check_budget(call.budget)
-        if self._inline and admission.try_take():
-            # Synchronous backend and a free slot: nothing to await, so no timer either; the
-            # budget is checked once the (uninterruptible) computation returns.
-            call.t_slot = t_slot = time.perf_counter_ns()
-            call.got_slot = True
-            try:
-                output = self._execute_inline(inputs)
-            finally:
-                admission.release()
-            call.t_end = t_end = time.perf_counter_ns()
-            if admission.deadline_aware:
-                admission.estimate.observe((t_end - t_slot) / _NS_PER_MS)
-            if (t_end - call.t0) / _NS_PER_MS > call.budget:
-                raise TimeoutError  # an inline computation overran: report it now
-            return output
+        call.t_slot = t_slot = time.perf_counter_ns()
+        call.got_slot = True
+        try:
+            output = self._execute_inline(inputs)
+        finally:
+            admission.release()
+        call.t_end = t_end = time.perf_counter_ns()
+        if admission.deadline_aware:
+            admission.estimate.observe((t_end - t_slot) / _NS_PER_MS)
+        if (t_end - call.t0) / _NS_PER_MS > call.budget:
+            raise TimeoutError  # an inline computation overran: report it now
+        return output
+
+    async def _run_in_slot(self, inputs: InT, call: _Call, probe: bool) -> OutT:
+        """Wait for a slot in the EDF queue (or take a free one), then compute."""
+        admission = self.admission
         deadline = asyncio.get_running_loop().time() + call.budget / 1000.0
-        waiter = admission.try_enter(deadline)
+        waiter = admission.try_enter(deadline, probe=probe)
         async with asyncio.timeout_at(deadline):
             if waiter is not None:
                 call.queued = True
@@ -439,26 +445,36 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
             if outcome == "budget_exceeded":
                 self._m_rejections.add(1, self._attrs_by_outcome[outcome])
         t_slot = call.t_slot or t_end
-        end_attrs: dict[str, Any] = {
-            "aiconfig.inference.outcome": outcome,
-            "aiconfig.inference.budget_ms": call.budget,
-            "aiconfig.inference.queue_ms": (t_slot - t0) / _NS_PER_MS,
-            "aiconfig.inference.compute_ms": (t_end - t_slot) / _NS_PER_MS,
-        }
-        if call.batch_size:
-            end_attrs["aiconfig.inference.batch_size"] = call.batch_size
-        if error is not None:
-            end_attrs["error.type"] = type(error).__name__
         if span is None:
+            # One dict with every attribute, one SDK call: the span is created now, backdated.
+            attrs: dict[str, Any] = {
+                **call.attrs,
+                "aiconfig.inference.outcome": outcome,
+                "aiconfig.inference.budget_ms": call.budget,
+                "aiconfig.inference.queue_ms": (t_slot - t0) / _NS_PER_MS,
+                "aiconfig.inference.compute_ms": (t_end - t_slot) / _NS_PER_MS,
+            }
+            if call.batch_size:
+                attrs["aiconfig.inference.batch_size"] = call.batch_size
+            if error is not None:
+                attrs["error.type"] = type(error).__name__
             span = self._tracer.start_span(
                 self._span_name,
                 kind=self._span_kind,
-                attributes={**call.attrs, **end_attrs},
+                attributes=attrs,
                 start_time=call.t0_wall,
                 record_exception=False,
                 set_status_on_exception=False,
             )
         elif span.is_recording():
+            end_attrs: dict[str, Any] = {
+                "aiconfig.inference.outcome": outcome,
+                "aiconfig.inference.budget_ms": call.budget,
+                "aiconfig.inference.queue_ms": (t_slot - t0) / _NS_PER_MS,
+                "aiconfig.inference.compute_ms": (t_end - t_slot) / _NS_PER_MS,
+            }
+            if error is not None:
+                end_attrs["error.type"] = type(error).__name__
             span.set_attributes(end_attrs)
         try:
             if error is not None and span.is_recording():

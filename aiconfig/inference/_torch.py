@@ -235,9 +235,21 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
             raise ModelError(self.name, exc) from exc
 
     def warmup(self, inputs: Any, runs: int = 2) -> None:
-        """Run a few passes outside any budget: ``torch.compile`` compiles on the first call."""
-        for _ in range(runs):
-            self.run_sync(inputs)
+        """Run a few passes outside any budget: ``torch.compile`` compiles on the first call.
+
+        Passes after the first seed the compute estimate that deadline-aware admission uses.
+        """
+        for i in range(runs):
+            t0 = time.perf_counter_ns()
+            if self.batcher is None:
+                self.run_sync(inputs)
+            else:
+                (outcome,) = self.run_batch([inputs])  # the padded shape batches will use
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            if i:  # the first pass is cold (allocations, a compile); later ones seed the estimate
+                ms = (time.perf_counter_ns() - t0) / 1e6
+                (self.batcher.estimate if self.batcher else self.admission.estimate).observe(ms)
 
     def _execute_inline(self, inputs: Any) -> Any:
         return self.run_sync(inputs)

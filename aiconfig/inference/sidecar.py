@@ -129,131 +129,131 @@ def _describe_transport_error(exc: httpx.HTTPError, url: str, timeout_s: float) 
 async def _preflight_once(
     cfg: VLLMConfig, base_url: str, model: str, transport: httpx.AsyncBaseTransport | None
 ) -> tuple[list[Check], tuple[str, ...]]:
-    checks: list[Check] = []
+    """One pass over the checks: health, then the model list, then our model in it."""
     timeout = cfg.connect_timeout_s
     async with make_client(
         cfg, base_url=base_url, transport=transport, read_timeout_s=timeout
     ) as client:
-        health_url = f"{base_url}/health"
-        try:
-            resp = await client.get("/health")
-        except httpx.HTTPError as exc:
-            checks.append(_describe_transport_error(exc, health_url, timeout))
-            return checks, ()
-        if resp.status_code == 503:
-            checks.append(
-                Check(
-                    "health",
-                    f"GET {health_url}",
-                    f"503 Service Unavailable ({error_message(resp.content)})",
-                    False,
-                    "the server is up but not ready (loading the model, sleeping, or busy); "
-                    "retry within the budget or wait (`aiconfig check-sidecar --wait 120`)",
-                    transient=True,
-                )
-            )
-            return checks, ()
-        if resp.status_code == 401:
-            checks.append(
-                Check(
-                    "health",
-                    f"GET {health_url}",
-                    f"401 Unauthorized ({error_message(resp.content)})",
-                    False,
-                    "vLLM serves /health without a key, so a proxy in front of it wants one: "
-                    "set inference.vllm.api_key or fix inference.vllm.base_url",
-                )
-            )
-            return checks, ()
-        if resp.status_code != 200:
-            checks.append(
-                Check(
-                    "health",
-                    f"GET {health_url}",
-                    f"{resp.status_code} {resp.reason_phrase} ({error_message(resp.content)})",
-                    False,
-                    "this does not look like a healthy vLLM server: check inference.vllm.base_url "
-                    "and the sidecar's logs",
-                    transient=resp.status_code >= 500,
-                )
-            )
-            return checks, ()
-        checks.append(Check("health", f"GET {health_url}", "200 OK", True))
+        health = await _check_health(client, f"{base_url}/health", timeout)
+        if not health.ok:
+            return [health], ()
+        checks, served = await _check_models(client, cfg, f"{base_url}/v1/models", timeout)
+    if checks[-1].ok:
+        checks.append(_check_model(model, served))
+    return [health, *checks], served
 
-        models_url = f"{base_url}/v1/models"
-        key_note = "with API key" if cfg.api_key is not None else "without API key"
-        tried = f"GET {models_url} ({key_note})"
-        try:
-            resp = await client.get("/v1/models")
-        except httpx.HTTPError as exc:
-            check = _describe_transport_error(exc, models_url, timeout)
-            checks.append(Check("models", tried, check.answered, False, check.hint, True))
-            return checks, ()
-        if resp.status_code == 401:
-            hint = (
-                "the configured API key was rejected: set inference.vllm.api_key to the key the "
-                "sidecar was started with (--api-key / VLLM_API_KEY)"
-                if cfg.api_key is not None
-                else "the sidecar requires an API key: set inference.vllm.api_key, e.g. "
-                "'${oc.env:VLLM_API_KEY}'"
-            )
-            answered = f"401 Unauthorized ({error_message(resp.content)})"
-            checks.append(Check("api key", tried, answered, False, hint))
-            return checks, ()
-        if resp.status_code == 503:
-            checks.append(
-                Check(
-                    "models",
-                    tried,
-                    f"503 Service Unavailable ({error_message(resp.content)})",
-                    False,
-                    "the server is busy or still loading; retry within the budget",
-                    transient=True,
-                )
-            )
-            return checks, ()
-        served: tuple[str, ...] = ()
-        if resp.status_code == 200:
-            try:
-                data = resp.json()
-                served = tuple(str(m["id"]) for m in data["data"])
-            except (ValueError, KeyError, TypeError):
-                served = ()
-                resp_ok = False
-            else:
-                resp_ok = True
-        else:
-            resp_ok = False
-        if not resp_ok:
-            checks.append(
-                Check(
-                    "models",
-                    tried,
-                    f"{resp.status_code} {resp.reason_phrase} ({error_message(resp.content, 120)})",
-                    False,
-                    "the server at base_url is not OpenAI-compatible (no model list): check "
-                    "inference.vllm.base_url points at vLLM's OpenAI server",
-                )
-            )
-            return checks, ()
-        if cfg.api_key is not None:
-            checks.append(Check("api key", tried, "accepted", True))
-        checks.append(Check("models", tried, f"200 OK, serving {json.dumps(list(served))}", True))
-        if model in served:
-            checks.append(Check("model", f"'{model}' in served models", "found", True))
-        else:
-            listed = ", ".join(served) if served else "nothing"
-            checks.append(
-                Check(
-                    "model",
-                    f"'{model}' in served models",
-                    f"missing; the sidecar serves: {listed}",
-                    False,
-                    f"set inference.vllm.model to one of [{listed}], or start vLLM with "
-                    f"--served-model-name {model}",
-                )
-            )
-        return checks, served
+
+async def _check_health(client: httpx.AsyncClient, url: str, timeout: float) -> Check:
+    """``GET /health``: 200 once the engine is up; 503 while loading; no key needed."""
+    tried = f"GET {url}"
+    try:
+        resp = await client.get("/health")
+    except httpx.HTTPError as exc:
+        return _describe_transport_error(exc, url, timeout)
+    status, body = resp.status_code, error_message(resp.content)
+    if status == 200:
+        return Check("health", tried, "200 OK", True)
+    if status == 503:
+        return Check(
+            "health",
+            tried,
+            f"503 Service Unavailable ({body})",
+            False,
+            "the server is up but not ready (loading the model, sleeping, or busy); "
+            "retry within the budget or wait (`aiconfig check-sidecar --wait 120`)",
+            transient=True,
+        )
+    if status == 401:
+        return Check(
+            "health",
+            tried,
+            f"401 Unauthorized ({body})",
+            False,
+            "vLLM serves /health without a key, so a proxy in front of it wants one: "
+            "set inference.vllm.api_key or fix inference.vllm.base_url",
+        )
+    return Check(
+        "health",
+        tried,
+        f"{status} {resp.reason_phrase} ({body})",
+        False,
+        "this does not look like a healthy vLLM server: check inference.vllm.base_url "
+        "and the sidecar's logs",
+        transient=status >= 500,
+    )
+
+
+async def _check_models(
+    client: httpx.AsyncClient, cfg: VLLMConfig, url: str, timeout: float
+) -> tuple[list[Check], tuple[str, ...]]:
+    """``GET /v1/models`` with the API key when one is set (vLLM guards ``/v1`` only)."""
+    key_note = "with API key" if cfg.api_key is not None else "without API key"
+    tried = f"GET {url} ({key_note})"
+    try:
+        resp = await client.get("/v1/models")
+    except httpx.HTTPError as exc:
+        check = _describe_transport_error(exc, url, timeout)
+        return [Check("models", tried, check.answered, False, check.hint, True)], ()
+    if resp.status_code == 401:
+        hint = (
+            "the configured API key was rejected: set inference.vllm.api_key to the key the "
+            "sidecar was started with (--api-key / VLLM_API_KEY)"
+            if cfg.api_key is not None
+            else "the sidecar requires an API key: set inference.vllm.api_key, e.g. "
+            "'${oc.env:VLLM_API_KEY}'"
+        )
+        answered = f"401 Unauthorized ({error_message(resp.content)})"
+        return [Check("api key", tried, answered, False, hint)], ()
+    if resp.status_code == 503:
+        busy = Check(
+            "models",
+            tried,
+            f"503 Service Unavailable ({error_message(resp.content)})",
+            False,
+            "the server is busy or still loading; retry within the budget",
+            transient=True,
+        )
+        return [busy], ()
+    served = _served_models(resp)
+    if served is None:
+        bad = Check(
+            "models",
+            tried,
+            f"{resp.status_code} {resp.reason_phrase} ({error_message(resp.content, 120)})",
+            False,
+            "the server at base_url is not OpenAI-compatible (no model list): check "
+            "inference.vllm.base_url points at vLLM's OpenAI server",
+        )
+        return [bad], ()
+    checks = [Check("api key", tried, "accepted", True)] if cfg.api_key is not None else []
+    checks.append(Check("models", tried, f"200 OK, serving {json.dumps(list(served))}", True))
+    return checks, served
+
+
+def _served_models(resp: httpx.Response) -> tuple[str, ...] | None:
+    """The ids of an OpenAI model list, or None when the answer is not one."""
+    if resp.status_code != 200:
+        return None
+    try:
+        return tuple(str(m["id"]) for m in resp.json()["data"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _check_model(model: str, served: tuple[str, ...]) -> Check:
+    """The configured model is among the served ids."""
+    tried = f"'{model}' in served models"
+    if model in served:
+        return Check("model", tried, "found", True)
+    listed = ", ".join(served) if served else "nothing"
+    return Check(
+        "model",
+        tried,
+        f"missing; the sidecar serves: {listed}",
+        False,
+        f"set inference.vllm.model to one of [{listed}], or start vLLM with "
+        f"--served-model-name {model}",
+    )
 
 
 async def preflight(

@@ -361,3 +361,27 @@ def test_sigterm_at_any_moment_of_start_up_is_clean(tmp_path: Path) -> None:
                 outcomes.add("recorded")
         outcomes.add(proc.returncode)
     assert "recorded" in outcomes  # the last stops a recording session
+
+
+def test_heavy_libraries_load_inside_the_run(tmp_path: Path) -> None:
+    """numpy, PyAV, pyarrow, mss and OpenCV load on entering the run (under its thread and
+    allocator settings, before its memory limit), never earlier in the job."""
+    code = (
+        "import sys\n"
+        "import aiconfig.harness.context as c\n"
+        "enter = c.RunContext.__enter__\n"
+        "def spy(self):\n"
+        "    heavy = ('numpy', 'av', 'pyarrow', 'mss', 'cv2')\n"
+        "    print('before run:', sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+        "    return enter(self)\n"
+        "c.RunContext.__enter__ = spy\n"
+        "from capture.__main__ import main\n"
+        "raise SystemExit(main(sys.argv[1:]))\n"
+    )
+    proc = _run(
+        [sys.executable, "-c", code, "--allow-any", "--no-input", "--quiet", "--duration", "0.3",
+         "--out", str(tmp_path / "out")],
+        _env(), tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "before run: []" in proc.stderr.splitlines()

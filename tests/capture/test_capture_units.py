@@ -163,7 +163,12 @@ def test_cli_bad_values_are_one_line(tmp_path: Path) -> None:
 
 
 def test_validate_reports_reasons(tmp_path: Path) -> None:
-    assert validate_session(tmp_path)[0] == "frames.mp4 is missing"
+    assert validate_session(tmp_path) == [
+        "frames.mp4 is missing",
+        "events.parquet is missing",
+        "metadata.json is missing",
+        "manifest.json is missing",
+    ]
     proc = _cli("capture", "validate", str(tmp_path))
     assert proc.returncode == 1 and "missing" in proc.stderr
     (tmp_path / "manifest.json").write_text(json.dumps({"status": "recording"}))
@@ -252,8 +257,11 @@ def test_budget_sizes_the_frame_queues_and_encoder_threads() -> None:
         _sizes(Budget(cpus=1.0, mem_limit_mb=200, cpu_source="AP_CPU_LIMIT"), uhd)
 
 
-def test_recorder_and_pipeline_agree_on_the_event_schema() -> None:
-    from aiconfig.harness.sessions import EVENT_SCHEMA
-    from capture._events import event_schema
+def test_recorder_writes_through_the_session_format() -> None:
+    import aiconfig.sessions as fmt
+    from capture import _constants as constants
+    from capture import _events as events
 
-    assert [(f.name, str(f.type)) for f in event_schema()] == list(EVENT_SCHEMA)
+    assert events.event_schema is fmt.event_schema and events.COLUMNS is fmt.EVENT_COLUMNS
+    for name in ("FRAMES_FILE", "EVENTS_FILE", "METADATA_FILE", "MANIFEST_FILE", "FORMAT_VERSION"):
+        assert getattr(constants, name) == getattr(fmt, name)

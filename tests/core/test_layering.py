@@ -39,6 +39,7 @@ def test_public_names_match_all() -> None:
         "inference",
         "monitoring",
         "harness",
+        "sessions",
         "fork",
         "diff",
         "lineage",

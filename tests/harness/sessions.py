@@ -3,7 +3,8 @@
 The recorder lives in another package; these sessions are written with the same libraries it
 uses: a real H.264 MP4 through PyAV (no B-frames, PTS = frame index), a real ``events.parquet``
 through pyarrow with the seed's exact schema, a ``metadata.json`` with the seed's fields, and
-optionally ``audio.wav`` and ``webcam.mp4``.
+optionally ``audio.wav`` and ``webcam.mp4``, committed by a ``manifest.json`` written through the
+session format (:func:`aiconfig.sessions.build_manifest`).
 """
 
 from __future__ import annotations
@@ -21,24 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-EVENT_SCHEMA = pa.schema(
-    [
-        ("t_ns", pa.int64()),
-        ("t_capture_ns", pa.int64()),
-        ("is_duplicate", pa.bool_()),
-        ("event_type", pa.string()),
-        ("stream", pa.string()),
-        ("key_code", pa.int32()),
-        ("mouse_x", pa.float32()),
-        ("mouse_y", pa.float32()),
-        ("mouse_button", pa.string()),
-        ("delta", pa.float32()),
-        ("frame_ref", pa.int32()),
-        ("window_id", pa.string()),
-        ("session_id", pa.string()),
-        ("metadata", pa.string()),
-    ]
-)
+from aiconfig.sessions import build_manifest, event_schema
+
+EVENT_SCHEMA = event_schema()
 START_NS = 1_763_750_000_000_000_000
 
 
@@ -90,6 +76,7 @@ def make_session(
     audio: bool = False,
     webcam: bool = False,
     seed: int = 7,
+    manifest: bool = True,
 ) -> Path:
     """Write one session directory under ``parent`` and return it."""
     rng = np.random.default_rng(seed)
@@ -104,9 +91,10 @@ def make_session(
             values.append(kw.get(col))
 
     padded = 0
+    drop_at = set(range(n - dropped, n)) if dropped else set()
     for i in range(n):
-        dup = bool(pad_every) and i > 0 and i % pad_every == 0
-        padded += dup
+        dup = (bool(pad_every) and i > 0 and i % pad_every == 0) or i in drop_at
+        padded += dup and i not in drop_at
         t = START_NS + i * period
         lag = int(rng.integers(200_000, 3_000_000))
         add(
@@ -118,7 +106,9 @@ def make_session(
             frame_ref=i,
             window_id="League of Legends",
             session_id=name,
-            metadata="{}",
+            metadata=json.dumps({"duplicate": "dropped" if i in drop_at else "padded"})
+            if dup
+            else None,
         )
     kinds = ["key_press", "key_release", "mouse_move", "mouse_press"]
     for j in range(inputs):
@@ -168,7 +158,7 @@ def make_session(
         "dropped_frames": dropped,
         "padded_frames": padded,
         "actual_fps": float(fps),
-        "capture_fps": round((n - padded) / seconds, 2),
+        "capture_fps": round((n - padded - dropped) / seconds, 2),
         "screen_resolution": list(size),
         "window_id": "League of Legends",
         "webcam_info": {"device": 0, "resolution": [64, 48]} if webcam else None,
@@ -178,8 +168,13 @@ def make_session(
         "duration_s": n * period / 1e9,
         "validation": {},
         "trajectories": [],
+        "frame_count": n,
+        "status": "complete",
     }
     (d / "metadata.json").write_text(json.dumps(meta, indent=2))
+    if manifest:
+        doc = build_manifest(d, "complete")
+        (d / "manifest.json").write_text(json.dumps(doc, indent=2))
     return d
 
 

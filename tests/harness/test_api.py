@@ -35,7 +35,7 @@ def test_failed_run_with_log_json_keeps_stdout_pure(tmp_path: Path) -> None:
     assert "1 of 1 sessions invalid" in records[-1]["fields"]["error"]
     lines = res.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
-    assert "metadata.json unreadable" in lines[0]
+    assert "metadata.json: unreadable" in lines[0]
 
 
 def test_human_mode_success_prints_one_result_line(tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ def test_manifest_lists_every_artifact(tmp_path: Path) -> None:
         "session_20261121_120000/audio.wav",
         "session_20261121_120000/events.parquet",
         "session_20261121_120000/frames.mp4",
+        "session_20261121_120000/manifest.json",  # the session's own commit record
         "session_20261121_120000/metadata.json",
     ]
     frames = arts["session_20261121_120000/frames.mp4"]
@@ -72,7 +73,7 @@ def test_cli_verify_detects_tampering(tmp_path: Path) -> None:
     env = child_env(tmp_path)
     ok = run_cli(["manifest", "verify", str(out)], env=env, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.startswith("ok: 3 artifacts verified")
+    assert ok.stdout.startswith("ok: 4 artifacts verified")
 
     corrupt_byte(out / "session_20261121_120000" / "frames.mp4")
     (out / "session_20261121_120000" / "metadata.json").unlink()

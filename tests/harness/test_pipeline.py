@@ -167,7 +167,7 @@ def test_session_with_its_own_manifest_is_rehashed(tmp_path: Path) -> None:
     from aiconfig.harness.pipeline import load_template
     from aiconfig.harness.sessions import analyze_session
 
-    session = make_session(tmp_path, "session_20261121_180000", seconds=1.0)
+    session = make_session(tmp_path, "session_20261121_180000", seconds=1.0, manifest=False)
     with RunContext.from_env("capture", env={"AP_OUT_DIR": str(session)}):
         pass  # the session directory is the run's output: manifest.json lists its files
     thresholds, _ = load_template(None)

@@ -267,3 +267,38 @@ def test_outputs_must_keep_the_batch_dimension() -> None:
 
     with pytest.raises(ModelError, match="batch dimension first"):
         asyncio.run(main())
+
+
+@pytest.mark.parametrize("offload", [True, False])
+def test_a_probe_gets_through_a_stale_estimate_and_corrects_it(offload: bool) -> None:
+    from aiconfig.inference._admission import PROBE_AFTER
+
+    async def main() -> list[str]:
+        m = interface(encoder(), offload=offload)
+        assert m.batcher is not None
+        m.batcher.estimate.observe(10_000.0)  # as if one cold batch had taken 10 s
+        outcomes = []
+        try:
+            for x in frames(PROBE_AFTER + 2):
+                try:
+                    await m.infer(x, budget_ms=2_000)
+                    outcomes.append("ok")
+                except LatencyBudgetExceeded as exc:
+                    outcomes.append(exc.phase)
+        finally:
+            await m.aclose()
+        assert m.estimate_ms is not None and m.estimate_ms < 10_000.0
+        return outcomes
+
+    # the probe is not dropped as hopeless when its batch starts; once it has re-measured,
+    # calls are admitted again
+    assert asyncio.run(main()) == ["admission"] * PROBE_AFTER + ["ok", "ok"]
+
+
+def test_warmup_seeds_the_estimate_with_the_padded_shape() -> None:
+    rec = Recording(encoder())
+    m = interface(rec, max_batch_size=4)
+    assert m.estimate_ms is None
+    m.warmup(frames(1)[0], runs=3)
+    assert rec.sizes == [4, 4, 4]
+    assert m.estimate_ms is not None and m.estimate_ms > 0

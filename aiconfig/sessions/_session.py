@@ -1,0 +1,308 @@
+"""Reading one session: :func:`open_session` and :class:`Session`.
+
+Opening reads ``metadata.json`` and ``manifest.json`` only (small JSON files); events are read
+on demand, as a whole Arrow table or streamed in record batches, and videos are only named.
+This is the API the pipeline, the catalog and a training dataset read sessions through::
+
+    s = open_session(path)                   # SessionError if it cannot be read
+    s.fps, s.frame_count, s.resolution, s.keyframe_interval, s.window
+    s.video_path, s.webcam_path, s.audio_path
+    for batch in s.iter_events(columns=["t_ns", "event_type", "frame_ref"]): ...
+    s.inputs()                               # pyarrow.Table of the input rows
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .._errors import BudgetError, SessionError
+from ._format import (
+    AUDIO_FILE,
+    EVENTS_FILE,
+    EVENTS_JOURNAL,
+    FRAMES_FILE,
+    METADATA_FIELDS,
+    METADATA_FILE,
+    STATUS_RECORDING,
+    WEBCAM_FILE,
+    check_format_version,
+)
+from ._manifest import ManifestInfo, read_manifest
+
+__all__ = ["Session", "WindowGeometry", "metadata_problems", "open_session", "read_metadata"]
+
+
+def read_metadata(session: Path) -> dict[str, Any]:
+    """``metadata.json`` as a dict; :class:`SessionError` naming the file when unreadable."""
+    path = session / METADATA_FILE
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SessionError(
+            f"{METADATA_FILE} is missing", file=str(session), hint="not a recorded session"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise SessionError(
+            f"unreadable ({exc})", file=str(path), hint="the file is damaged; restore it"
+        ) from None
+    if not isinstance(meta, dict):
+        raise SessionError("not a JSON object", file=str(path))
+    check_format_version(meta.get("format_version"), file=str(path))
+    return meta
+
+
+def metadata_problems(meta: dict[str, Any]) -> list[str]:
+    """Every way ``meta`` breaks the seed's metadata fields (empty when it fits)."""
+    problems = []
+    for name, types in METADATA_FIELDS.items():
+        value = meta.get(name)
+        if name not in meta:
+            problems.append(f"{METADATA_FILE}: missing field {name!r}")
+        elif value is None and name == "end_t_ns" and meta.get("status") == STATUS_RECORDING:
+            continue  # still recording
+        elif isinstance(value, bool) or not isinstance(value, types):
+            want = " or ".join(t.__name__ for t in types)
+            problems.append(f"{METADATA_FILE}: {name} must be {want}, got {type(value).__name__}")
+    res = meta.get("screen_resolution")
+    if isinstance(res, list) and (
+        len(res) != 2 or not all(isinstance(v, int) and v > 0 for v in res)
+    ):
+        problems.append(f"{METADATA_FILE}: screen_resolution is not [width, height]")
+    fps = meta.get("fps")
+    if isinstance(fps, int | float) and not isinstance(fps, bool) and not fps > 0:
+        problems.append(f"{METADATA_FILE}: fps must be positive, got {fps}")
+    start, end = meta.get("start_t_ns"), meta.get("end_t_ns")
+    if isinstance(start, int) and isinstance(end, int) and end < start:
+        problems.append(f"{METADATA_FILE}: end_t_ns is before start_t_ns")
+    return problems
+
+
+@dataclass(frozen=True)
+class WindowGeometry:
+    """Where the captured region was: ``rect`` ``(left, top, width, height)`` at the start;
+    ``moves`` as recorded (frame index and new rect); ``resized`` when the size changed."""
+
+    title: str | None
+    rect: tuple[int, int, int, int] | None
+    moves: tuple[Any, ...] = ()
+    resized: bool = False
+
+
+@dataclass(frozen=True)
+class Session:
+    """One session directory, opened. Cheap: only the two JSON files have been read."""
+
+    path: Path
+    metadata: dict[str, Any]
+    manifest: ManifestInfo | None
+    manifest_problem: str | None = None
+    version: tuple[int, int, int] = (1, 0, 0)
+
+    @property
+    def id(self) -> str:
+        return str(self.metadata.get("session_id") or self.path.name)
+
+    @property
+    def format_version(self) -> str:
+        return ".".join(map(str, self.version))
+
+    @property
+    def status(self) -> str:
+        """``complete``, ``recovered``, ``recording`` (not finalized) or ``failed``."""
+        if self.manifest is not None:
+            return self.manifest.status
+        if (self.path / EVENTS_JOURNAL).exists():
+            return STATUS_RECORDING
+        return str(self.metadata.get("status") or "failed")
+
+    @property
+    def fps(self) -> float:
+        return float(self.metadata.get("fps") or 0)
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.metadata.get("duration_s") or 0.0)
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        w, h = self.metadata.get("screen_resolution") or (0, 0)
+        return int(w), int(h)
+
+    @property
+    def start_t_ns(self) -> int | None:
+        value = self.metadata.get("start_t_ns")
+        return value if isinstance(value, int) else None
+
+    @cached_property
+    def frame_count(self) -> int:
+        """Screen frames (= video frames = frame rows): from metadata, else counted in events."""
+        value = self.metadata.get("frame_count")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        import pyarrow.compute as pc
+
+        n = 0
+        for batch in self.iter_events(columns=["event_type", "stream"]):
+            both = pc.and_(pc.equal(batch.column(0), "frame"), pc.equal(batch.column(1), "screen"))
+            n += int(pc.sum(pc.cast(pc.fill_null(both, False), "int64")).as_py() or 0)
+        return n
+
+    @property
+    def keyframe_interval(self) -> int | None:
+        """Frames between keyframes (``video.gop_frames``); ``None`` when not recorded."""
+        gop = (self.metadata.get("video") or {}).get("gop_frames")
+        return int(gop) if isinstance(gop, int) else None
+
+    @property
+    def window(self) -> WindowGeometry:
+        w = self.metadata.get("window") or {}
+        rect = w.get("initial_rect")
+        return WindowGeometry(
+            title=w.get("title", self.metadata.get("window_id")),
+            rect=tuple(rect) if isinstance(rect, list) and len(rect) == 4 else None,
+            moves=tuple(w.get("moves") or ()),
+            resized=bool(w.get("resized")),
+        )
+
+    @property
+    def streams(self) -> dict[str, str]:
+        """Each stream's final status (``complete``, ``failed``, ``off``, ...)."""
+        out = {}
+        for name, info in (self.metadata.get("streams") or {}).items():
+            out[name] = str(info.get("status")) if isinstance(info, dict) else str(info)
+        return out
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """The config that drove the recording (name, digest, signers, lineage), if any."""
+        prov = self.metadata.get("provenance")
+        if not isinstance(prov, dict) and self.manifest is not None:
+            prov = self.manifest.doc.get("provenance")
+        return prov if isinstance(prov, dict) else {}
+
+    @property
+    def run_id(self) -> str | None:
+        rid = self.metadata.get("run_id")
+        if rid is None and self.manifest is not None:
+            rid = self.manifest.doc.get("run_id")
+        return str(rid) if rid is not None else None
+
+    def _optional(self, name: str) -> Path | None:
+        p = self.path / name
+        return p if p.is_file() else None
+
+    @property
+    def video_path(self) -> Path:
+        return self.path / FRAMES_FILE
+
+    @property
+    def webcam_path(self) -> Path | None:
+        return self._optional(WEBCAM_FILE)
+
+    @property
+    def audio_path(self) -> Path | None:
+        return self._optional(AUDIO_FILE)
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / EVENTS_FILE
+
+    def parquet_file(self) -> Any:
+        """``events.parquet`` opened (footer read) as a ``pyarrow.parquet.ParquetFile``."""
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(str(self.events_path))
+        except FileNotFoundError:
+            raise SessionError(
+                f"{EVENTS_FILE} is missing", file=str(self.path), hint=self._recover_hint()
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several unrelated types here
+            raise SessionError(
+                f"unreadable ({exc})", file=str(self.events_path), hint=self._recover_hint()
+            ) from None
+
+    def _recover_hint(self) -> str:
+        if self.status == STATUS_RECORDING:
+            return f"run 'python -m capture recover {self.path}'"
+        return "the file is damaged; restore it from a copy"
+
+    def iter_events(
+        self, *, columns: Sequence[str] | None = None, batch_size: int = 65536
+    ) -> Iterator[Any]:
+        """``events.parquet`` as ``pyarrow.RecordBatch`` es (never the whole file in memory)."""
+        import pyarrow as pa
+
+        pf = self.parquet_file()
+        try:
+            yield from pf.iter_batches(
+                batch_size=batch_size,
+                columns=list(columns) if columns is not None else None,
+                use_threads=False,
+            )
+        except (pa.ArrowException, OSError) as exc:
+            # Out of memory under a run's budget is the budget's problem, not the file's.
+            if isinstance(exc, pa.ArrowMemoryError) or "Failed to launch worker thread" in str(exc):
+                raise BudgetError(
+                    f"reading {self.events_path} ran out of the memory budget: {exc}",
+                    path="AP_MEM_LIMIT_MB",
+                    hint="raise AP_MEM_LIMIT_MB",
+                ) from None
+            raise SessionError(
+                f"corrupt ({exc})", file=str(self.events_path), hint=self._recover_hint()
+            ) from None
+
+    def events(self, *, columns: Sequence[str] | None = None) -> Any:
+        """The whole event stream as a ``pyarrow.Table`` (schema :func:`event_schema`)."""
+        import pyarrow as pa
+
+        from ._format import event_schema
+
+        schema = event_schema()
+        if columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
+        return pa.Table.from_batches(list(self.iter_events(columns=columns)), schema=schema)
+
+    def _filtered(self, stream: str | None, event_type: str | None) -> Any:
+        import pyarrow.compute as pc
+
+        table = self.events()
+        mask = None
+        if stream is not None:
+            mask = pc.equal(table["stream"], stream)
+        if event_type is not None:
+            kind = pc.equal(table["event_type"], event_type)
+            mask = kind if mask is None else pc.and_(mask, kind)
+        return table if mask is None else table.filter(pc.fill_null(mask, False))
+
+    def frames(self, stream: str = "screen") -> Any:
+        """Frame rows of ``stream`` (``frame_ref`` = frame index = video PTS)."""
+        return self._filtered(stream, "frame")
+
+    def inputs(self) -> Any:
+        """Input rows (keys, mouse, scroll), each with the ``frame_ref`` it belongs to."""
+        return self._filtered("input", None)
+
+
+def open_session(path: str | Path) -> Session:
+    """Open a session directory; :class:`SessionError` (one line, naming the file) if it cannot
+    be read: no or corrupt ``metadata.json``, or a ``format_version`` this reader refuses."""
+    session = Path(path)
+    if not session.is_dir():
+        raise SessionError("not a session directory", file=str(session))
+    meta = read_metadata(session)
+    version = check_format_version(meta.get("format_version"), file=str(session / METADATA_FILE))
+    manifest = read_manifest(session)
+    problem = manifest if isinstance(manifest, str) else None
+    return Session(
+        session,
+        meta,
+        manifest if isinstance(manifest, ManifestInfo) else None,
+        problem,
+        version,
+    )

@@ -103,6 +103,20 @@ def record_args(parser: argparse.ArgumentParser) -> None:
         "failed stream degrades the session alone and the exit status is 0",
     )
 
+    parser.add_argument(
+        "--no-game-state", action="store_true", help="do not poll League's Live Client Data API"
+    )
+    parser.add_argument(
+        "--game-state-url",
+        metavar="URL",
+        help="Live Client Data API base (https://127.0.0.1:2999/liveclientdata/)",
+    )
+    parser.add_argument(
+        "--game-state-ca",
+        metavar="PEM",
+        help="CA certificate the game's TLS certificate is verified against (Riot's root)",
+    )
+
 
 # The recording flag that sets each CaptureConfig field (for messages and help).
 FLAG_OF = {
@@ -176,6 +190,15 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["audio"] = audio
     if args.no_input:
         out["input"] = {"enabled": False}
+    game: dict[str, Any] = {}
+    if getattr(args, "no_game_state", False):
+        game["enabled"] = False
+    if getattr(args, "game_state_url", None) is not None:
+        game["url"] = args.game_state_url
+    if getattr(args, "game_state_ca", None) is not None:
+        game["ca_file"] = args.game_state_ca
+    if game:
+        out["game_state"] = game
     return out
 
 
@@ -222,13 +245,29 @@ def watch_keys(stop: threading.Event) -> Iterator[None]:
     if sys.stdin is None or not sys.stdin.isatty():
         yield
         return
+    done = threading.Event()
+    if sys.platform == "win32":  # no termios: the console's own key queue
+        import msvcrt
+
+        def watch_console() -> None:
+            while not done.wait(0.2):
+                while msvcrt.kbhit():
+                    if msvcrt.getwch() in ("q", "Q"):
+                        stop.set()
+
+        console = threading.Thread(target=watch_console, name="capture-keys", daemon=True)
+        console.start()
+        try:
+            yield
+        finally:
+            done.set()
+        return
     import termios
     import tty
 
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
     tty.setcbreak(fd)
-    done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():

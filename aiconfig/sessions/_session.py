@@ -14,6 +14,7 @@ This is the API the pipeline, the catalog and a training dataset read sessions t
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -82,6 +83,20 @@ def metadata_problems(meta: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return 0.0
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 @dataclass(frozen=True)
 class WindowGeometry:
     """Where the captured region was: ``rect`` ``(left, top, width, height)`` at the start;
@@ -120,23 +135,28 @@ class Session:
             return STATUS_RECORDING
         return str(self.metadata.get("status") or "failed")
 
+    # Readers are total: a field of the wrong type reads as "unknown" (0, None, empty); the
+    # validator is what reports it (metadata_problems).
+
     @property
     def fps(self) -> float:
-        return float(self.metadata.get("fps") or 0)
+        return _number(self.metadata.get("fps"))
 
     @property
     def duration_s(self) -> float:
-        return float(self.metadata.get("duration_s") or 0.0)
+        return _number(self.metadata.get("duration_s"))
 
     @property
     def resolution(self) -> tuple[int, int]:
-        w, h = self.metadata.get("screen_resolution") or (0, 0)
-        return int(w), int(h)
+        res = self.metadata.get("screen_resolution")
+        if isinstance(res, list) and len(res) == 2 and all(_is_int(v) for v in res):
+            return int(res[0]), int(res[1])
+        return 0, 0
 
     @property
     def start_t_ns(self) -> int | None:
         value = self.metadata.get("start_t_ns")
-        return value if isinstance(value, int) else None
+        return value if _is_int(value) else None
 
     @cached_property
     def frame_count(self) -> int:
@@ -155,25 +175,29 @@ class Session:
     @property
     def keyframe_interval(self) -> int | None:
         """Frames between keyframes (``video.gop_frames``); ``None`` when not recorded."""
-        gop = (self.metadata.get("video") or {}).get("gop_frames")
-        return int(gop) if isinstance(gop, int) else None
+        gop = _mapping(self.metadata.get("video")).get("gop_frames")
+        return gop if isinstance(gop, int) and not isinstance(gop, bool) else None
 
     @property
     def window(self) -> WindowGeometry:
-        w = self.metadata.get("window") or {}
+        w = _mapping(self.metadata.get("window"))
         rect = w.get("initial_rect")
+        title = w.get("title", self.metadata.get("window_id"))
+        moves = w.get("moves")
         return WindowGeometry(
-            title=w.get("title", self.metadata.get("window_id")),
-            rect=tuple(rect) if isinstance(rect, list) and len(rect) == 4 else None,
-            moves=tuple(w.get("moves") or ()),
-            resized=bool(w.get("resized")),
+            title=title if isinstance(title, str) else None,
+            rect=tuple(rect)
+            if isinstance(rect, list) and len(rect) == 4 and all(_is_int(v) for v in rect)
+            else None,
+            moves=tuple(moves) if isinstance(moves, list) else (),
+            resized=w.get("resized") is True,
         )
 
     @property
     def streams(self) -> dict[str, str]:
         """Each stream's final status (``complete``, ``failed``, ``off``, ...)."""
         out = {}
-        for name, info in (self.metadata.get("streams") or {}).items():
+        for name, info in _mapping(self.metadata.get("streams")).items():
             out[name] = str(info.get("status")) if isinstance(info, dict) else str(info)
         return out
 
@@ -238,7 +262,13 @@ class Session:
         """``events.parquet`` as ``pyarrow.RecordBatch`` es (never the whole file in memory)."""
         import pyarrow as pa
 
+        from ._scan import schema_problem
+
         pf = self.parquet_file()
+        problem = schema_problem(pf.schema_arrow)
+        if problem is not None:
+            # Batches of another schema would not make one table (or one training sample).
+            raise SessionError(problem, file=str(self.events_path), hint=self._recover_hint())
         try:
             yield from pf.iter_batches(
                 batch_size=batch_size,

@@ -168,7 +168,7 @@ def _check_rows(session: Session, ev: EventScan, check: SessionCheck) -> None:
     import numpy as np
 
     meta = session.metadata
-    fps = float(meta.get("fps") or 0)
+    fps = session.fps  # total: a wrong-typed field reads as 0 (metadata_problems names it)
     n = len(ev.frame_t)
     if not ev.frame_refs_in_order:
         check.problems.append("screen frame rows are not numbered 0..n-1 in order")
@@ -211,7 +211,7 @@ def _check_rows(session: Session, ev: EventScan, check: SessionCheck) -> None:
 
 def _check_video(session: Session, ev: EventScan, check: SessionCheck) -> VideoInfo:
     meta = session.metadata
-    fps = float(meta.get("fps") or 0) or 1.0
+    fps = session.fps or 1.0
     video = probe_video(session.video_path, fps, decode_first=True)
     check.problems.extend(video.problems)
     n = len(ev.frame_t)
@@ -240,7 +240,10 @@ def _check_video(session: Session, ev: EventScan, check: SessionCheck) -> VideoI
         )
     cam_path = session.path / WEBCAM_FILE
     if cam_path.is_file():
-        cam_fps = float((meta.get("webcam_info") or {}).get("fps") or fps)
+        cam_info = meta.get("webcam_info")
+        cam_fps = fps
+        if isinstance(cam_info, dict) and isinstance(cam_info.get("fps"), int | float):
+            cam_fps = float(cam_info["fps"]) or fps
         cam = probe_video(cam_path, cam_fps)
         check.problems.extend(cam.problems)
         if cam.frames != ev.webcam_frames:
@@ -259,8 +262,8 @@ def _stats(session: Session, ev: EventScan, video: VideoInfo, check: SessionChec
     import numpy as np
 
     meta = session.metadata
-    fps = float(meta.get("fps") or 0)
-    duration = float(meta.get("duration_s") or 0.0)
+    fps = session.fps
+    duration = session.duration_s
     n = len(ev.frame_t)
     dup = ev.frame_dup
     fresh = ~dup
@@ -268,8 +271,9 @@ def _stats(session: Session, ev: EventScan, video: VideoInfo, check: SessionChec
     cap = ev.frame_cap[fresh]
     lag_ms = (cap - ev.frame_t[fresh]) / 1e6 if n else np.zeros(0)
     cap_iv = np.diff(cap) / 1e6 if len(cap) > 1 else np.zeros(0)
-    dropped = int(meta.get("dropped_frames") or 0)
-    padded = int(meta.get("padded_frames") or 0)
+    dropped, padded = meta.get("dropped_frames"), meta.get("padded_frames")
+    dropped = dropped if isinstance(dropped, int) else 0
+    padded = padded if isinstance(padded, int) else 0
     timing = check.stats.get("timing", {})
     check.stats.update(
         {

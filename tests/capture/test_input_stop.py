@@ -14,11 +14,11 @@ pytestmark = pytest.mark.x11
 def test_stopped_listeners_exit_without_another_x_event(xvfb: str) -> None:
     from pynput import keyboard, mouse
 
-    from capture._input_logging import _with_server_time
+    from capture.platforms.x11 import X11Input
 
     listeners = [
-        _with_server_time(keyboard.Listener)(on_press=lambda key: None),
-        _with_server_time(mouse.Listener)(on_move=lambda x, y: None),
+        X11Input().wrap(keyboard.Listener)(on_press=lambda key: None),
+        X11Input().wrap(mouse.Listener)(on_move=lambda x, y: None),
     ]
     for listener in listeners:
         listener.start()

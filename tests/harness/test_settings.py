@@ -73,6 +73,19 @@ def test_generated_run_id_and_default_out(tmp_path: Path) -> None:
     assert s.out_dir == tmp_path / "sessions"
 
 
+def test_default_out_per_run(tmp_path: Path) -> None:
+    base = tmp_path / "runs" / "infer"
+    env = {"AP_RUN_ID": "r7"}
+    s = resolve_settings(None, "infer", env=env, default_out=base, default_out_per_run=True)
+    assert s.out_dir == base / "r7" and s.run_dir == base  # outside an orchestrator
+    hyper = {**env, "HYPERVISOR_RUN_DIR": str(tmp_path / "hv")}
+    s = resolve_settings(None, "infer", env=hyper, default_out=base, default_out_per_run=True)
+    assert s.out_dir == base / "r7" and s.run_dir == tmp_path / "hv"
+    given = {**env, "AP_OUT_DIR": str(tmp_path / "mine")}
+    s = resolve_settings(None, "infer", env=given, default_out=base, default_out_per_run=True)
+    assert s.out_dir == tmp_path / "mine"  # an explicit output directory is used as is
+
+
 def test_every_invalid_value_is_reported_at_once(tmp_path: Path) -> None:
     env = {
         "AP_RUN_ID": "../escape",

@@ -132,6 +132,9 @@ FLAG_OF = {
     "audio.enabled": "--audio",
     "audio.device": "--audio-device",
     "input.enabled": "--no-input",
+    "game_state.enabled": "--no-game-state",
+    "game_state.url": "--game-state-url",
+    "game_state.ca_file": "--game-state-ca",
 }
 
 

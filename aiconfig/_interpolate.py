@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import InterpolationError, Problem
-from ._keypath import KeyPath, Parts
+from ._keypath import KeyPath, Parts, is_secret_key
 from ._schema import is_secret_path
 
 __all__ = ["Interpolated", "interpolate"]
@@ -83,8 +83,13 @@ def interpolate(
                 )
         for var, comma in _ENV.findall(text):
             value = env.get(var)
-            # Redacted when it feeds a secret field anywhere (the schema decides, not the name).
-            secret = is_secret_path(path) or result.env_used.get(var) == "<redacted>"
+            # Redacted when it feeds a secret field anywhere (the schema decides, not the key's
+            # name), or when the variable's own name looks secret (variables have no schema).
+            secret = (
+                is_secret_path(path)
+                or is_secret_key(var)
+                or result.env_used.get(var) == "<redacted>"
+            )
             result.env_used[var] = "<redacted>" if secret and value is not None else value
             if value is None and not comma:
                 problems.append(

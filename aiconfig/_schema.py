@@ -226,7 +226,8 @@ class AlertConfig(FrozenModel):
     enabled: bool = True
     window_s: Annotated[float, Field(gt=0.0)] = 60.0
     max_alerts: PositiveInt = 3
-    webhook_url: Url | None = None
+    # A Slack/Teams webhook URL is a bearer secret: marked, so it is never echoed or shown.
+    webhook_url: Url | None = Field(default=None, json_schema_extra={"secret": True})
 
 
 class MonitoringConfig(FrozenModel):

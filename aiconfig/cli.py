@@ -69,6 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extras = parser.parse_known_args(argv)
     if extras:  # told by the (sub)command they were given to, with its own usage line
         _innermost(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
+    if getattr(args, "no_network", False) or os.environ.get("AP_NO_NETWORK", "").strip():
+        # Offline mode for every command, before it runs any code of its own (the guard costs
+        # nothing when the variable is unset, so `aiconfig validate` still starts fast).
+        from ._network import is_offline, offline
+
+        if getattr(args, "no_network", False) or is_offline():
+            with offline():
+                return guarded(lambda: int(args.run(args)))
     return guarded(lambda: int(args.run(args)))
 
 

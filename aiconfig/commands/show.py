@@ -25,11 +25,22 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
-def _redact(value: Any, path: tuple[str | int, ...] = ()) -> Any:
-    """Mask the value of every secret field (the schema decides: ``SecretStr`` or marked)."""
-    from .._keypath import KeyPath
+def _redact(
+    value: Any, path: tuple[str | int, ...] = (), sources: dict[str, str] | None = None
+) -> Any:
+    """Secrets are masked: every secret field (the schema decides: ``SecretStr`` or marked,
+    never the key's name), and any value that came from an env variable whose name looks
+    secret (``GITHUB_TOKEN``, ``SLACK_WEBHOOK``), whatever key it lands in.
+
+    ``show --resolved`` exists to show what the environment resolved to, so a value from a
+    variable such as ``NUM_WORKERS`` is shown. (Error messages and diffs never show env values.)
+    """
+    from .._keypath import KeyPath, is_secret_key
     from .._schema import is_secret_path
 
+    source = (sources or {}).get(str(KeyPath(path)), "") if path else ""
+    if source.startswith("env:") and is_secret_key(source[4:]) and value is not None:
+        return "**********"
     if isinstance(value, dict):
         out: dict[Any, Any] = {}
         for k, v in value.items():
@@ -39,19 +50,19 @@ def _redact(value: Any, path: tuple[str | int, ...] = ()) -> Any:
                     sub = KeyPath.parse(str(k))
                 except ValueError:
                     sub = (str(k),)
-            out[k] = _redact(v, sub)
+            out[k] = _redact(v, sub, sources)
         return out
     if isinstance(value, list):
-        return [_redact(v, path) for v in value]
+        return [_redact(v, (*path, i), sources) for i, v in enumerate(value)]
     if path and value is not None and is_secret_path(path):
         return "**********"
     return value
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_from_args(args.file, args)
+    cfg = load_from_args(args.file, args, record=False)
     if args.resolved:
-        data = _redact(cfg.model_dump(mode="json"))
+        data = _redact(cfg.model_dump(mode="json"), sources=dict(cfg.provenance.sources))
     else:
         from .._yamlsafe import parse_yaml
 

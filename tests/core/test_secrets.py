@@ -30,6 +30,7 @@ class _Outer(BaseModel):
     [
         (("inference", "vllm", "api_key"), True),
         (("monitoring", "otlp_token"), True),
+        (("monitoring", "alert", "webhook_url"), True),  # marked: json_schema_extra secret
         (("inference", "vllm", "max_tokens"), False),
         (("inference", "vllm"), False),
         (("monitoring", "otlp_endpoint"), False),
@@ -64,15 +65,17 @@ def test_show_prints_max_tokens_and_masks_the_api_key(
 
 def test_env_value_redacted_only_where_it_feeds_a_secret(write_config: Writer) -> None:
     cfg = write_config(
-        MINIMAL + "inference:\n  vllm:\n    max_tokens: ${oc.env:MAX_TOKENS}\n"
+        MINIMAL + "model:\n  name: ${oc.env:GITHUB_TOKEN}\n"
+        "inference:\n  vllm:\n    max_tokens: ${oc.env:ANSWER_LEN}\n"
         "    api_key: ${oc.env:PLAIN_NAME}\n"
     )
-    loaded = load(
-        cfg,
-        allow_unsigned=True,
-        record=False,
-        env={"MAX_TOKENS": "4096", "PLAIN_NAME": "sk-live-1"},
-    )
+    env = {"ANSWER_LEN": "4096", "PLAIN_NAME": "sk-live-1", "GITHUB_TOKEN": "ghp_1"}
+    loaded = load(cfg, allow_unsigned=True, record=False, env=env)
     assert loaded.inference.vllm.max_tokens == 4096
     env_vars = loaded.provenance.to_dict()["env_vars"]
-    assert env_vars == {"MAX_TOKENS": "4096", "PLAIN_NAME": "<redacted>"}
+    # by the schema (api_key is a SecretStr) and by the variable's own name (no schema there)
+    assert env_vars == {
+        "ANSWER_LEN": "4096",
+        "PLAIN_NAME": "<redacted>",
+        "GITHUB_TOKEN": "<redacted>",
+    }

@@ -35,7 +35,7 @@ def read_capped(path: str | os.PathLike[str], cap: int, *, what: str = "file") -
     """
     p = Path(path)
     try:
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise
     except IsADirectoryError:

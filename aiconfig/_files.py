@@ -25,9 +25,12 @@ import json
 import os
 import secrets
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from ._platform_io import open_nofollow
 
 __all__ = [
     "FileDigest",
@@ -159,9 +162,10 @@ def open_lock_file(path: Path, mode: int = 0o644) -> int:
     holder writes its record into it). Raises :class:`UnsafeFileError` for a symlink or a
     FIFO, device or directory at ``path``.
     """
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    # O_NONBLOCK: a FIFO planted at ``path`` must not hang the open (Windows has no FIFOs).
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(path, flags, mode)
+        fd = open_nofollow(path, flags, mode)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UnsafeFileError(
@@ -173,7 +177,8 @@ def open_lock_file(path: Path, mode: int = 0o644) -> int:
             raise UnsafeFileError(
                 errno.EINVAL, "is not a regular file; refusing to use it", str(path)
             )
-        os.set_blocking(fd, True)
+        if sys.platform != "win32":
+            os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise

@@ -32,6 +32,7 @@ from pathlib import Path
 from ._diff import ConfigDiff, Side, diff_sides, review_load
 from ._errors import ConfigFileError, Problem
 from ._fork import FORK_KEY
+from ._platform_io import open_nofollow
 
 __all__ = ["git_diffs"]
 
@@ -230,7 +231,7 @@ def _write(tree: _Tree, keys_from: Mapping[str, bytes]) -> None:
     for rel, data in items.items():
         dest = tree.root / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fd = open_nofollow(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
     # links last, so no write above can pass through one

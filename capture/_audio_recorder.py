@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aiconfig import CaptureDeviceError
+from aiconfig._platform_io import open_nofollow
 
 from .platforms.loopback import Source
 
@@ -61,8 +62,8 @@ def wav_header(sample_rate: int, channels: int, data_bytes: int) -> bytes:
 
 def fix_wav_header(path: Path) -> int:
     """Rewrite the sizes in ``path``'s header from the file size; returns the sample frames."""
-    # O_NOFOLLOW: a planted link to a victim must not be truncated and rewritten
-    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    # Never through a link: a planted link to a victim must not be truncated and rewritten
+    fd = open_nofollow(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
     with os.fdopen(fd, "r+b") as fh:
         head = fh.read(44)
         if len(head) < 44 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":

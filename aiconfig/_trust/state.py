@@ -1,12 +1,12 @@
 """Anti-rollback state: the highest ``meta.version`` accepted per config name, per data root.
 
-One JSON file under the data root, read-modify-written under an exclusive ``fcntl`` lock and
-replaced atomically, so two processes verifying at once never lose an update.
+One JSON file under the data root, read-modify-written under an exclusive file lock
+(``flock``; ``msvcrt.locking`` on Windows) and replaced atomically, so two processes verifying
+at once never lose an update.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from collections.abc import Callable
@@ -16,6 +16,7 @@ from typing import Any
 from .._bounded import loads_json_bounded, read_capped
 from .._errors import ConfigFileError
 from .._files import UnsafeFileError, atomic_write, open_lock_file
+from .._platform_io import lock_exclusive
 
 MAX_STATE_BYTES = 64 << 20
 
@@ -126,7 +127,7 @@ def record_version(
         state_dir.mkdir(parents=True, exist_ok=True)
         lock_path = state_dir / "versions.lock"
         with _open_lock(lock_path) as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            lock_exclusive(lock.fileno())
             path = state_dir / "versions.json"
             state = _read_state(path)
             previous = state.get(name)

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import BudgetError
+from .._platform_io import apply_memory_limit, available_cpus
 
 __all__ = ["Budget"]
 
@@ -67,10 +67,7 @@ def _cgroup_cpus() -> float | None:
 
 
 def _host_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    return available_cpus()
 
 
 @dataclass(frozen=True)
@@ -173,19 +170,17 @@ class Budget:
         return done
 
     def limit_memory(self) -> dict[str, object]:
-        """Check the headroom (BudgetError if none) and set the soft ``RLIMIT_DATA``."""
+        """Check the headroom (BudgetError if none) and set the soft ``RLIMIT_DATA``.
+
+        On Windows nothing can enforce it: the result holds ``memory_limit: "advisory"`` and the
+        reason, which the run logs as a warning and records in its manifest.
+        """
         done: dict[str, object] = {}
         used = self.check_headroom()
         if used is not None:
             done["data_memory_mb"] = round(used, 1)
         if self.mem_limit_mb is not None:
-            limit = self.mem_limit_mb * _MIB
-            soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
-            if hard != resource.RLIM_INFINITY:
-                limit = min(limit, hard)
-            if soft == resource.RLIM_INFINITY or limit < soft:
-                resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
-                done["rlimit_data_mb"] = limit // _MIB
+            done.update(apply_memory_limit(self.mem_limit_mb * _MIB))
         return done
 
     def check_headroom(self) -> float | None:

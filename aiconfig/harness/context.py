@@ -20,10 +20,8 @@ handler that unwinds the run like an exception so cleanup still happens.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import importlib
 import os
-import resource
 import shutil
 import signal
 import tempfile
@@ -37,6 +35,7 @@ from typing import Any
 from .. import _network as network
 from .._errors import AiconfigError, BudgetError, RunStateError, Terminated
 from .._files import UnsafeFileError, open_lock_file
+from .._platform_io import lock_exclusive, memory_limit_state, pwrite, restore_memory_limit, unlock
 from .budget import Budget
 from .locks import DeviceLock
 from .logs import RunLog
@@ -243,7 +242,7 @@ class RunContext:
             self._prev_offline = network.set_offline(True)
         for name in [*self.budget.thread_env(), *self.budget.memory_env()]:
             self._prev_env.setdefault(name, os.environ.get(name))
-        self._prev_rlimit = resource.getrlimit(resource.RLIMIT_DATA)
+        self._prev_rlimit = memory_limit_state()
         applied = self.budget.export_env()
         for module in self.preload:
             # Heavy libraries load under the thread and allocator settings, before the memory
@@ -252,6 +251,14 @@ class RunContext:
         applied.update(self.budget.apply_libraries())
         applied.update(self.budget.limit_memory())
         self.log.debug("budget.applied", **applied)
+        if "memory_limit" in applied:
+            self._extra.setdefault("memory_limit", applied["memory_limit"])
+        if applied.get("memory_limit") == "advisory":  # Windows: said, never silently assumed
+            self.log.warning(
+                "budget.memory_advisory",
+                mem_limit_mb=self.budget.mem_limit_mb,
+                reason=applied.get("memory_limit_reason"),
+            )
         self._claim_out_dir()
         s.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._prev_env.setdefault("TMPDIR", os.environ.get("TMPDIR"))
@@ -290,7 +297,7 @@ class RunContext:
                 f"cannot create the output directory: {exc.strerror}", file=str(out)
             ) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock_exclusive(fd, blocking=False)
         except BlockingIOError:
             os.close(fd)
             raise RunStateError(
@@ -299,7 +306,7 @@ class RunContext:
                 hint="give each run its own --out",
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {self.run_id}\n".encode(), 0)
+        pwrite(fd, f"{os.getpid()} {self.run_id}\n".encode(), 0)
         self._out_lock_fd = fd
         previous = out / MANIFEST_NAME
         if previous.exists():
@@ -371,7 +378,7 @@ class RunContext:
             lock.release()
         self._locks.clear()
         if self._out_lock_fd is not None:
-            fcntl.flock(self._out_lock_fd, fcntl.LOCK_UN)
+            unlock(self._out_lock_fd)
             os.close(self._out_lock_fd)
             self._out_lock_fd = None
         if self._prev_sigterm is not None:
@@ -385,8 +392,8 @@ class RunContext:
                     parent.rmdir()  # only if empty: other runs may share RUN_DIR/tmp
                 except OSError:
                     break
-        if self._prev_rlimit is not None:
-            resource.setrlimit(resource.RLIMIT_DATA, self._prev_rlimit)
+        restore_memory_limit(self._prev_rlimit)
+        self._prev_rlimit = None
         if s.no_network:
             network.set_offline(self._prev_offline)
         for name, value in self._prev_env.items():

@@ -1,16 +1,16 @@
-"""Exclusive device locks: one ``fcntl.flock`` lock file per capture device.
+"""Exclusive device locks: one lock file per capture device (``flock``, Windows ``msvcrt``).
 
 Lock files live in the orchestrator's lock directory (``--lock-dir`` / ``AP_LOCK_DIR``, default
 ``$HYPERVISOR_RUN_DIR/shared/locks``) and are named ``<device>_capture.lock``, e.g.
 ``screen_capture.lock``. The kernel releases a flock when its holder exits, even on SIGKILL, so a
-crashed run never leaves a device locked. The holder writes its pid, run id and job into the file
+crashed run never leaves a device locked (Windows drops the lock when the holder's handle closes,
+which includes the holder being killed). The holder writes its pid, run id and job into the file
 so a second run fails fast with a message naming it. Lock files are never deleted (deleting one
 while another process waits on it would let two holders in).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -20,6 +20,7 @@ from typing import Any
 
 from .._errors import CaptureDeviceError, DeviceLockedError
 from .._files import UnsafeFileError, open_lock_file
+from .._platform_io import lock_exclusive, pwrite, unlock
 
 __all__ = ["DEVICES", "DeviceLock", "lock_path"]
 
@@ -57,7 +58,7 @@ class DeviceLock:
                 hint="remove it; lock files are created by capture runs, never as links",
             ) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock_exclusive(fd, blocking=False)
         except BlockingIOError:
             os.close(fd)
             raise DeviceLockedError(
@@ -76,7 +77,7 @@ class DeviceLock:
             "acquired_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
         os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
         self._fd = fd
         return self
 
@@ -101,7 +102,7 @@ class DeviceLock:
         try:
             os.ftruncate(fd, 0)
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            unlock(fd)
             os.close(fd)
 
     def __enter__(self) -> DeviceLock:

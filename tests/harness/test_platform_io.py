@@ -261,3 +261,17 @@ def test_win_open_nofollow_refuses_links_before_opening(
     fd = mod.open_nofollow(tmp_path / "new", os.O_RDWR | os.O_CREAT, 0o600)
     os.close(fd)
     assert (tmp_path / "new").is_file()
+
+
+def test_wav_header_fix_never_rewrites_through_a_link(tmp_path: Path) -> None:
+    from capture._audio_recorder import fix_wav_header, wav_header
+
+    victim = tmp_path / "victim.wav"
+    victim.write_bytes(wav_header(48000, 2, 0) + b"\0" * 400)
+    before = victim.read_bytes()
+    (tmp_path / "audio.wav").symlink_to(victim)
+    with pytest.raises(OSError) as info:
+        fix_wav_header(tmp_path / "audio.wav")
+    assert info.value.errno == errno.ELOOP
+    assert victim.read_bytes() == before
+    assert fix_wav_header(victim) == 100  # the real file itself is fixed

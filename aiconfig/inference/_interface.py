@@ -436,14 +436,18 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         t_end = call.t_end
         outcome = call.outcome
         total_s = (t_end - t0) / _NS_PER_S
-        self._m_duration.record(total_s, self._attrs_by_outcome[outcome])
+        # The current context, looked up once: the SDK would otherwise read the context
+        # variable again for the histogram's exemplar filter, the span's parent and the sampler.
+        ctx = context.get_current()
+        by_outcome = self._attrs_by_outcome[outcome]
+        self._m_duration.record(total_s, by_outcome, ctx)
         if outcome == "overloaded":
-            self._m_rejections.add(1, self._attrs_by_outcome[outcome])
+            self._m_rejections.add(1, by_outcome, ctx)
         else:
             if call.queued:
-                self._m_queue.record((call.t_slot - t0) / _NS_PER_S, self._attrs_min)
+                self._m_queue.record((call.t_slot - t0) / _NS_PER_S, self._attrs_min, ctx)
             if outcome == "budget_exceeded":
-                self._m_rejections.add(1, self._attrs_by_outcome[outcome])
+                self._m_rejections.add(1, by_outcome, ctx)
         t_slot = call.t_slot or t_end
         if span is None:
             # One dict with every attribute, one SDK call: the span is created now, backdated.
@@ -460,8 +464,9 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
                 attrs["error.type"] = type(error).__name__
             span = self._tracer.start_span(
                 self._span_name,
-                kind=self._span_kind,
-                attributes=attrs,
+                ctx,
+                self._span_kind,
+                attrs,
                 start_time=call.t0_wall,
                 record_exception=False,
                 set_status_on_exception=False,
@@ -485,7 +490,7 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
                 for observer in self._observers:
                     observer(self.name, total_ms, ok, span)
         finally:
-            span.end(end_time=call.t0_wall + (t_end - t0))
+            span.end(call.t0_wall + (t_end - t0))
 
     async def aclose(self) -> None:
         """Release resources (thread pools, HTTP connections). Safe to call twice."""

@@ -32,8 +32,9 @@ import torch
 from aiconfig import InferenceConfig, InferenceServerError
 
 from ._batching import BatchEntry
+from ._call import LatencyObserver, Slot
 from ._errors import ModelError
-from ._interface import AIModelInterface, LatencyObserver, Slot
+from ._interface import AIModelInterface
 
 # torch.inference_mode() is a Python context manager around this C++ guard; entering the guard
 # directly costs 0.6 us instead of 1.5 us per call (measured), on the wrapper's hot path.

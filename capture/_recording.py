@@ -368,9 +368,12 @@ class Recording:
         if webcam is not None or audio is not None:
             self._write_metadata()
         # Durability: the growing files are fsynced every storage.fsync_interval_s.
-        for name in (FRAMES_FILE, EVENTS_JOURNAL, AUDIO_FILE, WEBCAM_FILE):
-            if (self.session / name).is_file():
-                self._syncer.add(self.session / name)
+        self._syncer.add(self.session / FRAMES_FILE)
+        self._syncer.add(self.session / EVENTS_JOURNAL)
+        if audio is not None:
+            self._syncer.add(self.session / AUDIO_FILE)
+        if webcam is not None:
+            self._syncer.add(self.session / WEBCAM_FILE)
         self._syncer.start()
 
     def _write_metadata(self) -> None:

@@ -195,15 +195,12 @@ class Syncer:
         self.dirs: list[Path] = []
 
     def add(self, path: Path) -> None:
-        """Keep ``path`` durable (it must exist); its directory entry is fsynced once."""
+        """Keep ``path`` durable (opened on the first round it exists: PyAV creates the video
+        with its first fragment); its directory is fsynced once every file exists."""
         if self.interval_s <= 0:
             return
-        try:
-            fd: int | None = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError:
-            fd = None
         with self._lock:
-            self._files[path.name] = _Synced(path, fd)
+            self._files[path.name] = _Synced(path, _open(path))
             if path.parent not in self.dirs:
                 self.dirs.append(path.parent)
 
@@ -225,9 +222,13 @@ class Syncer:
             files = list(self._files.values())
             dirs = list(self.dirs)
         start = time.perf_counter()
+        opened = False
         for entry in files:
             if entry.fd is None:
-                continue
+                entry.fd = _open(entry.path)
+                opened = entry.fd is not None
+                if entry.fd is None:
+                    continue
             try:
                 os.fsync(entry.fd)
             except OSError as exc:
@@ -236,7 +237,7 @@ class Syncer:
                 continue
             entry.syncs += 1
             entry.last_ns = time.monotonic_ns()
-        if self.rounds == 0:
+        if self.rounds == 0 or opened:
             for directory in dirs:
                 fsync_dir(directory)
         spent = time.perf_counter() - start
@@ -265,6 +266,13 @@ class Syncer:
             "seconds_total": round(self.fsync_s_total, 4),
             "seconds_max": round(self.fsync_s_max, 4),
         }
+
+
+def _open(path: Path) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
 
 
 def nearest_existing(path: Path) -> Path:

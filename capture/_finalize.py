@@ -201,6 +201,13 @@ def finalize_session(
     readable = {"screen": n_video, "webcam": _video_frames(session / WEBCAM_FILE, meta)}
     trimmed = _trim_to_video(table, readable)
     n_frames = trimmed.frames
+    if recovered and video is not None and n_video > n_frames:
+        # The events end before the video (a journal cut short, a damaged row group): the
+        # video keeps only the frames that have a row.
+        from ._recover import remux_readable
+
+        remux_readable(session / FRAMES_FILE, limit=n_frames)
+        video = probe_video(session / FRAMES_FILE, fps)
     journal_to_parquet(trimmed.events, session / EVENTS_FILE, rows_per_group=fps)
     fresh, padded, dropped, counts = _frame_counts(trimmed.events)
 
@@ -243,6 +250,7 @@ def finalize_session(
             "video_frames_readable": n_video,
             "frame_rows_in_journal": trimmed.frame_rows,
             "lost_frames": trimmed.frame_rows - n_frames,
+            "video_frames_without_rows": max(0, n_video - n_frames),
             "lost_input_events": trimmed.lost_inputs,
             "journal_truncated": journal_truncated,
             "events_from": events_from,

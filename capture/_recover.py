@@ -68,8 +68,9 @@ def backup(session: Path, name: str) -> Path | None:
     return dst
 
 
-def remux_readable(path: Path) -> int:
-    """Rewrite ``path`` with only its readable packets; returns how many were kept."""
+def remux_readable(path: Path, limit: int | None = None) -> int:
+    """Rewrite ``path`` with only its readable packets (the first ``limit`` of them: without
+    B-frames decode order is frame order); returns how many were kept."""
     kept = 0
     try:
         src: Any = av.open(str(path))
@@ -87,6 +88,8 @@ def remux_readable(path: Path) -> int:
                     for packet in src.demux(in_stream):
                         if packet.size == 0 or packet.dts is None:
                             continue
+                        if limit is not None and kept >= limit:
+                            break
                         packet.stream = out_stream
                         dst.mux(packet)
                         kept += 1

@@ -130,7 +130,9 @@ def check_slots(session: Path, presses: list[tuple[int, int]]) -> dict[str, Any]
     frames = [(t, c) for kind, s, t, c in rows if kind == "frame" and s == "screen"]
     dup = [
         d
-        for (kind, s), d in zip(zip(ev["event_type"], ev["stream"]), ev["is_duplicate"])
+        for (kind, s), d in zip(
+            zip(ev["event_type"], ev["stream"], strict=True), ev["is_duplicate"], strict=True
+        )
         if kind == "frame" and s == "screen"
     ]
     n = len(frames)
@@ -149,7 +151,7 @@ def check_slots(session: Path, presses: list[tuple[int, int]]) -> dict[str, Any]
             future.append(i)
     keys = [
         (t, r)
-        for kind, t, r in zip(ev["event_type"], ev["t_ns"], ev["frame_ref"])
+        for kind, t, r in zip(ev["event_type"], ev["t_ns"], ev["frame_ref"], strict=True)
         if kind == "key_press"
     ]
     frame_t = np.array([t for t, _ in frames])

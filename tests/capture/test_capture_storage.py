@@ -123,7 +123,11 @@ def test_disk_full_mid_recording_fails_cleanly_and_recovers(
         # Every original byte is kept beside the recovered files.
         assert _digests(session / ".original") == before
         events = pq.read_table(session / "events.parquet").to_pydict()
-        frames = [r for r, k in zip(events["frame_ref"], events["event_type"]) if k == "frame"]
+        frames = [
+            r
+            for r, k in zip(events["frame_ref"], events["event_type"], strict=True)
+            if k == "frame"
+        ]
         assert frames == list(range(meta["frame_count"]))
 
 

@@ -52,6 +52,10 @@ _WHERE: dict[str, str] = {
     "ConfigDiff": "_diff",
     "diff_configs": "_diff",
     "diff_files": "_diff",
+    # experiment trackers (MLflow is imported only inside log_to_mlflow)
+    "TrackedRun": "_tracking",
+    "flatten": "_tracking",
+    "log_to_mlflow": "_tracking",
     # the error tree (drawn in aiconfig/_errors.py)
     "AiconfigError": "_errors",
     "BadSignatureError": "_errors",
@@ -62,6 +66,8 @@ _WHERE: dict[str, str] = {
     "ConfigValidationError": "_errors",
     "ContentError": "_errors",
     "DeviceLockedError": "_errors",
+    "EmergencyOverrideError": "_errors",
+    "EmergencyOverrideWarning": "_emergency",
     "ExpiredConfigError": "_errors",
     "ForkError": "_errors",
     "InferenceServerError": "_errors",
@@ -81,6 +87,7 @@ _WHERE: dict[str, str] = {
     "SignatureFormatError": "_errors",
     "Terminated": "_errors",
     "ThresholdError": "_errors",
+    "TrackingError": "_errors",
     "TrustError": "_errors",
     "UnsignedConfigError": "_errors",
     "UntrustedKeyError": "_errors",
@@ -104,6 +111,8 @@ __all__ = [
     "ContentError",
     "DatasetConfig",
     "DeviceLockedError",
+    "EmergencyOverrideError",
+    "EmergencyOverrideWarning",
     "ExpiredConfigError",
     "ForkError",
     "GameStateConfig",
@@ -134,6 +143,8 @@ __all__ = [
     "Signer",
     "Terminated",
     "ThresholdError",
+    "TrackedRun",
+    "TrackingError",
     "TrainingConfig",
     "TrustError",
     "UnsignedConfigError",
@@ -144,12 +155,15 @@ __all__ = [
     "__version__",
     "diff_configs",
     "diff_files",
+    "flatten",
     "fork_for_experiment",
     "load",
+    "log_to_mlflow",
 ]
 
 if _typing.TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ below does the imports
     from ._diff import Change, ConfigDiff, diff_configs, diff_files
+    from ._emergency import EmergencyOverrideWarning
     from ._errors import (
         AiconfigError,
         BadSignatureError,
@@ -160,6 +174,7 @@ if _typing.TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ bel
         ConfigValidationError,
         ContentError,
         DeviceLockedError,
+        EmergencyOverrideError,
         ExpiredConfigError,
         ForkError,
         InferenceServerError,
@@ -179,6 +194,7 @@ if _typing.TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ bel
         SignatureFormatError,
         Terminated,
         ThresholdError,
+        TrackingError,
         TrustError,
         UnsignedConfigError,
         UntrustedKeyError,
@@ -205,6 +221,7 @@ if _typing.TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ bel
         VLLMConfig,
         WebcamConfig,
     )
+    from ._tracking import TrackedRun, flatten, log_to_mlflow
     from ._yamlsafe import Limits
 
 

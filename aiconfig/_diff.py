@@ -63,6 +63,8 @@ class Side:
     config: AIConfig | None = None
     error: str | None = None
     trust_problem: str | None = None  # why the signature check failed (the diff goes on)
+    emergency: tuple[dict[str, Any], ...] = ()  # active emergency overrides (not in the diff)
+    emergency_problems: tuple[str, ...] = ()  # override files a load would refuse
 
     @property
     def signers(self) -> list[str]:
@@ -93,6 +95,10 @@ class Side:
             )
         if self.trust_problem is not None:
             out["trust_problem"] = self.trust_problem
+        if self.emergency:
+            out["emergency"] = list(self.emergency)
+        if self.emergency_problems:
+            out["emergency_problems"] = list(self.emergency_problems)
         return out
 
 
@@ -145,7 +151,20 @@ def review_load(
         config, problem = _review_bytes(Path(path), raw, keys, env)
     except AiconfigError as exc:
         return Side(file, error=str(exc).splitlines()[0])
-    return Side(file, config=config, trust_problem=problem)
+    return _with_emergency(Side(file, config=config, trust_problem=problem), raw, keys)
+
+
+def _with_emergency(side: Side, data: bytes, keys: str | os.PathLike[str] | None) -> Side:
+    """The side with the emergency overrides active on its file (shown, not diffed)."""
+    path = Path(side.file)
+    if side.config is None or not (path.parent / "emergency").is_dir():
+        return side
+    from dataclasses import replace
+
+    from ._emergency import review_overrides
+
+    active, problems = review_overrides(path, data, side.config, keys=keys)
+    return replace(side, emergency=tuple(active), emergency_problems=tuple(problems))
 
 
 def _review_bytes(
@@ -289,6 +308,7 @@ def diff_sides(
     if old is None or new is None or old.config is None or new.config is None:
         return ConfigDiff(old, new, label=label, status=status, note=note)
     values, meta = diff_configs(old.config, new.config, float_tol=float_tol)
+    values = _hide_env(values, old.config, new.config)
     signer_changes: dict[str, list[str]] = {}
     before, after = set(old.signers), set(new.signers)
     if before != after:
@@ -305,6 +325,31 @@ def diff_sides(
     )
 
 
+def _hide_env(changes: list[Change], old: AIConfig, new: AIConfig) -> list[Change]:
+    """Values that came from the environment are never shown, only the variable's name."""
+
+    def env_source(config: AIConfig, path: str) -> str | None:
+        for key, source in config.provenance.sources.items():
+            if source.startswith("env:") and (
+                key == path or key.startswith((path + ".", path + "["))
+            ):
+                return source
+        return None
+
+    out = []
+    for change in changes:
+        was, now = env_source(old, change.path), env_source(new, change.path)
+        out.append(
+            Change(
+                change.path,
+                change.kind,
+                f"<from {was}>" if was and change.old is not None else change.old,
+                f"<from {now}>" if now and change.new is not None else change.new,
+            )
+        )
+    return out
+
+
 def diff_files(
     old: str | os.PathLike[str],
     new: str | os.PathLike[str],
@@ -318,6 +363,7 @@ def diff_files(
 
     sides = []
     for path in (old, new):
-        config, problem = _review_bytes(Path(path), read_config_bytes(path), keys, env)
-        sides.append(Side(str(path), config=config, trust_problem=problem))
+        raw = read_config_bytes(path)
+        config, problem = _review_bytes(Path(path), raw, keys, env)
+        sides.append(_with_emergency(Side(str(path), config, trust_problem=problem), raw, keys))
     return diff_sides(sides[0], sides[1], float_tol=float_tol, label=str(new))

@@ -14,6 +14,7 @@ __all__ = ["MARKER", "render", "render_json", "render_markdown", "render_text"]
 MARKER = "<!-- aiconfig-diff -->"
 _INLINE_ROWS = 15  # more rows than this go into a collapsed <details> block
 _MAX_CELL = 80
+_KEYS_CHANGED = "trust-store-changed"  # a keys/ file changed in the reviewed revision
 
 
 def _val(value: Any) -> str:
@@ -45,12 +46,15 @@ def _text_one(d: ConfigDiff) -> list[str]:
     old = d.old.file if d.old else "(none)"
     new = d.new.file if d.new else "(none)"
     head = f"{d.label or new} [{d.status}]" if d.label else f"{old} -> {new}"
+    if d.status == _KEYS_CHANGED:
+        head = f"WARNING: trust store file {d.label} changed"
     lines = [head]
     if d.note:
         lines.append(f"  note: {d.note}")
     for side, tag in ((d.old, "old"), (d.new, "new")):
         if side is not None and side.trust_problem:
             lines.append(f"  {tag} signature: {side.trust_problem}")
+    lines.extend(_text_emergency(d))
     if d.old and d.new and d.old.config and d.new.config:
         o, n = d.old.config.meta, d.new.config.meta
         lines.append(
@@ -63,6 +67,27 @@ def _text_one(d: ConfigDiff) -> list[str]:
     lines.extend(_text_change(c) for c in (*d.meta_changes, *d.changes))
     if d.status == "modified" and not d.differs:
         lines.append("  identical")
+    return lines
+
+
+def _emergency_text(record: dict[str, Any]) -> str:
+    changes = ", ".join(f"{k} = {_val(v)}" for k, v in record["overrides"].items())
+    return (
+        f"{changes} (reason: {record['reason']}; expires {record['expires']}; "
+        f"signed by {', '.join(record['signers'])}; {record['file']})"
+    )
+
+
+def _text_emergency(d: ConfigDiff) -> list[str]:
+    """Active emergency overrides of each side: shown apart, never mixed into the changes."""
+    lines: list[str] = []
+    for side, tag in ((d.old, "old"), (d.new, "new")):
+        if side is None:
+            continue
+        lines.extend(
+            f"  EMERGENCY OVERRIDE active on {tag}: {_emergency_text(r)}" for r in side.emergency
+        )
+        lines.extend(f"  {tag} emergency override: {p}" for p in side.emergency_problems)
     return lines
 
 
@@ -121,13 +146,27 @@ def _md_table(changes: Sequence[Change]) -> list[str]:
 
 def _md_one(d: ConfigDiff) -> list[str]:
     title = d.label or (d.new.file if d.new else d.old.file if d.old else "?")
-    icon = {"added": "🆕", "removed": "🗑️", "error": "❌", "base-changed": "⚠️"}.get(d.status, "✏️")
+    icon = {
+        "added": "🆕",
+        "removed": "🗑️",
+        "error": "❌",
+        "base-changed": "⚠️",
+        _KEYS_CHANGED: "🚨",
+        "skipped": "⏭️",
+    }.get(d.status, "✏️")
     lines = [f"### {icon} {_md_code(title)} — {d.status}", ""]
+    if d.status == _KEYS_CHANGED:
+        lines = [f"### {icon} TRUST STORE CHANGED: {_md_code(title)}", ""]
     if d.note:
         lines += [f"> {_md_escape(d.note)}", ""]
     for side, tag in ((d.old, "old"), (d.new, "new")):
         if side is not None and side.trust_problem:
             lines += [f"> ⚠️ {tag} side signature: {_md_escape(side.trust_problem)}", ""]
+        for record in side.emergency if side is not None else ():
+            text = _md_escape(_emergency_text(record))
+            lines += [f"> 🚨 **Emergency override active** on the {tag} side: {text}", ""]
+        for problem in side.emergency_problems if side is not None else ():
+            lines += [f"> ⚠️ {tag} side emergency override: {_md_escape(problem)}", ""]
     if d.old and d.new and d.old.config and d.new.config:
         o, n = d.old.config.meta, d.new.config.meta
         facts = [

@@ -23,6 +23,7 @@ split between untrustworthy content and transport, and :class:`UsageError` for c
     │   ├── ThresholdError           fewer distinct reviewers than the policy asks
     │   ├── RollbackError            meta.version lower than one already accepted
     │   ├── ExpiredConfigError       meta.expires is in the past
+    │   ├── EmergencyOverrideError   an emergency override is unsigned, foreign, stale or unlisted
     │   └── PluginRefusedError       a plugin is not allowlisted, not pinned, or its hash differs
     ├── ResourceError                the outside world failed
     │   ├── ConfigFileError          a file cannot be read or written
@@ -31,7 +32,8 @@ split between untrustworthy content and transport, and :class:`UsageError` for c
     │   ├── InferenceServerError     the inference server is down or misconfigured
     │   ├── NetworkDeniedError       offline mode (--no-network) refused a connection
     │   ├── BudgetError              the job cannot fit in AP_CPU_LIMIT / AP_MEM_LIMIT_MB
-    │   └── RunStateError            the run's own files (ready file, output dir) are in the way
+    │   ├── RunStateError            the run's own files (ready file, output dir) are in the way
+    │   └── TrackingError            the experiment tracker (MLflow) refused or is unreachable
     └── UsageError                   flags that contradict each other or the config (exit 2)
 
 :class:`Terminated` stands outside the tree (a ``BaseException``, like ``KeyboardInterrupt``):
@@ -57,6 +59,7 @@ __all__ = [
     "ConfigValidationError",
     "ContentError",
     "DeviceLockedError",
+    "EmergencyOverrideError",
     "ExpiredConfigError",
     "ForkError",
     "InferenceServerError",
@@ -76,6 +79,7 @@ __all__ = [
     "SignatureFormatError",
     "Terminated",
     "ThresholdError",
+    "TrackingError",
     "TrustError",
     "UnsignedConfigError",
     "UntrustedKeyError",
@@ -205,6 +209,11 @@ class ExpiredConfigError(TrustError):
     """``meta.expires`` is in the past."""
 
 
+class EmergencyOverrideError(TrustError):
+    """An emergency override is refused: not signed by an on-call principal, made for another
+    version of its config, too long-lived, or changing a path the config does not list."""
+
+
 class ResourceError(AiconfigError):
     """Something outside the config failed: files, devices, servers."""
 
@@ -251,6 +260,10 @@ class BudgetError(ResourceError):
 
 class RunStateError(ResourceError):
     """The run's own files are in the way: a live ready file, an unwritable output directory."""
+
+
+class TrackingError(ResourceError):
+    """The experiment tracker (MLflow) is unreachable or refused what was logged."""
 
 
 class UsageError(AiconfigError):

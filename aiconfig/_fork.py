@@ -31,13 +31,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 
-from ._errors import ForkError, Problem
+from ._bounded import read_capped
+from ._errors import ConfigFileError, ForkError, Problem
 from ._interpolate import interpolate
-from ._keypath import KeyPath
-from ._overrides import apply_overrides
+from ._overrides import apply_overrides, normalize_edits, target_of, typed_item
 from ._provenance import Provenance, Signer, lineage_step
 from ._schema import AIConfig, FrozenModel
-from ._yamlsafe import ParsedYaml
+from ._yamlsafe import Limits, ParsedYaml
 
 __all__ = [
     "FORK_KEY",
@@ -120,10 +120,11 @@ def _cli_text(value: Any) -> str:
 def _read_base(file: str, parsed: ParsedYaml, rel: PurePosixPath) -> tuple[Path, bytes]:
     base_path = Path(file).parent / rel
     try:
-        return base_path, base_path.read_bytes()
-    except OSError as exc:
+        return base_path, read_capped(base_path, Limits().max_bytes, what="base config")
+    except (OSError, ConfigFileError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else exc.problems[0].message
         raise ForkError(
-            f"base {base_path} cannot be read ({exc.strerror})",
+            f"base {base_path} cannot be read ({reason})",
             file=file,
             line=parsed.lines.get((FORK_KEY, "base")),
             path="fork.base",
@@ -235,6 +236,7 @@ def merge_fork(
         sources={**base_prov.sources, **prepared.sources},
         lineage=(*base_prov.lineage, step),
         template=data.decode("utf-8", "replace"),
+        emergency=base_prov.emergency,  # the base's active emergency overrides carry over
     )
     return merged.with_provenance(provenance)
 
@@ -269,6 +271,7 @@ def fork_for_experiment(
     :class:`ConfigValidationError`. ``config`` itself is unchanged.
     """
     meta = {"name": name, "version": version, "description": description}
+    overrides = normalize_edits(config, overrides)  # list edits at concrete indexes
     merged = apply_overrides(config, overrides, meta)
     base_prov = config.provenance
     lineage = base_prov.lineage or (
@@ -293,6 +296,7 @@ def fork_for_experiment(
             env_vars=dict(base_prov.env_vars),
             sources=dict(base_prov.sources),
             lineage=(*lineage, step),
+            emergency=base_prov.emergency,
         )
     )
 
@@ -301,9 +305,13 @@ def _values_at(config: AIConfig, overrides: Mapping[str, Any]) -> dict[str, Any]
     """The typed, JSON-safe values the merged config holds at each overridden path."""
     dumped = config.model_dump(mode="json")
     out = {}
-    for dotted in overrides:
+    for dotted, value in overrides.items():
+        target = target_of(dotted)
+        if target.is_item:  # later edits may have moved the item: type the value itself
+            out[dotted] = typed_item(target, value)
+            continue
         node: Any = dumped
-        for seg in KeyPath.parse(dotted):
+        for seg in target.segments:
             node = node[seg]
         out[dotted] = node
     return out

@@ -1,7 +1,7 @@
 """The trusted load pipeline, assembled in one place.
 
 ``read bytes -> verify signatures -> parse (hardened YAML) -> interpolate env -> validate
--> check expiry and rollback -> AIConfig``
+-> check expiry and rollback -> apply active emergency overrides -> AIConfig``
 
 :class:`TrustedLoad` holds one file's load and accepts those steps only in that order (the
 model is python-tuf's ``TrustedMetadataSet``): signatures are checked on the exact file bytes
@@ -58,18 +58,17 @@ Mode = Literal["strict", "check", "review", "unsigned"]
 _MODES: tuple[Mode, ...] = ("strict", "check", "review", "unsigned")
 
 
-def read_config_bytes(path: str | os.PathLike[str]) -> bytes:
+def read_config_bytes(path: str | os.PathLike[str], limits: Limits | None = None) -> bytes:
+    """A config file's bytes, read with the size cap (a bigger file is never read or hashed)."""
+    from ._bounded import read_capped
+
     p = Path(path)
     try:
-        return p.read_bytes()
+        return read_capped(p, (limits or Limits()).max_bytes, what="config file")
     except FileNotFoundError:
         raise ConfigFileError(
             "no such file", file=str(p), hint="check the path (configs live in experiments/)"
         ) from None
-    except IsADirectoryError:
-        raise ConfigFileError("is a directory, not a config file", file=str(p)) from None
-    except OSError as exc:
-        raise ConfigFileError(f"cannot read: {exc.strerror}", file=str(p)) from None
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,8 @@ class _Options:
     limits: Limits | None = None
     depth: int = 0
     warn_unsigned: bool = True
+    tree: Path | None = None  # a fork's base must lie in here (the top-level trust tree)
+    emergency: bool = True  # apply active emergency overrides (strict and check modes)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class _Step(enum.IntEnum):
     INTERPOLATED = 3
     VALIDATED = 4
     FRESH = 5
+    EMERGENCY = 6
 
 
 _T = TypeVar("_T")
@@ -196,9 +198,10 @@ class TrustedLoad:
         if isinstance(parsed.data, dict) and _FORK_KEY in parsed.data:
             from ._fork import prepare_fork
 
-            deeper = replace(self.opts, depth=self.opts.depth + 1)
+            deeper = self._base_options()
 
             def load_base(path: Path, data: bytes) -> AIConfig:
+                self._check_base_in_tree(path, deeper.tree)
                 return TrustedLoad(path, data, deeper).run().config
 
             self._fork = prepare_fork(parsed, self.file, env=self.opts.env, load_base=load_base)
@@ -207,6 +210,33 @@ class TrustedLoad:
 
         self._resolved = interpolate(parsed.data, self.file, parsed.lines, self.opts.env)
 
+    def _base_options(self) -> _Options:
+        """One trust store for the whole chain: the fork's, never the one next to its base."""
+        deeper = replace(self.opts, depth=self.opts.depth + 1)
+        if self.opts.mode == "unsigned":
+            return deeper
+        from ._trust.store import find_keys_dir
+
+        keys = self.opts.keys
+        if self.verification is not None and self.verification.keys_dir is not None:
+            keys = self.verification.keys_dir
+        keys_dir = Path(find_keys_dir(self.path, keys)).resolve()
+        tree = self.opts.tree
+        if tree is None:
+            root = keys_dir.parent
+            tree = root if self.path.resolve().is_relative_to(root) else self.path.resolve().parent
+        return replace(deeper, keys=keys_dir, tree=tree)
+
+    def _check_base_in_tree(self, base: Path, tree: Path | None) -> None:
+        if tree is None or base.resolve().is_relative_to(tree):
+            return
+        raise ForkError(
+            f"base {base} (real path {base.resolve()}) leaves the tree {tree}",
+            file=self.file,
+            path="fork.base",
+            hint="a fork's base must live in the same repository as the fork and its keys/",
+        )
+
     @_step(_Step.VALIDATED)
     def validate(self) -> None:
         """Validate against the schema (every problem at once) and attach the provenance."""
@@ -214,6 +244,7 @@ class TrustedLoad:
             from ._fork import merge_fork
 
             self._config = merge_fork(self._fork, self.data, self.file, signers=self.signers)
+            self._check_identity()
             return
         parsed, resolved = _done(self._parsed), _done(self._resolved)
         self._config = _with_provenance(
@@ -225,6 +256,24 @@ class TrustedLoad:
             self.signers,
             resolved,
         )
+        self._check_identity()
+
+    def _check_identity(self) -> None:
+        """The threshold of the config this file claims to be (``meta.name``), not its path's."""
+        if self.verification is None:
+            return
+        from ._trust import check_identity
+
+        try:
+            check_identity(_done(self._config), self.verification, self.file)
+        except AiconfigError as exc:
+            if self.opts.mode != "review":
+                raise
+            self.trust_problem, self.verification = exc, None
+            config = _done(self._config)
+            self._config = config.with_provenance(
+                replace(config.provenance, signed=False, signers=())
+            )
 
     @_step(_Step.FRESH)
     def check_freshness(self) -> None:
@@ -239,10 +288,28 @@ class TrustedLoad:
             data_root=self.opts.data_root,
             now=self.opts.now,
             record=self.opts.mode == "strict",
+            verification=self.verification,
+        )
+
+    @_step(_Step.EMERGENCY)
+    def apply_emergency(self) -> None:
+        """Active emergency overrides of this file (``emergency/<stem>@*.yaml`` beside it).
+
+        Only in the trusted modes (strict, check): each override is verified before it is
+        parsed (see ``aiconfig/_emergency.py``). Costs one ``stat`` when there is none.
+        """
+        if self.opts.mode not in ("strict", "check") or not self.opts.emergency:
+            return
+        if not (self.path.parent / "emergency").is_dir():
+            return
+        from ._emergency import apply_emergency
+
+        self._config = apply_emergency(
+            _done(self._config), self.path, self.data, keys=self.opts.keys, now=self.opts.now
         )
 
     def result(self) -> Loaded:
-        if self._step != _Step.FRESH or self._config is None:
+        if self._step != _Step.EMERGENCY or self._config is None:
             raise RuntimeError(f"{self.file}: load not finished (at {self._step.name})")
         return Loaded(self._config, self.verification, self.trust_problem)
 
@@ -252,6 +319,7 @@ class TrustedLoad:
         self.interpolate()
         self.validate()
         self.check_freshness()
+        self.apply_emergency()
         return self.result()
 
 
@@ -265,15 +333,17 @@ def load_trusted(
     env: Mapping[str, str] | None = None,
     now: datetime | None = None,
     limits: Limits | None = None,
+    emergency: bool = True,
 ) -> Loaded:
     """Load one config file (a baseline or a fork) in ``mode``; see the module docstring.
 
     ``data`` is the file's bytes when the caller already has them (a git revision).
+    ``emergency=False`` leaves active emergency overrides out (the reviewed values).
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, not {mode!r}")
-    raw = read_config_bytes(path) if data is None else data
-    opts = _Options(mode, keys, data_root, env, now, limits)
+    raw = read_config_bytes(path, limits) if data is None else data
+    opts = _Options(mode, keys, data_root, env, now, limits, emergency=emergency)
     return TrustedLoad(Path(path), raw, opts).run()
 
 
@@ -287,6 +357,7 @@ def load(
     now: datetime | None = None,
     limits: Limits | None = None,
     record: bool = True,
+    emergency: bool = True,
 ) -> AIConfig:
     """Load, verify and validate one config file (a baseline or a fork).
 
@@ -299,10 +370,21 @@ def load(
     A fork file (top-level ``fork:``) is verified, its base is checked against the pinned
     sha256 and loaded through this same pipeline (verified too), the base's locked paths are
     refused, and the merged config is validated; ``provenance.lineage`` lists every step.
+
+    Active emergency overrides of the file (``emergency/<stem>@*.yaml`` beside it, see
+    ``aiconfig emergency``) are verified and applied with an :class:`EmergencyOverrideWarning`
+    and listed in ``provenance.emergency``; ``emergency=False`` gives the reviewed values.
     """
     mode: Mode = "unsigned" if allow_unsigned else ("strict" if record else "check")
     return load_trusted(
-        path, mode=mode, keys=keys, data_root=data_root, env=env, now=now, limits=limits
+        path,
+        mode=mode,
+        keys=keys,
+        data_root=data_root,
+        env=env,
+        now=now,
+        limits=limits,
+        emergency=emergency,
     ).config
 
 

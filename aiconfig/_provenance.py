@@ -30,6 +30,7 @@ class Provenance:
     sources: dict[str, str] = field(default_factory=dict)
     lineage: tuple[dict[str, Any], ...] = ()
     template: str = ""
+    emergency: tuple[dict[str, Any], ...] = ()  # active emergency overrides, in applied order
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe record for run manifests; secret env values are redacted."""
@@ -44,6 +45,7 @@ class Provenance:
             },
             "sources": dict(self.sources),
             "lineage": list(self.lineage),
+            "emergency": list(self.emergency),
         }
 
 

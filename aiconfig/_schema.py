@@ -109,6 +109,11 @@ class MetaConfig(FrozenModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     expires: datetime | None = None
     locked: tuple[str, ...] = ()
+    emergency: tuple[str, ...] = Field(
+        default=(),
+        description="paths an on-call principal may override for at most 24 h with a signed "
+        "emergency override (aiconfig emergency); a section covers its keys",
+    )
     description: str = ""
 
     @field_validator("expires", mode="before")
@@ -348,6 +353,9 @@ class AIConfig(FrozenModel):
         for dotted in self.meta.locked:
             if not path_exists(type(self), dotted):
                 raise ValueError(f"meta.locked names '{dotted}', which is not a config path")
+        for dotted in self.meta.emergency:
+            if dotted.split(".", 1)[0] == "meta" or not path_exists(type(self), dotted):
+                raise ValueError(f"meta.emergency names '{dotted}', which is not a config path")
         return self
 
 

@@ -22,7 +22,13 @@ from ._errors import ConfigFileError, ForkError
 from ._files import atomic_write
 from ._fork import render_fork, resolve_fork
 from ._keypath import KeyPath
-from ._overrides import check_overridable, parse_assignment, split_values, type_value
+from ._overrides import (
+    check_overridable,
+    normalize_edits,
+    parse_assignment,
+    split_values,
+    type_value,
+)
 from ._schema import AIConfig
 from ._yamlsafe import parse_yaml
 
@@ -54,11 +60,19 @@ def point_name(name: str, labels: Sequence[str], values: Sequence[Any]) -> str:
     return "-".join([name, *parts])[:_MAX_NAME]
 
 
+def _label(path: KeyPath) -> str:
+    """A sweep label: the leaf's name, or ``betas1_`` for item 1 of ``betas``."""
+    if isinstance(path[-1], int) and len(path) > 1:
+        return f"{_slug(str(path[-2]))}{path[-1]}_"
+    return _slug(str(path[-1]))
+
+
 def _labels(paths: Sequence[str]) -> list[str]:
-    leaves = [str(KeyPath.parse(p)[-1]) for p in paths]
+    keys = [KeyPath.parse(p) for p in paths]
+    leaves = [_label(k) for k in keys]
     if len(set(leaves)) == len(leaves):
-        return [_slug(leaf) for leaf in leaves]
-    return [_slug("_".join(map(str, KeyPath.parse(p)))) for p in paths]
+        return leaves
+    return [_slug("_".join(map(str, k))) for k in keys]
 
 
 def _existing_version(path: Path) -> int | None:
@@ -88,18 +102,24 @@ def plan_forks(
             "the base changed while forking", file=str(base_path), hint="run the command again"
         )
     locked = tuple(base.meta.locked)
-    fixed: dict[str, Any] = {}
+    fixed: list[tuple[str, Any]] = []  # pairs: list edits such as a[+] may repeat
     for text in sets:
         path, raw = parse_assignment(text)
         check_overridable(path, locked)
-        if path in fixed:
+        if path in dict(fixed) and not (path.endswith("[+]") or path.startswith("~")):
             raise ForkError(f"--set {path} given twice", path=path, hint="keep one")
-        fixed[path] = type_value(path, raw)
+        fixed.append((path, type_value(path, raw)))
     axes: list[tuple[str, list[Any]]] = []
     for text in sweeps:
         path, raw = parse_assignment(text)
-        check_overridable(path, locked)
-        if path in fixed or any(path == p for p, _ in axes):
+        swept = check_overridable(path, locked)
+        if raw is None or swept.op != "set":
+            raise ForkError(
+                f"--sweep {path}: a sweep sets values; it cannot append or remove items",
+                path=path,
+                hint="sweep over a value (path=a,b) or an item (path[2]=a,b)",
+            )
+        if path in dict(fixed) or any(path == p for p, _ in axes):
             raise ForkError(f"{path} is both set and swept", path=path, hint="keep one")
         values = [type_value(path, v) for v in split_values(raw)]
         axes.append((path, values))
@@ -114,7 +134,8 @@ def plan_forks(
         if point_nm in seen:
             point_nm = f"{point_nm}-{index}"
         seen[point_nm] = index
-        overrides = {**fixed, **{p: v for (p, _), v in zip(axes, point, strict=True)}}
+        pairs = [*fixed, *((p, v) for (p, _), v in zip(axes, point, strict=True))]
+        overrides = normalize_edits(base, pairs)  # list edits at concrete indexes
         target = out_dir / f"{point_nm}.yaml"
         exists = target.exists()
         if exists and not force:

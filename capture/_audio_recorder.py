@@ -62,12 +62,14 @@ def wav_header(sample_rate: int, channels: int, data_bytes: int) -> bytes:
 
 def fix_wav_header(path: Path) -> int:
     """Rewrite the sizes in ``path``'s header from the file size; returns the sample frames."""
-    with path.open("r+b") as fh:
+    # O_NOFOLLOW: a planted link to a victim must not be truncated and rewritten
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "r+b") as fh:
         head = fh.read(44)
         if len(head) < 44 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
             raise CaptureDeviceError(f"{path}: not a WAV file written by capture")
         channels, sample_rate = struct.unpack("<HI", head[22:28])
-        size = path.stat().st_size - 44
+        size = os.fstat(fh.fileno()).st_size - 44
         size -= size % (channels * 2)
         fh.truncate(44 + size)
         fh.seek(0)

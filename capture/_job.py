@@ -117,7 +117,12 @@ def record_session(
         prov = None if provenance is None else dict(provenance)
         if prov is not None:
             signers = [s.get("principal", "") for s in prov.get("signers", [])]
-            run.set_config(sha256=prov["sha256"], signers=filter(None, signers), path=prov["path"])
+            run.set_config(
+                sha256=prov["sha256"],
+                signers=filter(None, signers),
+                path=prov["path"],
+                emergency=prov.get("emergency", ()),
+            )
         # After offline mode is on, so a plugin that needs the network is refused.
         stream_plugins = load_stream_plugins(plugins)
         sys.setswitchinterval(0.001)  # keep input timestamps tight while threads encode

@@ -17,7 +17,6 @@ readable metadata or events).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -26,7 +25,9 @@ from typing import Any
 import av
 
 from aiconfig import CaptureDeviceError, ConfigFileError
+from aiconfig._bounded import load_json_capped
 from aiconfig._files import atomic_path, atomic_write_json
+from aiconfig.sessions import refuse_symlinked_members
 
 from ._audio_recorder import fix_wav_header
 from ._constants import (
@@ -115,8 +116,8 @@ def _fix_wav(path: Path) -> int | None:
 
 def _status(session: Path) -> str:
     try:
-        manifest = json.loads((session / MANIFEST_FILE).read_text())
-    except (OSError, ValueError):
+        manifest = load_json_capped(session / MANIFEST_FILE, 16 << 20, what=MANIFEST_FILE)
+    except (OSError, ValueError, ConfigFileError):
         return STATUS_RECORDING  # never committed (killed before the first manifest write)
     status = manifest.get("status") if isinstance(manifest, dict) else None
     return str(status) if status is not None else STATUS_RECORDING
@@ -130,10 +131,10 @@ def _read_metadata(session: Path) -> dict[str, Any]:
             file=str(session),
         )
     try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        meta = load_json_capped(path, 64 << 20, what=METADATA_FILE)
+    except (OSError, ValueError, ConfigFileError) as exc:
         raise ConfigFileError(
-            f"unreadable ({str(exc).splitlines()[0][:120]}); without the session's fps and "
+            f"unreadable ({' '.join(str(exc).split())[:160]}); without the session's fps and "
             "clock the files cannot be re-indexed, nothing was changed",
             file=str(path),
             hint="restore metadata.json from a backup copy of the session",
@@ -191,6 +192,7 @@ def _events_source(session: Path) -> str:
 
 def recover_session(session: Path) -> dict[str, Any]:
     """Recover ``session`` in place (originals kept in ``.original/``); return its metadata."""
+    refuse_symlinked_members(session)
     status = _status(session)
     meta = _read_metadata(session)
     if status in (STATUS_RECORDING, STATUS_FAILED):

@@ -13,6 +13,9 @@ APT_PACKAGES=(
   chromium                      # renders the session report headless in the tests
   util-linux iproute2           # taskset, prlimit, unshare -n for budget and offline tests
 )
+# Node.js runs yaml-language-server, the editor backend the JSON Schema tests drive; a
+# machine that already has node and npm (e.g. from NodeSource) keeps them.
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -26,10 +29,15 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+YAML_LS_VERSION=1.25.0
+if [[ "$(yaml-language-server --version 2>/dev/null)" != "$YAML_LS_VERSION" ]]; then
+  npm install -g --silent "yaml-language-server@$YAML_LS_VERSION" >/dev/null
+fi
+
 PY=${PYTHON:-python3}
 # PyTorch first and pinned: the CPU build is available locally; an unpinned torch would pull
 # several GB of CUDA packages.
 if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   "$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
 fi
-"$PY" -m pip install -q --disable-pip-version-check -e ".[capture,monitoring,sessions,dev]"
+"$PY" -m pip install -q --disable-pip-version-check -e ".[capture,monitoring,sessions,mlflow,dev]"

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     )
     from ._manifest import build_manifest
     from ._report import write_report
-    from ._session import Session, WindowGeometry, open_session
+    from ._session import Session, WindowGeometry, open_session, refuse_symlinked_members
     from ._validate import SessionCheck, validate_session
     from ._video import VideoInfo, probe_video
 
@@ -72,6 +72,7 @@ __all__ = [
     "event_schema",
     "open_session",
     "probe_video",
+    "refuse_symlinked_members",
     "validate_session",
     "write_report",
 ]
@@ -84,6 +85,7 @@ _WHERE = {
     "Session": "_session",
     "WindowGeometry": "_session",
     "open_session": "_session",
+    "refuse_symlinked_members": "_session",
     "SessionCheck": "_validate",
     "validate_session": "_validate",
     "VideoInfo": "_video",

@@ -13,15 +13,16 @@ This is the API the pipeline, the catalog and a training dataset read sessions t
 
 from __future__ import annotations
 
-import json
 import math
+import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .._errors import BudgetError, SessionError
+from .._errors import BudgetError, ConfigFileError, SessionError
 from ._format import (
     AUDIO_FILE,
     EVENTS_FILE,
@@ -35,21 +36,70 @@ from ._format import (
 )
 from ._manifest import ManifestInfo, read_manifest
 
-__all__ = ["Session", "WindowGeometry", "metadata_problems", "open_session", "read_metadata"]
+__all__ = [
+    "SESSION_ID",
+    "Session",
+    "WindowGeometry",
+    "metadata_problems",
+    "open_session",
+    "read_json_member",
+    "read_metadata",
+    "refuse_symlinked_members",
+    "symlinked_members",
+]
+
+
+# What a recorder writes (session_YYYYMMDD_HHMMSS, maybe with a suffix); never a path.
+SESSION_ID = re.compile(r"session_[A-Za-z0-9_-]+")
+
+
+def symlinked_members(session: Path) -> list[str]:
+    """Names of the entries of ``session`` that are symbolic links (none in a real session).
+
+    A session's files are written by the recorder itself; a link planted there (to a victim
+    file, or to ``/dev/zero``) would be read, truncated or rewritten through by ``recover`` and
+    ``finalize``, so any link makes the whole session refused.
+    """
+    try:
+        with os.scandir(session) as entries:
+            return sorted(e.name for e in entries if e.is_symlink())
+    except OSError:
+        return []
+
+
+def refuse_symlinked_members(session: Path) -> None:
+    """Raise :class:`SessionError` naming the links when ``session`` holds any (see above)."""
+    links = symlinked_members(session)
+    if links:
+        raise SessionError(
+            f"session members are symbolic links: {', '.join(links)}; refusing to read or "
+            "write through them",
+            file=str(session),
+            hint="a recorder never writes links: remove them (someone planted them) and retry",
+        )
+
+
+def read_json_member(path: Path) -> Any:
+    """A session's JSON file read with a size cap and a nesting limit (ConfigFileError)."""
+    from .._bounded import load_json_capped
+
+    return load_json_capped(path, 16 << 20, what=path.name)
 
 
 def read_metadata(session: Path) -> dict[str, Any]:
     """``metadata.json`` as a dict; :class:`SessionError` naming the file when unreadable."""
     path = session / METADATA_FILE
     try:
-        meta = json.loads(path.read_text())
+        meta = read_json_member(path)
     except FileNotFoundError:
         raise SessionError(
             f"{METADATA_FILE} is missing", file=str(session), hint="not a recorded session"
         ) from None
-    except (OSError, ValueError) as exc:
+    except ConfigFileError as exc:
         raise SessionError(
-            f"unreadable ({exc})", file=str(path), hint="the file is damaged; restore it"
+            f"unreadable ({exc.problems[0].message})",
+            file=str(path),
+            hint="the file is damaged; restore it",
         ) from None
     if not isinstance(meta, dict):
         raise SessionError("not a JSON object", file=str(path))
@@ -69,6 +119,12 @@ def metadata_problems(meta: dict[str, Any]) -> list[str]:
         elif isinstance(value, bool) or not isinstance(value, types):
             want = " or ".join(t.__name__ for t in types)
             problems.append(f"{METADATA_FILE}: {name} must be {want}, got {type(value).__name__}")
+    sid = meta.get("session_id")
+    if isinstance(sid, str) and not SESSION_ID.fullmatch(sid):
+        problems.append(
+            f"{METADATA_FILE}: session_id {sid[:80]!r} is not a session id "
+            f"(want {SESSION_ID.pattern})"
+        )
     res = meta.get("screen_resolution")
     if isinstance(res, list) and (
         len(res) != 2 or not all(isinstance(v, int) and v > 0 for v in res)

@@ -12,14 +12,13 @@ than recorded, or a file's sha256 differs from the manifest. Anything else worth
 
 from __future__ import annotations
 
-import json
 import math
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._errors import SessionError
+from .._errors import ConfigFileError, SessionError
 from ._format import (
     AUDIO_FILE,
     EVENTS_FILE,
@@ -35,7 +34,7 @@ from ._format import (
 )
 from ._manifest import verify_artifacts
 from ._scan import EventScan, scan_events, schema_problem
-from ._session import Session, metadata_problems, open_session
+from ._session import Session, metadata_problems, open_session, read_json_member, symlinked_members
 from ._video import VideoInfo, probe_video
 
 __all__ = ["SessionCheck", "validate_session"]
@@ -90,8 +89,8 @@ def _not_finalized(path: Path) -> bool:
     """The recorder writes ``manifest.json`` with ``status: recording`` first and commits it
     last; a killed one leaves it (or its journal) behind."""
     try:
-        doc = json.loads((path / MANIFEST_FILE).read_text())
-    except (OSError, ValueError):
+        doc = read_json_member(path / MANIFEST_FILE)
+    except (OSError, ConfigFileError):
         return (path / EVENTS_JOURNAL).is_file()
     return isinstance(doc, dict) and doc.get("status") in (STATUS_RECORDING, STATUS_FAILED)
 
@@ -114,6 +113,10 @@ def _failure(path: Path) -> str | None:
 def _open(path: Path, check: SessionCheck) -> Session | None:
     if not path.is_dir():
         check.problems.append("session directory does not exist")
+        return None
+    links = symlinked_members(path)
+    if links:
+        check.problems.append(f"session members are symbolic links (refused): {', '.join(links)}")
         return None
     try:
         if _not_finalized(path):

@@ -104,7 +104,55 @@ def git_history(box: Sandbox) -> None:
     git("update-ref", "refs/remotes/origin/main", "HEAD")
 
 
+def schemas(box: Sandbox) -> None:
+    """The shipped JSON Schemas and VS Code settings where a clone has them, and
+    ``check-jsonschema`` (a dev dependency) on the sandbox's PATH."""
+    shutil.copytree(REPO / "aiconfig" / "schemas", box.root / "aiconfig" / "schemas")
+    shutil.copytree(REPO / ".vscode", box.root / ".vscode")
+    shim = box.root / ".bin" / "check-jsonschema"
+    shim.write_text(
+        f'#!/bin/sh\nexec "{os.path.realpath(sys.executable)}" -m check_jsonschema "$@"\n',
+        encoding="utf-8",
+    )
+    shim.chmod(0o755)
+
+
+def schema_broken_yaml(box: Sandbox) -> None:
+    """docs/editors-and-trackers.md's ``broken.yaml``: a typo, a wrong type, two out of range."""
+    (box.root / "broken.yaml").write_text(
+        "meta:\n  name: broken\n  version: 1\ntrainig:\n  epochs: 3\ntraining:\n"
+        "  epochs: many\n  optimizer:\n    betas: [0.9, 1.5]\ncapture:\n  fps: 0\n",
+        encoding="utf-8",
+    )
+
+
+def oncall(box: Sandbox) -> None:
+    """docs/emergency.md's set-up: the baseline lists emergency paths (a reviewed change, so
+    fresh reviewer keys re-sign it) and the on-call key is ``~/.ssh/oncall`` (lead@)."""
+    from aiconfig._trust.signing import allowed_signers_line, generate_keypair, sign_file
+
+    keys = box.home / ".ssh"
+    lines = []
+    for who in ("lead", "research"):
+        pub = generate_keypair(keys / f"team-{who}", comment=f"{who}@aiconfig.dev")
+        lines.append(allowed_signers_line(f"{who}@aiconfig.dev", pub))
+    (box.root / "keys" / "allowed_signers").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    shutil.copy(keys / "team-lead", keys / "oncall")
+    base = box.root / "experiments" / "baseline.yaml"
+    listed = "  emergency:\n    - inference.latency_budget_ms\n    - capture.webcam\n"
+    base.write_text(
+        base.read_text(encoding="utf-8").replace("  locked:", listed + "  locked:", 1),
+        encoding="utf-8",
+    )
+    base.with_name("baseline.yaml.sig").unlink()
+    sign_file(base, keys / "team-lead")
+    sign_file(base, keys / "team-research")
+
+
 SETUPS: dict[str, Callable[[Sandbox], None]] = {
+    "schemas": schemas,
+    "schema-broken-yaml": schema_broken_yaml,
+    "oncall": oncall,
     "trust-alice": trust_alice,
     "reviewer-key": reviewer_key,
     "from-baseline": from_baseline,

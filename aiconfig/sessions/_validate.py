@@ -98,12 +98,12 @@ def _not_finalized(path: Path) -> bool:
 def _failure(path: Path) -> str | None:
     """``reason at TIME`` from a failed session's metadata (None when it did not fail)."""
     try:
-        doc = json.loads((path / MANIFEST_FILE).read_text())
+        doc = read_json_member(path / MANIFEST_FILE)
         if not isinstance(doc, dict) or doc.get("status") != STATUS_FAILED:
             return None
-        meta = json.loads((path / METADATA_FILE).read_text())
+        meta = read_json_member(path / METADATA_FILE)
         failure = meta.get("failure") if isinstance(meta, dict) else None
-    except (OSError, ValueError):
+    except (OSError, ConfigFileError):
         return "reason unknown"
     if not isinstance(failure, dict):
         return "reason unknown"

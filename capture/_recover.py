@@ -58,6 +58,13 @@ def backup(session: Path, name: str) -> Path | None:
     if not src.is_file():
         return None
     folder = session / BACKUP_DIR
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise ConfigFileError(
+            f"{BACKUP_DIR} is a symbolic link or not a directory; refusing to keep the originals "
+            "there",
+            file=str(session),
+            hint=f"remove {folder} and run recover again",
+        )
     folder.mkdir(exist_ok=True)
     dst = folder / name
     if dst.exists():

@@ -73,17 +73,18 @@ def frame_colours(video: Path, x: int, y: int) -> list[int]:
 
 
 def record_under_load(
-    out: Path, *, seconds: float, fps: int = 30, key_period_s: float = 0.15
+    out: Path, *, seconds: float, fps: int = 30, key_period_s: float = 0.15, load: bool = True
 ) -> dict[str, Any]:
-    """Record the test window for ``seconds`` while every core and the X server are loaded and
-    XTEST presses a key every ``key_period_s``; return the session and what was injected."""
+    """Record the test window for ``seconds`` while every core and the X server are loaded
+    (``load``) and XTEST presses a key every ``key_period_s``; return the session and what was
+    injected."""
     win = open_window("League of Legends", RECT)
     inj = Injector()
-    load: list[subprocess.Popen[str]] = []
+    load_procs: list[subprocess.Popen[str]] = []
     try:
         inj.focus(win.handle)
         code = inj.keycode("a")
-        load = start_load()
+        load_procs = start_load() if load else []
         proc = subprocess.Popen(
             capture_cmd(
                 *("--quiet", "--duration", f"{seconds:g}", "--fps", str(fps)),
@@ -109,7 +110,7 @@ def record_under_load(
             time.sleep(key_period_s)
         stdout, stderr = proc.communicate(timeout=seconds + 120)
     finally:
-        stop_load(load)
+        stop_load(load_procs)
         inj.close()
         win.close()
     return {"rc": proc.returncode, "stdout": stdout, "stderr": stderr, "presses": presses}

@@ -223,10 +223,21 @@ class Recording:
         extra: dict[str, Any] = {"run_id": self._run_id} if self._run_id else {}
         if self._provenance is not None:
             extra["provenance"] = self._provenance
-        write_manifest(self.session, STATUS_RECORDING, extra)
-        self.journal = EventJournal(
-            self.session / EVENTS_JOURNAL, on_error=self.faults.handler(EVENTS_JOURNAL)
-        )
+        try:  # nothing is open yet: a disk that cannot take these is refused here
+            write_manifest(self.session, STATUS_RECORDING, extra)
+            self.journal = EventJournal(
+                self.session / EVENTS_JOURNAL, on_error=self.faults.handler(EVENTS_JOURNAL)
+            )
+        except OSError as exc:
+            if self._reserve is not None:
+                self._reserve.release()
+            from ._storage import fault_reason
+
+            raise ConfigFileError(
+                f"cannot start the session ({fault_reason(exc)})",
+                file=str(self.session),
+                hint="free some space or choose another --out",
+            ) from None
         self._max_frames = (
             None if cfg.duration_s is None else max(1, round(cfg.duration_s * cfg.fps))
         )
@@ -645,6 +656,8 @@ class Recording:
                     "status": streams["screen"],
                     "errors": recorder.stats.errors,
                     "failed_at_ns": recorder.stats.failed_at_ns,
+                    # dropped because the grab ended after its slot (CPU starvation)
+                    "late_grabs_dropped": recorder.stats.late_grabs,
                 },
                 "input": {
                     "status": streams["input"],

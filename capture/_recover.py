@@ -44,6 +44,7 @@ from ._constants import (
     WEBCAM_FILE,
 )
 from ._finalize import finalize_session, write_manifest
+from ._storage import RESERVE_FILE
 
 __all__ = ["BACKUP_DIR", "recover_session", "remux_readable"]
 
@@ -215,6 +216,7 @@ def recover_session(session: Path) -> dict[str, Any]:
             )
         cause = "damaged"
     source = _events_source(session)
+    (session / RESERVE_FILE).unlink(missing_ok=True)  # a killed recorder's space reserve
     rewritten = [n for n in (FRAMES_FILE, WEBCAM_FILE, AUDIO_FILE) if (session / n).is_file()]
     _check_space(session, rewritten)
     for name in (*rewritten, EVENTS_FILE, EVENTS_JOURNAL, METADATA_FILE, MANIFEST_FILE):

@@ -218,6 +218,8 @@ class Syncer:
         """One round: every file, then the directories (new names survive a power cut)."""
         from aiconfig._files import fsync_dir
 
+        if self.interval_s <= 0:
+            return
         with self._lock:
             files = list(self._files.values())
             dirs = list(self.dirs)

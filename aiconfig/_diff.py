@@ -121,6 +121,12 @@ class ConfigDiff:
             return True
         return bool(self.changes or self.meta_changes or self.signer_changes)
 
+    @property
+    def verdict(self) -> str:
+        """What a reader is told: the status, or ``identical`` for a "modified" file whose
+        resolved config did not change at all (comments or formatting only)."""
+        return "identical" if self.status == "modified" and not self.differs else self.status
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,

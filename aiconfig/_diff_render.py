@@ -45,7 +45,7 @@ def _text_change(c: Change) -> str:
 def _text_one(d: ConfigDiff) -> list[str]:
     old = d.old.file if d.old else "(none)"
     new = d.new.file if d.new else "(none)"
-    head = f"{d.label or new} [{d.status}]" if d.label else f"{old} -> {new}"
+    head = f"{d.label or new} [{d.verdict}]" if d.label else f"{old} -> {new} [{d.verdict}]"
     if d.status == _KEYS_CHANGED:
         head = f"WARNING: trust store file {d.label} changed"
     lines = [head]
@@ -65,8 +65,8 @@ def _text_one(d: ConfigDiff) -> list[str]:
         if d.signer_changes:
             lines.append(f"  signers: {_signers(d.old.signers)} -> {_signers(d.new.signers)}")
     lines.extend(_text_change(c) for c in (*d.meta_changes, *d.changes))
-    if d.status == "modified" and not d.differs:
-        lines.append("  identical")
+    if d.verdict == "identical":
+        lines.append("  no semantic change (comments or formatting only)")
     return lines
 
 
@@ -153,8 +153,9 @@ def _md_one(d: ConfigDiff) -> list[str]:
         "base-changed": "⚠️",
         _KEYS_CHANGED: "🚨",
         "skipped": "⏭️",
-    }.get(d.status, "✏️")
-    lines = [f"### {icon} {_md_code(title)} — {d.status}", ""]
+        "identical": "🟰",
+    }.get(d.verdict, "✏️")
+    lines = [f"### {icon} {_md_code(title)} — {d.verdict}", ""]
     if d.status == _KEYS_CHANGED:
         lines = [f"### {icon} TRUST STORE CHANGED: {_md_code(title)}", ""]
     if d.note:
@@ -192,7 +193,7 @@ def _md_one(d: ConfigDiff) -> list[str]:
             "",
         ]
     lines += _md_table([*d.meta_changes, *d.changes])
-    if d.status == "modified" and not d.differs:
+    if d.verdict == "identical":
         lines += ["No semantic change (comments or formatting only).", ""]
     return lines
 

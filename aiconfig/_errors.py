@@ -28,7 +28,8 @@ split between untrustworthy content and transport, and :class:`UsageError` for c
     ├── ResourceError                the outside world failed
     │   ├── ConfigFileError          a file cannot be read or written
     │   ├── CaptureDeviceError       a capture device is missing or refused
-    │   │   └── DeviceLockedError    another run holds the device's lock file
+    │   │   ├── DeviceLockedError    another run holds the device's lock file
+    │   │   └── StreamFailedError    a requested stream failed during a --strict capture (exit 3)
     │   ├── InferenceServerError     the inference server is down or misconfigured
     │   ├── NetworkDeniedError       offline mode (--no-network) refused a connection
     │   ├── BudgetError              the job cannot fit in AP_CPU_LIMIT / AP_MEM_LIMIT_MB
@@ -36,8 +37,9 @@ split between untrustworthy content and transport, and :class:`UsageError` for c
     │   └── TrackingError            the experiment tracker (MLflow) refused or is unreachable
     └── UsageError                   flags that contradict each other or the config (exit 2)
 
-:class:`Terminated` stands outside the tree (a ``BaseException``, like ``KeyboardInterrupt``):
-a run raises it in its main thread on SIGTERM so that ``with`` blocks unwind and clean up.
+:class:`Terminated` stands outside the tree (a ``SystemExit`` with code 143, so a
+``BaseException`` like ``KeyboardInterrupt``): a run raises it in its main thread on SIGTERM so
+that ``with`` blocks unwind and clean up, and the process then exits 143 without a traceback.
 
 Each error carries one or more :class:`Problem` records; ``str(error)`` renders one line per
 problem, naming the file, line, key path and what to do. Secret values are never part of a
@@ -77,6 +79,7 @@ __all__ = [
     "RunStateError",
     "SessionError",
     "SignatureFormatError",
+    "StreamFailedError",
     "Terminated",
     "ThresholdError",
     "TrackingError",
@@ -127,6 +130,7 @@ class AiconfigError(Exception):
     """Root of every error aiconfig raises."""
 
     problems: list[Problem]
+    exit_code: int = 1  # the CLI's exit status for this error (a handled error: 1)
 
     def __init__(self, message: str | Problem | list[Problem], **where: Any) -> None:
         if isinstance(message, list):
@@ -250,6 +254,13 @@ class DeviceLockedError(CaptureDeviceError):
     """Another run holds the lock file of a capture device."""
 
 
+class StreamFailedError(CaptureDeviceError):
+    """``--strict``: a requested capture stream (audio, webcam, input...) failed. The session
+    was still recorded and kept (each stream degrades alone); the exit status is 3."""
+
+    exit_code = 3
+
+
 class NetworkDeniedError(ResourceError):
     """Offline mode (``--no-network`` / ``AP_NO_NETWORK=1``) refused a non-loopback connection."""
 
@@ -274,9 +285,17 @@ class UsageError(AiconfigError):
     """
 
 
-class Terminated(BaseException):
-    """Raised in a run's main thread on SIGTERM, so ``with`` blocks unwind and clean up."""
+class Terminated(SystemExit):
+    """Raised in a run's main thread on SIGTERM, so ``with`` blocks unwind and clean up.
+
+    A :class:`SystemExit` with code ``128 + signum`` (143): a job that does not catch it ends
+    exactly as the CLI does, with status 143 and no traceback, its manifest saying
+    ``interrupted``. ``except Exception`` does not swallow it.
+    """
 
     def __init__(self, signum: int) -> None:
-        super().__init__(f"terminated by signal {signum}")
+        super().__init__(128 + signum)
         self.signum = signum
+
+    def __str__(self) -> str:
+        return f"terminated by signal {self.signum}"

@@ -36,7 +36,7 @@ from pydantic import ValidationError as PydanticValidationError
 from ._errors import ConfigValidationError, ForkError, Problem
 from ._explain import explain, translate
 from ._keypath import KeyPath, Parts
-from ._schema import AIConfig, unwrap, walk_schema
+from ._schema import AIConfig, is_secret_path, unwrap, walk_schema
 
 __all__ = [
     "Edit",
@@ -213,7 +213,7 @@ def _target(segments: KeyPath, op: Op = "set") -> FieldTarget:
     if sub is not None:  # only the last step can be a section: the walker went on otherwise
         keys = ", ".join(sub.model_fields)
         raise ForkError(
-            f"'{here}' is a section, not a value",
+            f"'{here}' is a whole section; a whole section cannot be overridden",
             path=here,
             hint=f"override its keys one by one ({here}.<key>; keys: {keys})",
         )
@@ -281,6 +281,7 @@ def check_overridable(dotted: str, locked: Sequence[str]) -> FieldTarget:
             path=dotted,
             hint="a fork sets its own meta (--name, --version, --description)",
         )
+    target = target_of(dotted)  # unknown paths and whole sections first: the precise problem
     lock = locked_by(dotted, locked)
     if lock is not None:
         raise ForkError(
@@ -288,7 +289,7 @@ def check_overridable(dotted: str, locked: Sequence[str]) -> FieldTarget:
             path=dotted,
             hint="locked paths change only through a reviewed edit of the baseline",
         )
-    return target_of(dotted)
+    return target
 
 
 @functools.lru_cache(maxsize=512)
@@ -320,7 +321,7 @@ def type_value(dotted: str, text: str | None) -> Any:
             raise ForkError(f"'{dotted}' needs a value", path=dotted, hint=f"write {dotted}=VALUE")
         return None
     stripped = text.strip()
-    secret = target.segments.is_secret
+    secret = is_secret_path(target.segments)
     if "${" in stripped:
         return stripped
     if secret:

@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PrivateAttr,
+    SecretBytes,
     SecretStr,
     field_validator,
     model_validator,
@@ -55,6 +56,8 @@ __all__ = [
     "TrainingConfig",
     "VLLMConfig",
     "WebcamConfig",
+    "is_secret_field",
+    "is_secret_path",
     "path_exists",
     "unwrap",
     "walk_schema",
@@ -228,7 +231,8 @@ class AlertConfig(FrozenModel):
     enabled: bool = True
     window_s: Annotated[float, Field(gt=0.0)] = 60.0
     max_alerts: PositiveInt = 3
-    webhook_url: Url | None = None
+    # A Slack/Teams webhook URL is a bearer secret: marked, so it is never echoed or shown.
+    webhook_url: Url | None = Field(default=None, json_schema_extra={"secret": True})
 
 
 class MonitoringConfig(FrozenModel):
@@ -409,6 +413,33 @@ def walk_schema(path: Parts, root: type[BaseModel] | None = None) -> Iterator[Fi
         if sub is None:
             return
         model = sub
+
+
+def is_secret_field(field: FieldInfo) -> bool:
+    """True when the schema marks ``field`` secret: typed ``SecretStr``/``SecretBytes`` (also
+    inside ``Optional``/``Annotated``), or declared with ``json_schema_extra={"secret": True}``."""
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and extra.get("secret") is True:
+        return True
+    return _has_secret_type(field.annotation)
+
+
+def _has_secret_type(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, SecretStr | SecretBytes):
+        return True
+    return any(_has_secret_type(arg) for arg in typing.get_args(annotation))
+
+
+def is_secret_path(path: Parts, root: type[BaseModel] | None = None) -> bool:
+    """True when ``path`` names a secret field of ``root`` (default :class:`AIConfig`) or lies
+    inside one. The schema decides, never the key's name: ``inference.vllm.api_key`` is a
+    ``SecretStr``, ``inference.vllm.max_tokens`` an int. Unknown paths are not secret."""
+    for step in walk_schema(path, root):
+        if step.field is None:
+            return False
+        if is_secret_field(step.field):
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=1024)

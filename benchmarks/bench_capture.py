@@ -22,12 +22,16 @@ import json
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as `python benchmarks/<name>.py`: import this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.capture.capture_helpers import start_xvfb
 
@@ -331,6 +335,43 @@ def run_fsync_cost(display: str, args: argparse.Namespace, out: Path) -> dict[st
     return result
 
 
+def _stop_once(display: str, out: Path, *, input_on: bool) -> dict[str, float]:
+    """One 2 s recording: seconds from the end of the recording (metadata ``end_t_ns``) to the
+    ``capture.finished`` log event, and to the process's exit."""
+    from datetime import datetime
+
+    env = dict(os.environ, DISPLAY=display, PYTHONPATH=str(REPO))
+    argv = [sys.executable, "-m", "capture", "--allow-any", "--duration", "2", "--preset",
+            "ultrafast", "--log-json", "--out", str(out)]  # fmt: skip
+    if not input_on:
+        argv.append("--no-input")
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    exited = time.time()
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip()[-300:])
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    finished = next(e for e in events if e["event"] == "capture.finished")
+    meta = json.loads((Path(finished["fields"]["session"]) / "metadata.json").read_text())
+    end = meta["end_t_ns"] / 1e9
+    at = datetime.fromisoformat(finished["ts"].replace("Z", "+00:00")).timestamp()
+    return {"finished_after_end_s": at - end, "exit_after_end_s": exited - end}
+
+
+def run_stop_latency(display: str, out: Path, repeats: int) -> dict[str, Any]:
+    """How long a recording takes to stop with input logging on; the peer is the same
+    recording with ``--no-input`` (no pynput listeners), in the same run."""
+    result: dict[str, Any] = {}
+    for name, input_on in (("input_on", True), ("input_off", False)):
+        runs = [_stop_once(display, out / f"{name}{i}", input_on=input_on) for i in range(repeats)]
+        result[name] = {key: round(statistics.median(r[key] for r in runs), 3) for key in runs[0]}
+    result["ratio_finished_on_over_off"] = round(
+        result["input_on"]["finished_after_end_s"]
+        / max(result["input_off"]["finished_after_end_s"], 1e-3),
+        2,
+    )
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=60)
@@ -353,6 +394,12 @@ def main() -> int:
         default=200,
         help="XTEST key events injected into a recorded test window to measure timestamp "
         "error (0: skip)",
+    )
+    parser.add_argument(
+        "--stop-runs",
+        type=int,
+        default=3,
+        help="2 s recordings with and without input logging, to time the stop (0: skip)",
     )
     args = parser.parse_args()
     xvfb, display = start_xvfb()
@@ -388,6 +435,8 @@ def main() -> int:
                 results["runs"].append(run)
             if args.fsync_runs:
                 results["fsync_policy"] = run_fsync_cost(display, args, Path(tmp))
+            if args.stop_runs:
+                results["stop_latency"] = run_stop_latency(display, Path(tmp), args.stop_runs)
             if args.input_events:
                 results["input_timestamps"] = run_input_timing(
                     display, Path(tmp), args.input_events

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from aiconfig import CaptureConfig
 
 __all__ = [
+    "FLAG_OF",
+    "check_audio_report",
     "make_config",
     "overrides",
     "record_args",
@@ -101,7 +103,18 @@ def record_args(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="also record this stream plugin (entry point in group aiconfig.plugins; repeatable)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no live status line")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no live status line (the end summary and failed streams are still printed)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 3 (manifest status 'failed') when a requested stream failed; without it a "
+        "failed stream degrades the session alone and the exit status is 0",
+    )
+
     parser.add_argument(
         "--no-game-state", action="store_true", help="do not poll League's Live Client Data API"
     )
@@ -115,6 +128,46 @@ def record_args(parser: argparse.ArgumentParser) -> None:
         metavar="PEM",
         help="CA certificate the game's TLS certificate is verified against (Riot's root)",
     )
+
+
+# The recording flag that sets each CaptureConfig field (for messages and help).
+FLAG_OF = {
+    "duration_s": "--duration",
+    "fps": "--fps",
+    "allow_any": "--allow-any",
+    "window_title": "--window-title",
+    "preset": "--preset",
+    "crf": "--crf",
+    "webcam.enabled": "--webcam",
+    "webcam.device": "--webcam-device",
+    "webcam.resolution": "--webcam-resolution",
+    "audio.enabled": "--audio",
+    "audio.device": "--audio-device",
+    "input.enabled": "--no-input",
+    "game_state.enabled": "--no-game-state",
+    "game_state.url": "--game-state-url",
+    "game_state.ca_file": "--game-state-ca",
+}
+
+
+def check_audio_report(device: str | None, sample_rate: int = 44100) -> int:
+    """``--check-audio`` in both entry points: the sources, the one a recording would use and
+    why, and a 1 s level test; then exit (0, or a handled error: no monitor source)."""
+    from ._audio_recorder import check_audio
+
+    report = check_audio(device, sample_rate=sample_rate)
+    lines = []
+    for source in report["sources"]:
+        kind = "monitor" if source["monitor"] else "NOT a monitor (never used)"
+        lines.append(f"  {source['name']}: {kind}")
+    level = report["rms_dbfs"]
+    lines.append(f"would record {report['selected']!r}: {report['why']}")
+    lines.append(
+        f"1 s test: level {'silence' if level is None else f'{level} dBFS'}, peak {report['peak']}"
+        + ("; play something to hear it" if level is None or level < -60 else "")
+    )
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    return 0
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -272,10 +325,17 @@ def _print_summary(result: Any, *, quiet: bool) -> None:
     summary = result.summary()
     if not quiet:
         sys.stderr.write("\n")
+    failed = summary["failed_streams"]
     sys.stderr.write(
         f"[capture] {summary['frames']} frames, padded {summary['padded']}, dropped "
-        f"{summary['dropped']}, stop: {summary['stop_reason']}, valid: {summary['valid']}\n"
+        f"{summary['dropped']}, stop: {summary['stop_reason']}, valid: {summary['valid']}"
+        + (f", failed streams: {', '.join(failed)}" if failed else "")
+        + "\n"
     )
+    # One line per requested stream that failed, whatever --quiet says: a session without the
+    # audio or webcam that was asked for must never look like a complete one.
+    for name, error in result.failed_streams:
+        sys.stderr.write(f"warning: requested stream {name} failed: {error}\n")
     sys.stdout.write(f"{result.path}\n")
     sys.stdout.flush()
 
@@ -311,6 +371,7 @@ def record_from_args(
             plugins=args.plugin or (),
             provenance=provenance,
             stop=stop,
+            strict=bool(getattr(args, "strict", False)),
             on_status=None if quiet else on_status,
             on_finished=None
             if settings.log_json

@@ -100,8 +100,23 @@ class SessionResult:
     def ok(self) -> bool:
         return bool(self.metadata.get("validation", {}).get("ok"))
 
+    @property
+    def failed_streams(self) -> list[tuple[str, str]]:
+        """``(stream, error)`` for every stream the session asked for that failed (streams
+        not asked for are ``off``), in metadata order: screen, input, webcam, audio, plugins."""
+        out = []
+        for name, info in (self.metadata.get("streams") or {}).items():
+            if isinstance(info, dict) and info.get("status") == "failed":
+                error = info.get("error") or (
+                    info.get("errors") and f"{info['errors']} grab errors"
+                )
+                lines = [line.strip() for line in str(error or "failed").splitlines()]
+                out.append((name, "; ".join(line for line in lines if line)))
+        return out
+
     def summary(self) -> dict[str, Any]:
-        """The figures a run reports: session path, frames, padded, dropped, stop, validity."""
+        """The figures a run reports: session path, frames, padded, dropped, stop, validity,
+        and the requested streams that failed."""
         meta = self.metadata
         return {
             "session": str(self.path),
@@ -110,6 +125,7 @@ class SessionResult:
             "dropped": meta["dropped_frames"],
             "stop_reason": meta.get("stop_reason"),
             "valid": self.ok,
+            "failed_streams": [name for name, _ in self.failed_streams],
         }
 
 

@@ -24,7 +24,8 @@ def add_trust_options(parser: argparse.ArgumentParser, *, data_root: bool = True
         parser.add_argument(
             "--data-root",
             metavar="DIR",
-            help="where anti-rollback state is kept (default: $AP_DATA_ROOT or ~/.local/state)",
+            help="where anti-rollback state is kept (default: $AP_DATA_ROOT, else "
+            "$XDG_STATE_HOME/aiconfig, else ~/.local/state/aiconfig)",
         )
     parser.add_argument(
         "--allow-unsigned",

@@ -59,7 +59,6 @@ def test_value_semantics() -> None:
     assert path.parent == ("inference", "vllm") and path.name == "api_key"
     assert path.child("x") == KeyPath.parse("inference.vllm.api_key.x")
     assert path.startswith(("inference",)) and not path.startswith(("training",))
-    assert path.is_secret and not KeyPath.parse("training.lr").is_secret
     assert repr(path) == "KeyPath('inference.vllm.api_key')"
     with pytest.raises(AttributeError):
         path.extra = 1  # type: ignore[attr-defined]

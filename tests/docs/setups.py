@@ -58,23 +58,6 @@ def from_baseline(box: Sandbox) -> None:
             path.unlink()
 
 
-def broken_yaml(box: Sandbox) -> None:
-    """The README's ``broken.yaml``: four mistakes, one of them in an environment variable."""
-    (box.root / "broken.yaml").write_text(
-        "meta:\n"
-        "  name: broken\n"
-        "  version: 1\n"
-        "trainig:\n"
-        "  lr: 1e-4\n"
-        "capture:\n"
-        "  fps: 0\n"
-        "  window_title: no\n"
-        "inference:\n"
-        "  max_concurrency: ${oc.env:CONC}\n",
-        encoding="utf-8",
-    )
-
-
 def _git(box: Sandbox, *args: str) -> None:
     subprocess.run(["git", *args], cwd=box.root, check=True, capture_output=True, env=box.env)
 
@@ -156,7 +139,6 @@ SETUPS: dict[str, Callable[[Sandbox], None]] = {
     "trust-alice": trust_alice,
     "reviewer-key": reviewer_key,
     "from-baseline": from_baseline,
-    "broken-yaml": broken_yaml,
     "git-repo": git_repo,
     "git-history": git_history,
 }
@@ -164,7 +146,7 @@ SETUPS: dict[str, Callable[[Sandbox], None]] = {
 
 def make_sandbox(root: Path) -> Sandbox:
     """A copy of the project's data and a private environment in which examples run."""
-    for name in ("experiments", "keys", "tools"):
+    for name in ("experiments", "examples", "keys", "tools"):
         shutil.copytree(REPO / name, root / name)
     home = root / "home"
     (home / ".ssh").mkdir(parents=True)

@@ -147,6 +147,8 @@ FLAG_OF = {
     "game_state.enabled": "--no-game-state",
     "game_state.url": "--game-state-url",
     "game_state.ca_file": "--game-state-ca",
+    "storage.min_free_minutes": "--min-free-minutes",
+    "storage.fsync_interval_s": "--fsync-interval",
 }
 
 

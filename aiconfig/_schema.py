@@ -270,6 +270,18 @@ class InputConfig(FrozenModel):
     focus_only: bool = True
 
 
+class StorageConfig(FrozenModel):
+    """Where a session's bytes go: the free-space margin checked before recording starts, and
+    how often the growing files are forced to disk (the most a power cut can cost)."""
+
+    # Refuse to start with less free space than this many minutes of recording (the estimate
+    # from resolution, fps, audio and webcam); 0 disables the refusal (a warning remains).
+    min_free_minutes: Annotated[float, Field(ge=0.0)] = 5.0
+    # fsync the video fragments, the event journal and the audio at least this often; 0 leaves
+    # flushing to the operating system (a power cut may then cost about 30 s).
+    fsync_interval_s: Annotated[float, Field(ge=0.0, le=60.0)] = 1.0
+
+
 class GameStateConfig(FrozenModel):
     """League of Legends' Live Client Data API, polled while a game window is recorded."""
 
@@ -312,6 +324,7 @@ class CaptureConfig(FrozenModel):
     audio: AudioConfig = Field(default_factory=AudioConfig)
     input: InputConfig = Field(default_factory=InputConfig)
     game_state: GameStateConfig = Field(default_factory=GameStateConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
 
 
 class AIConfig(FrozenModel):

@@ -49,7 +49,7 @@ def _session_command(name: str, argv: Sequence[str]) -> int:
     if name == "validate":
         problems = validate_session(args.session)
         for problem in problems:
-            sys.stderr.write(f"invalid: {problem}\n")
+            sys.stderr.write(f"invalid: {' '.join(problem.split())}\n")  # one line each
         if not problems:
             print(f"{args.session}: valid")
         return 1 if problems else 0
@@ -61,7 +61,7 @@ def _session_command(name: str, argv: Sequence[str]) -> int:
         f"valid: {meta['validation']['ok']}"
     )
     for problem in meta["validation"]["problems"]:
-        sys.stderr.write(f"invalid: {problem}\n")
+        sys.stderr.write(f"invalid: {' '.join(problem.split())}\n")
     return 0 if meta["validation"]["ok"] else 1
 
 

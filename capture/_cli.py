@@ -86,6 +86,18 @@ def record_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crf", type=int, metavar="N", help="x264 quality, 0-51 (23)")
     parser.add_argument("--no-input", action="store_true", help="do not log keyboard/mouse")
     parser.add_argument(
+        "--min-free-minutes",
+        type=float,
+        metavar="N",
+        help="refuse to start with room for fewer minutes of recording (5; 0 only warns)",
+    )
+    parser.add_argument(
+        "--fsync-interval",
+        type=float,
+        metavar="S",
+        help="force the growing files to disk at least every S seconds (1; 0: never)",
+    )
+    parser.add_argument(
         "--plugin",
         action="append",
         metavar="NAME",
@@ -135,6 +147,8 @@ FLAG_OF = {
     "game_state.enabled": "--no-game-state",
     "game_state.url": "--game-state-url",
     "game_state.ca_file": "--game-state-ca",
+    "storage.min_free_minutes": "--min-free-minutes",
+    "storage.fsync_interval_s": "--fsync-interval",
 }
 
 
@@ -202,6 +216,13 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         game["ca_file"] = args.game_state_ca
     if game:
         out["game_state"] = game
+    storage: dict[str, Any] = {}
+    if getattr(args, "min_free_minutes", None) is not None:
+        storage["min_free_minutes"] = args.min_free_minutes
+    if getattr(args, "fsync_interval", None) is not None:
+        storage["fsync_interval_s"] = args.fsync_interval
+    if storage:
+        out["storage"] = storage
     return out
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "lock_exclusive",
     "memory_limit_state",
     "open_nofollow",
+    "preallocate",
     "pwrite",
     "restore_memory_limit",
     "unlock",
@@ -129,6 +130,22 @@ else:
         while view:
             view = view[os.pwrite(fd, view, offset + len(data) - len(view)) :]
         return len(data)
+
+
+if sys.platform != "win32" and sys.platform != "darwin":
+
+    def preallocate(fd: int, size: int) -> None:
+        """Give ``fd`` ``size`` bytes of real blocks (``posix_fallocate``), not a sparse hole."""
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except AttributeError:  # pragma: no cover - a Unix without posix_fallocate
+            _seek_write(fd, b"\0" * size, 0)
+
+else:
+
+    def preallocate(fd: int, size: int) -> None:
+        """Give ``fd`` ``size`` bytes of real blocks (macOS, Windows: by writing zeros)."""
+        _seek_write(fd, b"\0" * size, 0)
 
 
 # -- CPUs ----------------------------------------------------------------------------------------

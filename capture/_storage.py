@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiconfig._platform_io import preallocate
+
 __all__ = [
     "RESERVE_BYTES",
     "RESERVE_FILE",
@@ -146,8 +148,8 @@ class SpaceReserve:
             return
         try:
             try:
-                os.posix_fallocate(fd, 0, size)  # real blocks, not a sparse hole
-            except (AttributeError, OSError):
+                preallocate(fd, size)  # real blocks, not a sparse hole
+            except OSError:
                 os.write(fd, b"\0" * size)
             self.size = size
         except OSError:  # not even that much room: the preflight will have warned

@@ -275,3 +275,16 @@ def test_wav_header_fix_never_rewrites_through_a_link(tmp_path: Path) -> None:
     assert info.value.errno == errno.ELOOP
     assert victim.read_bytes() == before
     assert fix_wav_header(victim) == 100  # the real file itself is fixed
+
+
+def test_preallocate_gives_real_blocks_on_both_branches(
+    win: tuple[Any, FakeMsvcrt], tmp_path: Path
+) -> None:
+    mod, _ = win
+    for name, impl in (("posix", pio.preallocate), ("win", mod.preallocate)):
+        fd = _open(tmp_path / name)
+        impl(fd, 1 << 16)
+        os.close(fd)
+        st = (tmp_path / name).stat()
+        assert st.st_size == 1 << 16
+        assert st.st_blocks * 512 >= 1 << 16  # not a sparse hole

@@ -9,10 +9,13 @@ bash scripts/setup.sh
 PY="$VIRTUAL_ENV/bin/python"
 echo "== ruff"; "$PY" -m ruff check . && "$PY" -m ruff format --check .
 echo "== mypy"; "$PY" -m mypy
-# The capture package type-checks for the other platforms' code paths too (their backends run
-# over fakes here, for real in .github/workflows/capture-os.yml).
+# The recorder and everything it runs on (the harness, the trust state) type-check for the other
+# platforms' code paths too (their backends run over fakes here, for real in
+# .github/workflows/capture-os.yml). Both packages are named: mypy reports errors only in the
+# files it is given, not in the modules they import.
 for platform in win32 darwin; do
-  echo "== mypy --platform $platform capture"; "$PY" -m mypy --platform "$platform" capture
+  echo "== mypy --platform $platform aiconfig capture"
+  "$PY" -m mypy --platform "$platform" aiconfig capture
 done
 echo "== pytest"
 set +e

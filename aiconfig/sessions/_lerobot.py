@@ -241,6 +241,8 @@ def export_episode(
             )
     prov = session.provenance
     signers = prov.get("signers") or []
+    lineage = prov.get("lineage") or [{}]
+    name = prov.get("name") or (lineage[0].get("name") if isinstance(lineage[0], dict) else None)
     return {
         "session_id": session.id,
         "length": m,
@@ -257,7 +259,7 @@ def export_episode(
             "aiconfig/source_fps": float(fps),
             "aiconfig/frame_step": step,
             "aiconfig/run_id": session.run_id,
-            "aiconfig/config_name": prov.get("name"),
+            "aiconfig/config_name": name,
             "aiconfig/config_digest": prov.get("sha256") or prov.get("digest"),
             "aiconfig/config_path": prov.get("path"),
             "aiconfig/signers": [

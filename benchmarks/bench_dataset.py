@@ -121,8 +121,11 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     spec = ActionSpec(("move", "q"), ("q",), {"mouse_right": "move", "q": "q"})
     size, k = (args.width, args.height), args.frame_stack
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    ds = SessionDataset([args.root], spec=spec, resolution=size, frame_stack=k, cache_mb=args.cache_mb)
+    ds = SessionDataset(
+        [args.root], spec=spec, resolution=size, frame_stack=k, cache_mb=args.cache_mb
+    )
     order = random.Random(7).sample(range(len(ds)), min(args.samples, len(ds)))
+    cds = SessionClipDataset([args.root], spec=spec, resolution=size, frame_stack=k, seed=7)
     t0, c0 = time.perf_counter(), time.process_time()
     result: dict[str, Any] = {}
     if args.approach == "naive":
@@ -130,7 +133,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         n = len(stacks)
         np.save(args.check, np.stack([np.stack(s) for s in stacks[: args.check_n]]))
     elif args.approach == "map":
-        first = []
+        first: list[Any] = []
         for j in order:
             sample = ds[j]
             if len(first) < args.check_n:
@@ -141,7 +144,6 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         result["cache_mb"] = round(ds.reader.cached_bytes / 2**20, 1)
         result["seeks"] = ds.reader.seeks
     else:
-        cds = SessionClipDataset([args.root], spec=spec, resolution=size, frame_stack=k, seed=7)
         n, decoded, match = 0, 0, True
         want = {j: s for j, s in zip(order[: args.check_n], np.load(args.check), strict=True)}
         where = {ds.locate(j)[0].id + f":{ds.locate(j)[1]}": j for j in want}

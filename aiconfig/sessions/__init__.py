@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from ._actions import ActionSpec, FrameActions, bin_actions
     from ._catalog import Catalog, SessionRow
     from ._dataset import SessionClipDataset, SessionDataset, split_of
-    from ._lerobot import export_lerobot
     from ._format import (
         AUDIO_FILE,
         EVENT_COLUMNS,
@@ -44,6 +43,7 @@ if TYPE_CHECKING:
         WEBCAM_FILE,
         event_schema,
     )
+    from ._lerobot import export_lerobot
     from ._manifest import build_manifest
     from ._report import write_report
     from ._session import Session, WindowGeometry, open_session

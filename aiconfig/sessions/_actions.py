@@ -127,14 +127,25 @@ def _held(n: int, frames: Any, down: Any) -> tuple[Any, Any]:
     return start | pressed, start
 
 
-def bin_actions(session: Session, spec: ActionSpec, *, frame_count: int | None = None) -> FrameActions:
+def bin_actions(
+    session: Session, spec: ActionSpec, *, frame_count: int | None = None
+) -> FrameActions:
     """One action per frame of ``session`` (see the module docstring)."""
     import numpy as np
 
     n = session.frame_count if frame_count is None else frame_count
     table = session.inputs()
     cols = table.select(
-        ["event_type", "key_code", "mouse_x", "mouse_y", "mouse_button", "delta", "frame_ref", "t_ns"]
+        [
+            "event_type",
+            "key_code",
+            "mouse_x",
+            "mouse_y",
+            "mouse_button",
+            "delta",
+            "frame_ref",
+            "t_ns",
+        ]
     ).to_pydict()
     refs = cols["frame_ref"]
     bad = [r for r in refs if r is None or not 0 <= r < n]

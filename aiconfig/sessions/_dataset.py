@@ -155,7 +155,7 @@ def load_sources(
         except SessionError as exc:
             summary.skip("invalid", session.id, str(exc))
             continue
-        gop = session.keyframe_interval or max(1, int(round(session.fps)))
+        gop = session.keyframe_interval or max(1, round(session.fps))
         out.append(SessionSource(session, n, gop, actions))
         summary.used += 1
         summary.samples += n
@@ -341,7 +341,7 @@ class SessionClipDataset(IterableDataset[dict[str, Any]], _FromConfig):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         order = list(range(len(self.clips)))
-        rng = random.Random(f"{self.seed}:{self.epoch}")
+        rng = random.Random(f"{self.seed}:{self.epoch}")  # noqa: S311 - shuffling, not secrets
         if self.shuffle:
             rng.shuffle(order)
         info = get_worker_info()
@@ -353,12 +353,12 @@ class SessionClipDataset(IterableDataset[dict[str, Any]], _FromConfig):
             return
         buffer: list[dict[str, Any]] = []
         for c in order:
-            for sample in self.iter_clip(self.clips[c]):
+            for fresh in self.iter_clip(self.clips[c]):
                 if len(buffer) < self.shuffle_buffer:
-                    buffer.append(sample)
+                    buffer.append(fresh)
                     continue
                 j = rng.randrange(len(buffer))
-                buffer[j], sample = sample, buffer[j]
-                yield sample
+                out, buffer[j] = buffer[j], fresh
+                yield out
         rng.shuffle(buffer)
         yield from buffer

@@ -57,7 +57,8 @@ class _Open:
     def index_of(self, frame: Any) -> int:
         if frame.pts is None:
             return self.last + 1
-        return int(round(Fraction(frame.pts) * self.stream.time_base * self.fps))
+        index: int = round(Fraction(frame.pts) * self.stream.time_base * self.fps)
+        return index
 
     def seek(self, index: int) -> None:
         pts = int(Fraction(index) / self.fps / self.stream.time_base)
@@ -119,7 +120,12 @@ class FrameReader:
 
     def _container(self, path: Path, fps: float) -> _Open:
         if self._pid != os.getpid():  # a forked worker: never share the parent's decoders
-            self._open, self._cache, self._cached, self._pid = OrderedDict(), OrderedDict(), 0, os.getpid()
+            self._open, self._cache, self._cached, self._pid = (
+                OrderedDict(),
+                OrderedDict(),
+                0,
+                os.getpid(),
+            )
         if path in self._open:
             self._open.move_to_end(path)
             return self._open[path]

@@ -41,7 +41,7 @@ from .._errors import AiconfigError, SessionError
 from ._actions import ActionSpec, bin_actions
 from ._session import open_session
 
-__all__ = ["CODEBASE_VERSION", "ExportResult", "export_lerobot", "export_episode", "plan_export"]
+__all__ = ["CODEBASE_VERSION", "ExportResult", "export_episode", "export_lerobot", "plan_export"]
 
 CODEBASE_VERSION = "v3.0"
 IMAGE_KEY = "observation.images.screen"
@@ -154,12 +154,19 @@ def _resample_video(src: Path, dst: Path, fps: float, step: int, out_fps: int) -
     with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "faststart"}) as out:
         ist = inp.streams.video[0]
         ost = out.add_stream("libx264", rate=out_fps)
-        ost.width, ost.height, ost.pix_fmt = ist.codec_context.width, ist.codec_context.height, "yuv420p"
+        ost.width, ost.height, ost.pix_fmt = (
+            ist.codec_context.width,
+            ist.codec_context.height,
+            "yuv420p",
+        )
         ost.time_base = Fraction(1, out_fps)
         ost.options = {"qp": "0", "preset": "ultrafast", "bf": "0", "g": str(out_fps)}
         rate = Fraction(fps).limit_denominator(1001)
+        tb = ist.time_base or 1 / rate
         for frame in inp.decode(ist):
-            index = round(Fraction(frame.pts) * ist.time_base * rate)
+            if frame.pts is None:
+                continue
+            index = round(Fraction(frame.pts) * tb * rate)
             if index % step:
                 continue
             picture = frame.reformat(format="yuv420p")
@@ -200,8 +207,8 @@ def export_episode(
     session = open_session(session_path)
     n = session.frame_count
     fps = session.fps
-    target = out_fps or int(round(fps))
-    step = int(round(fps)) // target
+    target = out_fps or round(fps)
+    step = round(fps) // target
     acts = bin_actions(session, spec, frame_count=n)
     m = (n + step - 1) // step
     starts = np.arange(m) * step
@@ -300,7 +307,9 @@ def plan_export(paths: Sequence[str | Path], spec: ActionSpec, fps: int | None) 
         )
     src_fps = rates.pop()
     if src_fps != int(src_fps):
-        raise SessionError(f"fps {src_fps} is not whole; LeRobot needs an integer fps", file=summary.root)
+        raise SessionError(
+            f"fps {src_fps} is not whole; LeRobot needs an integer fps", file=summary.root
+        )
     target = fps or int(src_fps)
     if target <= 0 or int(src_fps) % target:
         raise SessionError(
@@ -339,7 +348,9 @@ def export_lerobot(
     out = Path(out)
     if out.exists():
         raise SessionError(
-            "already exists", file=str(out), hint="export into a new folder (nothing is overwritten)"
+            "already exists",
+            file=str(out),
+            hint="export into a new folder (nothing is overwritten)",
         )
     plan = plan_export(paths, spec, fps)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -450,8 +461,8 @@ def _write_tables(
         row["meta/episodes/chunk_index"] = 0
         row["meta/episodes/file_index"] = 0
         rows.append(row)
-        for k in all_cols:
-            all_cols[k].append(cols[k] if cols[k].ndim == 2 else cols[k].reshape(-1, 1))
+        for k, parts in all_cols.items():
+            parts.append(cols[k] if cols[k].ndim == 2 else cols[k].reshape(-1, 1))
         image_stats.append(ep["image_stats"])
         index += m
     (root / EPISODES_PATH).parent.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,7 @@ def _clip_block(
     session = open_session(path)
     n = session.frame_count
     acts = bin_actions(session, spec, frame_count=n)
-    gop = session.keyframe_interval or max(1, int(round(session.fps)))
+    gop = session.keyframe_interval or max(1, round(session.fps))
     first = max(0, start - k + 1) // gop * gop
     window: list[Any] = []
     stacks, index = [], []
@@ -125,11 +125,16 @@ def read_sessions(
     clips = [(str(plan.sources[s].session.path), a, b) for s, a, b in plan.clips]
     frame_bytes = 3 * size[0] * size[1] * k
 
-    class _Sessions(Datasource):  # type: ignore[misc]
-        def estimate_inmemory_data_size(self) -> int:
-            return sum(b - a for _, a, b in clips) * frame_bytes
+    the_spec: ActionSpec = spec
 
-        def get_read_tasks(self, parallelism: int, **_: Any) -> list[Any]:
+    class _Sessions(Datasource):
+        def estimate_inmemory_data_size(self) -> int:
+            total: int = sum(b - a for _, a, b in clips) * frame_bytes
+            return total
+
+        def get_read_tasks(
+            self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
+        ) -> list[Any]:
             tasks = []
             for path, a, b in clips:
                 meta = BlockMetadata(
@@ -140,14 +145,15 @@ def read_sessions(
                 )
 
                 def read(path: str = path, a: int = a, b: int = b) -> Iterator[Any]:
-                    return _clip_block(path, a, b, spec, (size[0], size[1]), k)
+                    return _clip_block(path, a, b, the_spec, (size[0], size[1]), k)
 
                 tasks.append(ReadTask(read, meta))
             return tasks
 
     if summary is not None:
         summary.update(plan.summary())
-    return ray.data.read_datasource(_Sessions(), override_num_blocks=max(1, len(clips)))
+    source = _Sessions()  # type: ignore[no-untyped-call]  # ray's Datasource.__init__ is untyped
+    return ray.data.read_datasource(source, override_num_blocks=max(1, len(clips)))
 
 
 def export_episodes(

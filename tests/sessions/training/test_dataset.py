@@ -23,7 +23,10 @@ pytestmark = [pytest.mark.x11, pytest.mark.slow]
 
 def config(**training: object) -> AIConfig:
     return AIConfig.model_validate(
-        {"meta": {"name": "t", "version": 1}, "training": {"dataset": {"min_session_s": 1}, **training}}
+        {
+            "meta": {"name": "t", "version": 1},
+            "training": {"dataset": {"min_session_s": 1}, **training},
+        }
     )
 
 
@@ -88,7 +91,10 @@ def test_every_injected_input_is_in_exactly_the_right_sample(
 
 def test_frames_equal_an_independent_decode_in_random_order(dataset: SessionDataset) -> None:
     k = dataset.frame_stack
-    refs = {src.id: independent_decode(src.session.video_path, dataset.resolution) for src in dataset.sources}
+    refs = {
+        src.id: independent_decode(src.session.video_path, dataset.resolution)
+        for src in dataset.sources
+    }
     order = list(range(len(dataset)))
     random.Random(3).shuffle(order)
     for j in order:
@@ -124,9 +130,16 @@ def test_dataloader_workers_batch_and_keep_their_own_decoders(dataset: SessionDa
                         generator=torch.Generator().manual_seed(0))  # fmt: skip
     n = 0
     for batch in loader:
-        assert batch["frames"].dtype == torch.uint8 and batch["frames"].shape[1:] == (4, 3, 144, 256)
+        assert batch["frames"].dtype == torch.uint8 and batch["frames"].shape[1:] == (
+            4,
+            3,
+            144,
+            256,
+        )
         assert batch["action"].dtype == torch.float32 and batch["action"].shape[1] == 8
-        assert batch["mouse"].shape[1] == 2 and batch["keys"].shape[1] == len(dataset.spec.key_vocabulary)
+        assert batch["mouse"].shape[1] == 2 and batch["keys"].shape[1] == len(
+            dataset.spec.key_vocabulary
+        )
         n += batch["frames"].shape[0]
     assert n == len(dataset)
     clips = SessionClipDataset(
@@ -138,7 +151,9 @@ def test_dataloader_workers_batch_and_keep_their_own_decoders(dataset: SessionDa
 
 
 def test_split_is_by_session_deterministic_and_counted(timed: TimedRoot) -> None:
-    ids = sorted(s.id for s in SessionDataset.from_config(config(), split="all", root=timed.root).sources)
+    ids = sorted(
+        s.id for s in SessionDataset.from_config(config(), split="all", root=timed.root).sources
+    )
     seed = next(s for s in range(100) if len({split_of(i, s, 0.5) for i in ids}) == 2)
     cfg = AIConfig.model_validate(
         {"meta": {"name": "t", "version": 1},

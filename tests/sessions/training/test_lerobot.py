@@ -8,6 +8,7 @@ import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -39,12 +40,14 @@ def exported(timed: TimedRoot, tmp_path_factory: pytest.TempPathFactory) -> Path
     return out
 
 
-def decode_at_timestamps(video: Path) -> dict[float, np.ndarray]:
+def decode_at_timestamps(video: Path) -> dict[float, Any]:
     """Frame by presentation time in seconds (what LeRobot asks its decoder for)."""
     out = {}
     with av.open(str(video)) as c:
         s = c.streams.video[0]
+        assert s.time_base is not None
         for f in c.decode(s):
+            assert f.pts is not None
             out[round(float(Fraction(f.pts) * s.time_base), 6)] = f
     return out
 
@@ -65,7 +68,9 @@ def test_layout_and_dtypes_are_lerobots(exported: Path) -> None:
     assert info["codebase_version"] == "v3.0" and info["fps"] == 30
     assert info["total_episodes"] == 2 and info["total_frames"] == 180
     assert info["data_path"] == "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
-    assert info["video_path"] == "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+    assert (
+        info["video_path"] == "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+    )
     f = info["features"]
     assert f[KEY]["dtype"] == "video" and f[KEY]["shape"] == [240, 320, 3]
     assert f[KEY]["names"] == ["height", "width", "channels"]
@@ -88,7 +93,18 @@ def test_layout_and_dtypes_are_lerobots(exported: Path) -> None:
     assert tasks.to_pylist() == [{"task_index": 0, "__index_level_0__": "play League of Legends"}]
     assert b"pandas" in (tasks.schema.metadata or {})
     stats = json.loads((exported / "meta/stats.json").read_text())
-    assert set(stats[KEY]) == {"min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99"}
+    assert set(stats[KEY]) == {
+        "min",
+        "max",
+        "mean",
+        "std",
+        "count",
+        "q01",
+        "q10",
+        "q50",
+        "q90",
+        "q99",
+    }
     assert np.asarray(stats[KEY]["mean"]).shape == (3, 1, 1)
     assert stats["frame_index"]["max"] == [89] and stats["index"]["count"] == [180]
 
@@ -120,7 +136,10 @@ def test_provenance_is_kept_per_episode(timed: TimedRoot, exported: Path) -> Non
     by_session = {e["aiconfig/session_id"]: e for e in episodes}
     signed = by_session[open_session(timed.injected[1].session).id]
     assert signed["aiconfig/config_name"] == "lol-bc-baseline"
-    assert signed["aiconfig/config_digest"] == open_session(timed.injected[1].session).provenance["sha256"]
+    assert (
+        signed["aiconfig/config_digest"]
+        == open_session(timed.injected[1].session).provenance["sha256"]
+    )
     assert signed["aiconfig/signers"] == ["lead@aiconfig.dev", "research@aiconfig.dev"]
     assert signed["aiconfig/run_id"] == "timed-run"
     plain = by_session[open_session(timed.injected[0].session).id]

@@ -57,7 +57,9 @@ def test_read_sessions_gives_the_local_samples(timed: TimedRoot, cluster: None) 
         assert r["frames"].dtype == np.uint8 and r["frames"].shape == (4, 3, 144, 256)
         for key in ("frames", "action", "keys", "buttons", "mouse"):
             assert np.array_equal(r[key], s[key].numpy()), key
-        assert float(r["scroll"]) == float(s["scroll"]) and bool(r["mouse_known"]) == s["mouse_known"]
+        assert (
+            float(r["scroll"]) == float(s["scroll"]) and bool(r["mouse_known"]) == s["mouse_known"]
+        )
 
 
 def test_export_with_ray_equals_the_local_export(
@@ -66,10 +68,15 @@ def test_export_with_ray_equals_the_local_export(
     spec = ActionSpec.from_model(CFG.model)
     local = export_lerobot([timed.root], tmp_path / "local", spec=spec)
     remote = export_lerobot([timed.root], tmp_path / "ray", spec=spec, engine="ray")
-    assert remote.engine == "ray" and (remote.episodes, remote.frames) == (local.episodes, local.frames)
+    assert remote.engine == "ray" and (remote.episodes, remote.frames) == (
+        local.episodes,
+        local.frames,
+    )
     for rel in ("data/chunk-000/file-000.parquet", "data/chunk-000/file-001.parquet"):
         assert pq.read_table(tmp_path / "local" / rel).equals(pq.read_table(tmp_path / "ray" / rel))
     for video in (tmp_path / "local").rglob("*.mp4"):
         twin = tmp_path / "ray" / video.relative_to(tmp_path / "local")
         assert twin.read_bytes() == video.read_bytes()
-    assert (tmp_path / "local/meta/stats.json").read_text() == (tmp_path / "ray/meta/stats.json").read_text()
+    assert (tmp_path / "local/meta/stats.json").read_text() == (
+        tmp_path / "ray/meta/stats.json"
+    ).read_text()

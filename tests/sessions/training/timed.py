@@ -82,7 +82,7 @@ def record_timed_session(
         t0 = int(json.loads((session / "metadata.json").read_text())["start_monotonic_ns"])
         inj.focus(win.handle)
         result = Injected(session)
-        x0, y0, w, h = WINDOW
+        x0, y0 = WINDOW[:2]
 
         def at(frame: int) -> int:
             return t0 + int((frame + 0.4) * 1e9 / FPS)

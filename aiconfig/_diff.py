@@ -289,6 +289,7 @@ def diff_sides(
     if old is None or new is None or old.config is None or new.config is None:
         return ConfigDiff(old, new, label=label, status=status, note=note)
     values, meta = diff_configs(old.config, new.config, float_tol=float_tol)
+    values = _hide_env(values, old.config, new.config)
     signer_changes: dict[str, list[str]] = {}
     before, after = set(old.signers), set(new.signers)
     if before != after:
@@ -303,6 +304,31 @@ def diff_sides(
         note=note,
         signer_changes=signer_changes,
     )
+
+
+def _hide_env(changes: list[Change], old: AIConfig, new: AIConfig) -> list[Change]:
+    """Values that came from the environment are never shown, only the variable's name."""
+
+    def env_source(config: AIConfig, path: str) -> str | None:
+        for key, source in config.provenance.sources.items():
+            if source.startswith("env:") and (
+                key == path or key.startswith((path + ".", path + "["))
+            ):
+                return source
+        return None
+
+    out = []
+    for change in changes:
+        was, now = env_source(old, change.path), env_source(new, change.path)
+        out.append(
+            Change(
+                change.path,
+                change.kind,
+                f"<from {was}>" if was and change.old is not None else change.old,
+                f"<from {now}>" if now and change.new is not None else change.new,
+            )
+        )
+    return out
 
 
 def diff_files(

@@ -14,6 +14,7 @@ __all__ = ["MARKER", "render", "render_json", "render_markdown", "render_text"]
 MARKER = "<!-- aiconfig-diff -->"
 _INLINE_ROWS = 15  # more rows than this go into a collapsed <details> block
 _MAX_CELL = 80
+_KEYS_CHANGED = "trust-store-changed"  # a keys/ file changed in the reviewed revision
 
 
 def _val(value: Any) -> str:
@@ -45,6 +46,8 @@ def _text_one(d: ConfigDiff) -> list[str]:
     old = d.old.file if d.old else "(none)"
     new = d.new.file if d.new else "(none)"
     head = f"{d.label or new} [{d.status}]" if d.label else f"{old} -> {new}"
+    if d.status == _KEYS_CHANGED:
+        head = f"WARNING: trust store file {d.label} changed"
     lines = [head]
     if d.note:
         lines.append(f"  note: {d.note}")
@@ -121,8 +124,17 @@ def _md_table(changes: Sequence[Change]) -> list[str]:
 
 def _md_one(d: ConfigDiff) -> list[str]:
     title = d.label or (d.new.file if d.new else d.old.file if d.old else "?")
-    icon = {"added": "🆕", "removed": "🗑️", "error": "❌", "base-changed": "⚠️"}.get(d.status, "✏️")
+    icon = {
+        "added": "🆕",
+        "removed": "🗑️",
+        "error": "❌",
+        "base-changed": "⚠️",
+        _KEYS_CHANGED: "🚨",
+        "skipped": "⏭️",
+    }.get(d.status, "✏️")
     lines = [f"### {icon} {_md_code(title)} — {d.status}", ""]
+    if d.status == _KEYS_CHANGED:
+        lines = [f"### {icon} TRUST STORE CHANGED: {_md_code(title)}", ""]
     if d.note:
         lines += [f"> {_md_escape(d.note)}", ""]
     for side, tag in ((d.old, "old"), (d.new, "new")):

@@ -27,10 +27,21 @@ _MAX_GOT = 60
 _EMPTY: Mapping[Any, Any] = {}
 
 
-def redact(path: Parts, value: Any) -> str:
-    """``repr(value)`` cut to a readable length, or ``<redacted>`` under a secret key."""
+def from_env(source: str | None) -> bool:
+    """True when the value came out of the environment (not a default written in the file)."""
+    return bool(source) and str(source).startswith("env:")
+
+
+def redact(path: Parts, value: Any, source: str | None = None) -> str:
+    """``repr(value)`` cut to a readable length; ``<redacted>`` under a secret key.
+
+    A value read from the environment is never echoed: ``model.dropout: ${oc.env:GITHUB_TOKEN}``
+    must not print the token in the error that says it is not a float.
+    """
     if KeyPath(path).is_secret:
         return "<redacted>"
+    if from_env(source):
+        return "<not shown: from the environment>"
     text = repr(value)
     return text if len(text) <= _MAX_GOT else text[: _MAX_GOT - 3] + "..."
 
@@ -147,7 +158,7 @@ def translate(
                 f"{message_prefix}{msg}",
                 **where,
                 expected=expected,
-                got=redact(full, err["input"]),
+                got=redact(full, err["input"], source),
                 source=source,
                 hint=hint,
             )

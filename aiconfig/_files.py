@@ -19,21 +19,25 @@ Standard library only: this module is a leaf that every layer may import.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 __all__ = [
     "FileDigest",
+    "UnsafeFileError",
     "atomic_path",
     "atomic_write",
     "atomic_write_json",
     "fsync_dir",
     "is_temp_name",
+    "open_lock_file",
     "sha256_file",
 ]
 
@@ -142,3 +146,35 @@ def sha256_file(path: Path, chunk: int = _CHUNK) -> FileDigest:
             h.update(block)
             size += len(block)
     return FileDigest(h.hexdigest(), size)
+
+
+class UnsafeFileError(OSError):
+    """A lock file that is a symlink or not a regular file: someone planted it."""
+
+
+def open_lock_file(path: Path, mode: int = 0o644) -> int:
+    """Open (creating) a lock file for ``flock``; never through a symlink, only a regular file.
+
+    A lock file symlinked to a victim would otherwise be opened and truncated (every lock
+    holder writes its record into it). Raises :class:`UnsafeFileError` for a symlink or a
+    FIFO, device or directory at ``path``.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFileError(
+                exc.errno, "is a symbolic link; refusing to open it", str(path)
+            ) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafeFileError(
+                errno.EINVAL, "is not a regular file; refusing to use it", str(path)
+            )
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

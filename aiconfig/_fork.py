@@ -31,13 +31,14 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 
-from ._errors import ForkError, Problem
+from ._bounded import read_capped
+from ._errors import ConfigFileError, ForkError, Problem
 from ._interpolate import interpolate
 from ._keypath import KeyPath
 from ._overrides import apply_overrides
 from ._provenance import Provenance, Signer, lineage_step
 from ._schema import AIConfig, FrozenModel
-from ._yamlsafe import ParsedYaml
+from ._yamlsafe import Limits, ParsedYaml
 
 __all__ = [
     "FORK_KEY",
@@ -120,10 +121,11 @@ def _cli_text(value: Any) -> str:
 def _read_base(file: str, parsed: ParsedYaml, rel: PurePosixPath) -> tuple[Path, bytes]:
     base_path = Path(file).parent / rel
     try:
-        return base_path, base_path.read_bytes()
-    except OSError as exc:
+        return base_path, read_capped(base_path, Limits().max_bytes, what="base config")
+    except (OSError, ConfigFileError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else exc.problems[0].message
         raise ForkError(
-            f"base {base_path} cannot be read ({exc.strerror})",
+            f"base {base_path} cannot be read ({reason})",
             file=file,
             line=parsed.lines.get((FORK_KEY, "base")),
             path="fork.base",

@@ -1,26 +1,32 @@
 """Pull-request review: diff every config file changed between two git revisions.
 
-``REV`` (and ``REV2``, or else the working tree) are materialised with ``git archive`` into a
-temporary directory, so each side is loaded with its own ``keys/`` and its own bases exactly
-as they were at that revision. Reported:
+``REV`` (and ``REV2``, or else the working tree) are materialised into a temporary directory
+from git's object store (``ls-tree`` + ``cat-file``: no filters, no checkout, only the files a
+review reads: ``*.yaml``, ``*.yml``, ``*.sig`` and the trust store). Reported:
 
 * every changed ``*.yaml``/``*.yml`` that is a config (top-level ``meta`` or ``fork``), and any
   config whose ``.sig`` changed (signer changes);
 * every fork whose base changed, even when the fork file itself did not (it is now stale);
 * an added fork is compared with its base (what the experiment changes); an added baseline is
-  summarised; a removed file is listed.
+  summarised; a removed file is listed;
+* every change under a ``keys/`` directory, first and prominently.
+
+The pull request is not trusted: **both revisions are verified against the trust store of the
+base revision** ``REV`` (or ``--keys``), so a branch that rewrites ``keys/allowed_signers`` to
+trust its own key does not make its own signatures count. Review never reads the environment:
+``${oc.env:VAR,default}`` shows its default and a variable without one is shown as the
+template text, so a CI job's secrets never reach the comment. Every git call disables the
+repository's own ``core.fsmonitor`` and hooks: the repository under review may be hostile.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import posixpath
 import subprocess
-import tarfile
 import tempfile
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ._diff import ConfigDiff, Side, diff_sides, review_load
@@ -30,12 +36,33 @@ from ._fork import FORK_KEY
 __all__ = ["git_diffs"]
 
 _CONFIG_SUFFIXES = (".yaml", ".yml")
+_REVIEW_SUFFIXES = (*_CONFIG_SUFFIXES, ".sig")
+_KEYS_DIR = "keys"
+_MAX_BLOB = 4 << 20  # larger files are not configs (configs are capped at 1 MiB)
+# Settings of the repository under review that would run its commands: turned off on every call.
+SAFE_GIT = (
+    "-c",
+    "core.fsmonitor=",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.pager=cat",
+    "-c",
+    "diff.external=",
+    "-c",
+    "protocol.allow=never",
+)
 
 
-def _git(repo: Path, *args: str, binary: bool = False) -> bytes:
+def _git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
     try:
         proc = subprocess.run(
-            ["git", "-C", str(repo), *args], capture_output=True, check=False, timeout=120
+            ["git", *SAFE_GIT, "-C", str(repo), *args],
+            input=stdin,
+            capture_output=True,
+            check=False,
+            timeout=120,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"},
         )
     except FileNotFoundError:
         raise ConfigFileError("git is not installed", hint="install git") from None
@@ -53,10 +80,154 @@ def _names(raw: bytes) -> list[str]:
     return [n for n in raw.decode("utf-8", "surrogateescape").split("\0") if n]
 
 
-def _extract(repo: Path, rev: str, dest: Path) -> None:
-    data = _git(repo, "archive", "--format=tar", rev)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(dest, filter="data")
+def _wanted(rel: str) -> bool:
+    parts = rel.split("/")
+    return rel.endswith(_REVIEW_SUFFIXES) or _KEYS_DIR in parts[:-1]
+
+
+def _safe_rel(rel: str) -> bool:
+    parts = rel.split("/")
+    return not rel.startswith("/") and all(p not in ("", ".", "..", ".git") for p in parts)
+
+
+@dataclass
+class _Tree:
+    """The review files of one revision, as written into ``root``."""
+
+    root: Path
+    files: dict[str, bytes] = field(default_factory=dict)  # rel -> bytes (regular files)
+    links: dict[str, str] = field(default_factory=dict)  # rel -> target (inside the tree)
+    skipped: list[str] = field(default_factory=list)  # what could not be materialised, and why
+
+
+def _link_target(rel: str, target: str) -> str | None:
+    """The in-tree path a committed symlink points to, or None when it leaves the tree."""
+    if target.startswith("/") or "\0" in target:
+        return None
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+    return joined if _safe_rel(joined) else None
+
+
+def _read_rev(repo: Path, rev: str, root: Path) -> _Tree:
+    tree = _Tree(root)
+    listing = _git(repo, "ls-tree", "-r", "-z", "--full-tree", rev)
+    wanted: list[tuple[str, str, str]] = []
+    for entry in _names(listing):
+        meta, _, rel = entry.partition("\t")
+        mode, kind, oid = meta.split()
+        if kind != "blob" or not _wanted(rel):
+            continue
+        if not _safe_rel(rel):
+            tree.skipped.append(f"{rel}: unsafe path")
+            continue
+        wanted.append((mode, oid, rel))
+    blobs = _cat_blobs(repo, [oid for _, oid, _ in wanted])
+    for mode, oid, rel in wanted:
+        data = blobs.get(oid)
+        if data is None:
+            tree.skipped.append(f"{rel}: larger than {_MAX_BLOB >> 20} MiB")
+        elif mode == "120000":
+            target = data.decode("utf-8", "surrogateescape")
+            if _link_target(rel, target) is None:
+                tree.skipped.append(f"{rel}: symlink to {target!r} leaves the repository")
+            else:
+                tree.links[rel] = target
+        else:
+            tree.files[rel] = data
+    return tree
+
+
+def _cat_blobs(repo: Path, oids: list[str]) -> dict[str, bytes]:
+    """Blob contents by object id through one ``git cat-file --batch`` (never a filter)."""
+    unique = list(dict.fromkeys(oids))
+    if not unique:
+        return {}
+    raw = _git(repo, "cat-file", "--batch", stdin="".join(o + "\n" for o in unique).encode())
+    out: dict[str, bytes] = {}
+    pos = 0
+    for oid in unique:
+        eol = raw.index(b"\n", pos)
+        header = raw[pos:eol].decode().split()
+        pos = eol + 1
+        if len(header) != 3:
+            continue
+        size = int(header[2])
+        if size <= _MAX_BLOB:
+            out[oid] = raw[pos : pos + size]
+        pos += size + 1
+    return out
+
+
+def _read_worktree(repo: Path, root: Path) -> _Tree:
+    tree = _Tree(root)
+    tracked = _names(_git(repo, "ls-files", "-z"))
+    untracked = _names(_git(repo, "ls-files", "--others", "--exclude-standard", "-z"))
+    for rel in dict.fromkeys(tracked + untracked):
+        if not _wanted(rel) or not _safe_rel(rel):
+            continue
+        path = repo / rel
+        try:
+            st = path.lstat()
+            if path.is_symlink():
+                target = os.readlink(path)
+                if _link_target(rel, target) is None:
+                    tree.skipped.append(f"{rel}: symlink to {target!r} leaves the repository")
+                else:
+                    tree.links[rel] = target
+                continue
+            if not path.is_file():
+                continue
+            if st.st_size > _MAX_BLOB:
+                tree.skipped.append(f"{rel}: larger than {_MAX_BLOB >> 20} MiB")
+                continue
+            tree.files[rel] = path.read_bytes()
+        except OSError:
+            continue
+    return tree
+
+
+def _write(tree: _Tree, keys_from: Mapping[str, bytes]) -> None:
+    """Write ``tree``'s review files into its root, its trust store replaced by ``keys_from``."""
+
+    def is_keys(rel: str) -> bool:
+        return _KEYS_DIR in rel.split("/")[:-1]
+
+    items = {r: d for r, d in tree.files.items() if not is_keys(r)}
+    items.update(keys_from)
+    for rel, data in items.items():
+        dest = tree.root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+    # links last, so no write above can pass through one
+    for rel, target in tree.links.items():
+        if is_keys(rel):
+            continue
+        dest = tree.root / rel
+        if not os.path.lexists(dest):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(target, dest)
+
+
+def _keys_files(tree: _Tree) -> dict[str, bytes]:
+    return {r: d for r, d in tree.files.items() if _KEYS_DIR in r.split("/")[:-1]}
+
+
+def _keys_store(keys: str | os.PathLike[str]) -> dict[str, bytes]:
+    """``--keys DIR`` as the trust store of both sides (placed at ``keys/``)."""
+    out: dict[str, bytes] = {}
+    for name in ("allowed_signers", "policy.yaml"):
+        path = Path(keys) / name
+        if path.is_file():
+            out[f"{_KEYS_DIR}/{name}"] = path.read_bytes()
+    if f"{_KEYS_DIR}/allowed_signers" not in out:
+        raise ConfigFileError(
+            "no trust store: allowed_signers not found",
+            file=str(Path(keys) / "allowed_signers"),
+            hint="pass --keys DIR holding allowed_signers (and policy.yaml)",
+        )
+    return out
 
 
 def _read_doc(path: Path) -> dict[str, object] | None:
@@ -86,41 +257,119 @@ def git_diffs(
     repo: str | os.PathLike[str] = ".",
     float_tol: float | None = None,
     env: Mapping[str, str] | None = None,
+    keys: str | os.PathLike[str] | None = None,
 ) -> list[ConfigDiff]:
-    """One entry per config file changed between ``rev`` and ``rev2`` (default: working tree)."""
+    """One entry per config file changed between ``rev`` and ``rev2`` (default: working tree).
+
+    Both sides are verified against ``rev``'s trust store, or ``keys`` when given. ``env`` is
+    the environment interpolation sees (default: empty; review never reads ``os.environ``).
+    """
     top = Path(_git(Path(repo), "rev-parse", "--show-toplevel").decode().strip())
     for r in (rev, rev2):
         if r is not None:
             _git(top, "rev-parse", "--verify", "--quiet", f"{r}^{{commit}}")
-    diff_args = ["diff", "--name-only", "--no-renames", "-z", rev]
-    changed = set(_names(_git(top, *diff_args, *([rev2] if rev2 else []))))
-    if rev2 is None:
-        changed |= set(_names(_git(top, "ls-files", "--others", "--exclude-standard", "-z")))
     with tempfile.TemporaryDirectory(prefix="aiconfig-diff-") as tmp:
-        old_root = Path(tmp) / "old"
-        _extract(top, rev, old_root)
-        if rev2 is not None:
-            new_root = Path(tmp) / "new"
-            _extract(top, rev2, new_root)
-            new_files = _names(_git(top, "ls-tree", "-r", "-z", "--name-only", rev2))
-        else:
-            new_root = top
-            tracked = _names(_git(top, "ls-files", "-z"))
-            untracked = _names(_git(top, "ls-files", "--others", "--exclude-standard", "-z"))
-            new_files = [f for f in tracked + untracked if (top / f).is_file()]
-        return _report(changed, new_files, old_root, new_root, rev, rev2, float_tol, env)
+        old = _read_rev(top, rev, Path(tmp) / "old")
+        new = (
+            _read_rev(top, rev2, Path(tmp) / "new")
+            if rev2
+            else _read_worktree(top, Path(tmp) / "new")
+        )
+        trusted = _keys_store(keys) if keys is not None else _keys_files(old)
+        keys_changed = _keys_changes(_keys_files(old), _keys_files(new))
+        for tree in (old, new):
+            tree.root.mkdir(parents=True)
+            _write(tree, trusted)
+        changed = {
+            rel
+            for rel in set(old.files) | set(new.files) | set(old.links) | set(new.links)
+            if old.files.get(rel) != new.files.get(rel) or old.links.get(rel) != new.links.get(rel)
+        }
+        review_env = _template_env(old, new) if env is None else env
+        out = _report(changed, old.root, new.root, rev, rev2, float_tol, review_env)
+        label = rev2 or "the working tree"
+        notes = [
+            ConfigDiff(
+                None,
+                None,
+                label=rel,
+                status="trust-store-changed",
+                note=f"{what} in {label}: NOT used to verify this review (every config is "
+                f"verified against the trust store of {rev}{' and --keys' if keys else ''}); "
+                "review this key change by itself",
+            )
+            for rel, what in keys_changed
+        ]
+        skipped = [
+            ConfigDiff(None, None, label=item.split(":", 1)[0], status="skipped", note=item)
+            for item in (*old.skipped, *new.skipped)
+        ]
+        return [*notes, *skipped, *out]
+
+
+def _template_env(*trees: _Tree) -> dict[str, str]:
+    """Review's environment: nothing from ``os.environ``.
+
+    ``${oc.env:VAR,default}`` resolves to its default; a variable without a default is given
+    its own template text ``${oc.env:VAR}`` (data, never interpolated again), so the review
+    shows what the file says instead of failing or printing the CI job's value.
+    """
+    from ._interpolate import _ENV
+
+    out: dict[str, str] = {}
+    for tree in trees:
+        for rel, data in tree.files.items():
+            if rel.endswith(_CONFIG_SUFFIXES) and b"${" in data:
+                for var, comma in _ENV.findall(data.decode("utf-8", "replace")):
+                    if not comma:
+                        out[var] = "${oc.env:" + var + "}"
+    return out
+
+
+def _keys_changes(old: Mapping[str, bytes], new: Mapping[str, bytes]) -> list[tuple[str, str]]:
+    out = []
+    for rel in sorted(set(old) | set(new)):
+        if rel not in old:
+            out.append((rel, "added"))
+        elif rel not in new:
+            out.append((rel, "removed"))
+        elif old[rel] != new[rel]:
+            out.append((rel, "changed"))
+    return out
+
+
+def _review_files(root: Path) -> list[str]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames + [d for d in dirnames if Path(dirpath, d).is_symlink()]):
+            if name.endswith(_CONFIG_SUFFIXES):
+                out.append(Path(dirpath, name).relative_to(root).as_posix())
+    return out
+
+
+def _keys_for(root: Path, rel: str) -> Path:
+    """The trust store a config at ``rel`` uses inside ``root`` (never one above ``root``)."""
+    parent = posixpath.dirname(rel)
+    while True:
+        candidate = root / parent / _KEYS_DIR
+        if (candidate / "allowed_signers").is_file() and not candidate.is_symlink():
+            return candidate
+        if not parent:
+            return root / _KEYS_DIR
+        parent = posixpath.dirname(parent)
 
 
 def _report(
     changed: set[str],
-    new_files: list[str],
     old_root: Path,
     new_root: Path,
     rev: str,
     rev2: str | None,
     float_tol: float | None,
-    env: Mapping[str, str] | None,
+    env: Mapping[str, str],
 ) -> list[ConfigDiff]:
+    new_files = _review_files(new_root)
     candidates: set[str] = set()
     for changed_name in changed:
         name = changed_name.removesuffix(".sig")
@@ -147,7 +396,7 @@ def _report(
     old_label, new_label = f"{rev}:", f"{rev2}:" if rev2 else ""
 
     def side(root: Path, name: str, label: str) -> Side:
-        loaded = review_load(root / name, env=env)
+        loaded = review_load(root / name, keys=_keys_for(root, name), env=env)
         prefix = str(root) + os.sep
 
         def clean(text: str | None) -> str | None:

@@ -208,9 +208,21 @@ def _patch_environ(env: Mapping[str, str]) -> dict[str, str] | None:
     # oc.env reads os.environ; honour an explicit env mapping by swapping it in briefly.
     if env is os.environ:
         return None
+    # A real environment cannot hold these; os.environ.update would fail half-way through.
+    bad = sorted(k for k, v in env.items() if not k or "=" in k or "\0" in k or "\0" in v)
+    if bad:
+        raise InterpolationError(
+            f"environment variable {bad[0]!r} cannot be set: its name or value holds a NUL "
+            "byte or its name is empty or holds '='",
+            hint="pass an environment a process could have",
+        )
     saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+    except BaseException:
+        _restore_environ(saved)
+        raise
     return saved
 
 

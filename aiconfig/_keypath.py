@@ -21,14 +21,27 @@ __all__ = ["KeyPath", "Parts", "is_secret_key"]
 Parts = tuple[str | int, ...]
 """The raw parts of a key path, as the YAML reader and the data walkers build them."""
 
-_SECRET_RE = re.compile(r"token|secret|password|passwd|api_key|apikey|credential", re.I)
+_SECRET_RE = re.compile(
+    r"token|secret|passw|passphrase|api_?key|credential|webhook|private_?key", re.I
+)
+_SECRET_WORDS = frozenset({"pass", "pwd", "auth", "authorization", "dsn"})
 _NEEDS_QUOTES = re.compile(r'[.\s\[\]"]')
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
 def is_secret_key(key: str) -> bool:
-    """True for key names whose values must never be echoed (``*token*``, ``api_key``...)."""
-    return bool(_SECRET_RE.search(key))
+    """True for key names whose values must never be echoed.
+
+    ``*token*``, ``*secret*``, ``*passw*``, ``*passphrase*`` (``AICONFIG_KEY_PASSPHRASE``),
+    ``api_key``, ``*credential*``, ``*webhook*`` (a Slack or Teams webhook URL is a bearer
+    secret), the words ``pass``, ``pwd``, ``auth`` and ``dsn``, and any name ending in ``key``
+    as a word (``SSH_KEY``, ``OPENAI_API_KEY``; not ``AICONFIG_KEYS`` or ``keyframe_*``).
+    """
+    if _SECRET_RE.search(key):
+        return True
+    words = [w for w in re.split(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])", key) if w]
+    lowered = [w.lower() for w in words]
+    return bool(lowered) and (lowered[-1] == "key" or any(w in _SECRET_WORDS for w in lowered))
 
 
 def _quoted(text: str, i: int) -> tuple[int, str]:

@@ -58,18 +58,17 @@ Mode = Literal["strict", "check", "review", "unsigned"]
 _MODES: tuple[Mode, ...] = ("strict", "check", "review", "unsigned")
 
 
-def read_config_bytes(path: str | os.PathLike[str]) -> bytes:
+def read_config_bytes(path: str | os.PathLike[str], limits: Limits | None = None) -> bytes:
+    """A config file's bytes, read with the size cap (a bigger file is never read or hashed)."""
+    from ._bounded import read_capped
+
     p = Path(path)
     try:
-        return p.read_bytes()
+        return read_capped(p, (limits or Limits()).max_bytes, what="config file")
     except FileNotFoundError:
         raise ConfigFileError(
             "no such file", file=str(p), hint="check the path (configs live in experiments/)"
         ) from None
-    except IsADirectoryError:
-        raise ConfigFileError("is a directory, not a config file", file=str(p)) from None
-    except OSError as exc:
-        raise ConfigFileError(f"cannot read: {exc.strerror}", file=str(p)) from None
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,7 @@ class _Options:
     limits: Limits | None = None
     depth: int = 0
     warn_unsigned: bool = True
+    tree: Path | None = None  # a fork's base must lie in here (the top-level trust tree)
 
 
 @dataclass(frozen=True)
@@ -196,9 +196,10 @@ class TrustedLoad:
         if isinstance(parsed.data, dict) and _FORK_KEY in parsed.data:
             from ._fork import prepare_fork
 
-            deeper = replace(self.opts, depth=self.opts.depth + 1)
+            deeper = self._base_options()
 
             def load_base(path: Path, data: bytes) -> AIConfig:
+                self._check_base_in_tree(path, deeper.tree)
                 return TrustedLoad(path, data, deeper).run().config
 
             self._fork = prepare_fork(parsed, self.file, env=self.opts.env, load_base=load_base)
@@ -207,6 +208,33 @@ class TrustedLoad:
 
         self._resolved = interpolate(parsed.data, self.file, parsed.lines, self.opts.env)
 
+    def _base_options(self) -> _Options:
+        """One trust store for the whole chain: the fork's, never the one next to its base."""
+        deeper = replace(self.opts, depth=self.opts.depth + 1)
+        if self.opts.mode == "unsigned":
+            return deeper
+        from ._trust.store import find_keys_dir
+
+        keys = self.opts.keys
+        if self.verification is not None and self.verification.keys_dir is not None:
+            keys = self.verification.keys_dir
+        keys_dir = Path(find_keys_dir(self.path, keys)).resolve()
+        tree = self.opts.tree
+        if tree is None:
+            root = keys_dir.parent
+            tree = root if self.path.resolve().is_relative_to(root) else self.path.resolve().parent
+        return replace(deeper, keys=keys_dir, tree=tree)
+
+    def _check_base_in_tree(self, base: Path, tree: Path | None) -> None:
+        if tree is None or base.resolve().is_relative_to(tree):
+            return
+        raise ForkError(
+            f"base {base} (real path {base.resolve()}) leaves the tree {tree}",
+            file=self.file,
+            path="fork.base",
+            hint="a fork's base must live in the same repository as the fork and its keys/",
+        )
+
     @_step(_Step.VALIDATED)
     def validate(self) -> None:
         """Validate against the schema (every problem at once) and attach the provenance."""
@@ -214,6 +242,7 @@ class TrustedLoad:
             from ._fork import merge_fork
 
             self._config = merge_fork(self._fork, self.data, self.file, signers=self.signers)
+            self._check_identity()
             return
         parsed, resolved = _done(self._parsed), _done(self._resolved)
         self._config = _with_provenance(
@@ -225,6 +254,24 @@ class TrustedLoad:
             self.signers,
             resolved,
         )
+        self._check_identity()
+
+    def _check_identity(self) -> None:
+        """The threshold of the config this file claims to be (``meta.name``), not its path's."""
+        if self.verification is None:
+            return
+        from ._trust import check_identity
+
+        try:
+            check_identity(_done(self._config), self.verification, self.file)
+        except AiconfigError as exc:
+            if self.opts.mode != "review":
+                raise
+            self.trust_problem, self.verification = exc, None
+            config = _done(self._config)
+            self._config = config.with_provenance(
+                replace(config.provenance, signed=False, signers=())
+            )
 
     @_step(_Step.FRESH)
     def check_freshness(self) -> None:
@@ -239,6 +286,7 @@ class TrustedLoad:
             data_root=self.opts.data_root,
             now=self.opts.now,
             record=self.opts.mode == "strict",
+            verification=self.verification,
         )
 
     def result(self) -> Loaded:
@@ -272,7 +320,7 @@ def load_trusted(
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, not {mode!r}")
-    raw = read_config_bytes(path) if data is None else data
+    raw = read_config_bytes(path, limits) if data is None else data
     opts = _Options(mode, keys, data_root, env, now, limits)
     return TrustedLoad(Path(path), raw, opts).run()
 

@@ -6,8 +6,9 @@ predicate, :func:`is_loopback_host`, and one error, :class:`~aiconfig.NetworkDen
 * **URL checks** (:func:`check_network_allowed`): the vLLM client, the sidecar preflight, the
   OTLP exporter and the alert webhook refuse a non-loopback URL before they connect, with the
   config key and a fix in the message. They read ``AP_NO_NETWORK`` (or a mapping passed in).
-* **The process guard** (:func:`set_offline`, :func:`offline`): a :func:`sys.addaudithook` hook,
-  not a patched ``socket``. CPython raises the ``socket.connect``, ``socket.sendto``,
+* **The process guard** (:func:`set_offline`, :func:`offline`): a :func:`sys.addaudithook` hook
+  (plus a name check in ``socket.socket``'s own methods, see ``_refuse_name_before_lookup``).
+  CPython raises the ``socket.connect``, ``socket.sendto``,
   ``socket.sendmsg``, ``socket.getaddrinfo``, ``socket.gethostbyname``, ``socket.gethostbyaddr``
   and ``socket.getnameinfo`` audit events from C for *every* Python-level socket (``_socket``
   objects, asyncio, urllib3, http.client, ``socket.create_connection``), which patching
@@ -21,14 +22,21 @@ network), decided once here:
 * ``127.0.0.0/8`` and ``::1``: **yes**, the loopback networks.
 * ``::ffff:127.0.0.1`` (IPv4-mapped loopback): **yes**; a dual-stack socket delivers it to
   127.0.0.1 (Python 3.11's ``is_loopback`` says no, so the mapped address is unwrapped first).
-* ``localhost`` and ``*.localhost`` (a trailing dot allowed): **yes**, RFC 6761 reserves them.
-* ``localhost.localdomain``, ``ip6-localhost``: **no**; they are only ``/etc/hosts`` aliases on
-  some systems and go to DNS elsewhere.
+* ``localhost`` (a trailing dot allowed): **yes** for URL checks; the process guard then judges
+  the addresses it resolves to (``/etc/hosts`` decides them, and could say anything).
+* ``*.localhost``, ``localhost.localdomain``, ``ip6-localhost``: **no**. RFC 6761 reserves
+  ``*.localhost``, but the resolver does not enforce it: ``x.localhost`` in ``/etc/hosts`` may
+  name any address, and looking up ``secret.localhost`` can send a DNS query (a way to leak data
+  in names). The others are only ``/etc/hosts`` aliases on some systems.
 * ``0.0.0.0`` and ``::``: **no**; the unspecified address is not loopback (a destination only by
   a Linux quirk), and a server bound there listens on every interface.
 
 The address judgement (:func:`is_loopback_ip`) is separate from the name judgement, so a
-caller that knows the address actually connected to can judge that address alone.
+caller that knows the address actually connected to can judge that address alone. The guard
+judges addresses: a ``connect``/``sendto`` naming a host (not an IP literal) is allowed only for
+``localhost`` and only when every address it resolves to is loopback. It also refuses raw and
+packet sockets (``SOCK_RAW``, ``AF_PACKET``: they bypass the address checks) and binding to a
+non-loopback address (``0.0.0.0`` or ``::`` listens on every interface).
 
 Limits (docs/harness.md): native code that calls ``connect(2)`` itself and child processes are
 outside the hook; child processes inherit ``AP_NO_NETWORK=1`` (exported by :func:`set_offline`)
@@ -96,7 +104,7 @@ def is_loopback_ip(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address)
 def is_loopback_host(host: str) -> bool:
     """True when ``host`` (a name or IP literal) is loopback without resolving it (table above)."""
     name = host.strip().lower().rstrip(".")
-    if name in _LOOPBACK_NAMES or name.endswith(".localhost"):
+    if name in _LOOPBACK_NAMES:
         return True
     return is_loopback_ip(name)
 
@@ -157,13 +165,58 @@ def _deny(what: str) -> NetworkDeniedError:
     return NetworkDeniedError(f"refused {what}", hint=_HINT)
 
 
+def _resolves_to_loopback(host: str, port: Any) -> bool:
+    """Every address ``host`` resolves to is loopback (only asked for ``localhost``)."""
+    try:
+        infos = socket.getaddrinfo(host, port if isinstance(port, int) else None)
+    except OSError:
+        return False
+    return bool(infos) and all(is_loopback_ip(str(info[4][0])) for info in infos)
+
+
 def _check_sock(sock: Any, address: Any, verb: str) -> None:
     family = getattr(sock, "family", None)
     if family not in (socket.AF_INET, socket.AF_INET6):
-        return  # AF_UNIX, AF_NETLINK ...: local by construction
+        return  # AF_UNIX, AF_NETLINK: local by construction (raw/packet refused at creation)
     host = _host_of(address)
-    if host is not None and not is_loopback_host(host):
-        raise _deny(f"{verb} to {host}:{address[1]}")
+    if host is None:
+        return
+    port = address[1] if len(address) > 1 else None
+    if _ip(host) is not None:
+        if not is_loopback_ip(host):
+            raise _deny(f"{verb} to {host}:{port}")
+    elif not is_loopback_host(host) or not _resolves_to_loopback(host, port):
+        # a name: judged by what it resolves to, and only localhost is resolved at all
+        raise _deny(f"{verb} to {host}:{port} (not an address that is loopback)")
+
+
+_LOCAL_FAMILIES = frozenset(
+    f for f in (getattr(socket, n, None) for n in ("AF_UNIX", "AF_NETLINK")) if f is not None
+)
+_RAW = getattr(socket, "SOCK_RAW", None)
+
+
+def _check_new(family: Any, kind: Any) -> None:
+    """Refuse sockets that would bypass the address checks: raw, packet, other families."""
+    if family in _LOCAL_FAMILIES or family in (-1, None):
+        return  # -1: adopting an existing descriptor (accept, fromfd), created under this hook
+    if family in (socket.AF_INET, socket.AF_INET6):
+        if _RAW is not None and isinstance(kind, int) and kind & 0xF == _RAW:
+            raise _deny("a raw IP socket (SOCK_RAW)")
+        return
+    raise _deny(f"a socket of address family {family} (raw/packet or non-IP)")
+
+
+def _check_bind(sock: Any, address: Any) -> None:
+    if getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
+        return
+    host = _host_of(address)
+    if host is None:
+        return
+    if host in ("", "0.0.0.0", "::") or (_ip(host) is not None and not is_loopback_ip(host)):  # noqa: S104 - the refused wildcard
+        raise _deny(f"bind to {host or '*'}:{address[1]} (listens beyond loopback)")
+    if _ip(host) is None and (not is_loopback_host(host) or not _resolves_to_loopback(host, 0)):
+        raise _deny(f"bind to {host}:{address[1]} (not an address that is loopback)")
 
 
 def _lookup_arg(host: Any) -> str | None:
@@ -173,11 +226,19 @@ def _lookup_arg(host: Any) -> str | None:
 def _hook(event: str, args: tuple[Any, ...]) -> None:
     if not _offline or not event.startswith("socket."):
         return
-    if event == "socket.connect":
+    if event == "socket.__new__":
+        _check_new(args[1], args[2])
+    elif event == "socket.bind":
+        _check_bind(args[0], args[1])
+    elif event == "socket.connect":
         _check_sock(args[0], args[1], "connection")
-    elif event in ("socket.sendto", "socket.sendmsg"):
+    elif event == "socket.sendto":
         if args[1] is not None:
             _check_sock(args[0], args[1], "datagram")
+    elif event == "socket.sendmsg":
+        address = args[-1] if len(args) > 1 else None
+        if address is not None:
+            _check_sock(args[0], address, "datagram")
     elif event in ("socket.getaddrinfo", "socket.gethostbyname"):
         host = _lookup_arg(args[0])
         if _needs_lookup(host):
@@ -191,6 +252,50 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
             raise _deny(f"reverse DNS lookup of {host!r}")
 
 
+def _refuse_name_before_lookup(sock: Any, address: Any, verb: str) -> None:
+    """Refuse a host name (not an IP literal, not ``localhost``) BEFORE the C code resolves it.
+
+    CPython resolves the name in ``connect``/``sendto``/``bind`` before raising the audit event,
+    so the hook alone would let ``connect(("secret.localhost", 80))`` send a DNS query. These
+    checks run in the Python-level methods of ``socket.socket`` (used by every library here).
+    """
+    if not _offline or getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
+        return
+    host = _host_of(address)
+    if host is not None and host != "" and _ip(host) is None and not is_loopback_host(host):
+        raise _deny(f"{verb} to {host!r}: only IP literals and localhost are resolved offline")
+
+
+def _wrap_socket_methods() -> None:
+    cls = socket.socket
+    connect, connect_ex, sendto, bind = cls.connect, cls.connect_ex, cls.sendto, cls.bind
+
+    def guarded_connect(self: socket.socket, address: Any) -> None:
+        _refuse_name_before_lookup(self, address, "connection")
+        connect(self, address)
+
+    def guarded_connect_ex(self: socket.socket, address: Any) -> int:
+        _refuse_name_before_lookup(self, address, "connection")
+        return connect_ex(self, address)
+
+    def guarded_sendto(self: socket.socket, data: Any, *args: Any) -> int:
+        if args:
+            _refuse_name_before_lookup(self, args[-1], "datagram")
+        return sendto(self, data, *args)
+
+    def guarded_bind(self: socket.socket, address: Any) -> None:
+        _refuse_name_before_lookup(self, address, "bind")
+        bind(self, address)
+
+    for name, method in (
+        ("connect", guarded_connect),
+        ("connect_ex", guarded_connect_ex),
+        ("sendto", guarded_sendto),
+        ("bind", guarded_bind),
+    ):
+        setattr(cls, name, method)
+
+
 def set_offline(enabled: bool) -> bool:
     """Turn the process guard on or off; returns the previous state.
 
@@ -201,6 +306,7 @@ def set_offline(enabled: bool) -> bool:
     with _lock:
         if not _installed:
             sys.addaudithook(_hook)
+            _wrap_socket_methods()
             _installed = True
         previous = _offline
         _offline = enabled

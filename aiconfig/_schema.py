@@ -41,6 +41,7 @@ from ._actions import (
     resolve_action_map,
 )
 from ._keypath import KeyPath, Parts
+from ._network import is_loopback_host
 from ._provenance import Provenance
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "DatasetConfig",
     "FieldStep",
     "FrozenModel",
+    "GameStateConfig",
     "InferenceConfig",
     "InputConfig",
     "MetaConfig",
@@ -298,6 +300,33 @@ class InputConfig(FrozenModel):
     focus_only: bool = True
 
 
+class GameStateConfig(FrozenModel):
+    """League of Legends' Live Client Data API, polled while a game window is recorded."""
+
+    enabled: bool = True
+    url: str = "https://127.0.0.1:2999/liveclientdata/"
+    poll_hz: Annotated[float, Field(gt=0.0, le=30.0)] = 2.0
+    # PEM file of the CA that signs the game's certificate; None: the bundled Riot root.
+    ca_file: str | None = None
+    # The name the game's certificate is issued to, checked instead of the URL's host (TLS is
+    # always verified; this only says which name to expect). None: the URL's host.
+    server_name: Annotated[str, Field(min_length=1)] | None = None
+    timeout_s: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
+
+    @field_validator("url")
+    @classmethod
+    def _loopback_https(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        host = urlsplit(value).hostname or ""
+        if not value.startswith("https://") or not is_loopback_host(host):
+            raise ValueError(
+                "must be an https:// URL on the loopback interface (127.0.0.1, localhost or "
+                "[::1]): the game serves its state on this machine only"
+            )
+        return value if value.endswith("/") else value + "/"
+
+
 class CaptureConfig(FrozenModel):
     fps: Annotated[int, Field(gt=0, le=240)] = 30
     duration_s: Annotated[float, Field(gt=0.0)] | None = None
@@ -312,6 +341,7 @@ class CaptureConfig(FrozenModel):
     webcam: WebcamConfig = Field(default_factory=WebcamConfig)
     audio: AudioConfig = Field(default_factory=AudioConfig)
     input: InputConfig = Field(default_factory=InputConfig)
+    game_state: GameStateConfig = Field(default_factory=GameStateConfig)
 
 
 class AIConfig(FrozenModel):

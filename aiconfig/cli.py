@@ -66,4 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Top-level options (--help, --version) come before a command and need the full parser.
     parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
+    if getattr(args, "no_network", False) or os.environ.get("AP_NO_NETWORK", "").strip():
+        # Offline mode for every command, before it runs any code of its own (the guard costs
+        # nothing when the variable is unset, so `aiconfig validate` still starts fast).
+        from ._network import is_offline, offline
+
+        if getattr(args, "no_network", False) or is_offline():
+            with offline():
+                return guarded(lambda: int(args.run(args)))
     return guarded(lambda: int(args.run(args)))

@@ -1,4 +1,4 @@
-"""``python -m capture``: record a session, or ``validate`` / ``recover`` one.
+"""``python -m capture``: record a session, ``validate`` / ``recover`` one, or ``doctor``.
 
 Recording runs under the orchestrator contract (``--run-id``, ``--out``, ``--ready-file``,
 ``--lock-dir``, ``--no-network``, ``--log-json``, ``AP_*``; see docs/harness.md).
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = UsageParser(
         prog="python -m capture",
         description="Record the game window and inputs (stop with q or Ctrl+C), or "
-        "'validate SESSION' / 'recover SESSION'.",
+        "'validate SESSION' / 'recover SESSION' / 'doctor'.",
     )
     record_args(parser)
     add_run_arguments(parser)
@@ -79,6 +79,41 @@ def _check_audio(device: str | None) -> int:
     return 0
 
 
+def _doctor(argv: Sequence[str]) -> int:
+    """Preflight: one line per check (``--json``: one document); 1 when a requested stream
+    cannot work."""
+    import json
+
+    from ._doctor import blocking, preflight, render
+    from ._streams import requested_streams
+
+    parser = UsageParser(
+        prog="python -m capture doctor",
+        description="Check that a recording with these flags can work here, and say what to do.",
+    )
+    record_args(parser)
+    parser.add_argument("--out", type=Path, metavar="DIR", help="where sessions would go")
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    args = parser.parse_args(argv)
+    cfg = make_config(None, overrides(args))
+    checks = preflight(cfg, args.out)
+    wanted = requested_streams(cfg)
+    failed = blocking(checks, wanted)
+    if args.json:
+        doc = {
+            "ok": not failed,
+            "requested_streams": sorted(wanted),
+            "checks": [c.to_dict() for c in checks],
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        print(render(checks))
+        if failed:
+            names = sorted({str(c.stream) for c in failed})
+            sys.stderr.write(f"doctor: cannot record {', '.join(names)}; fix the lines above\n")
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     return guarded(lambda: _main(argv))
@@ -87,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     if argv and argv[0] in ("validate", "recover"):
         return _session_command(argv[0], argv[1:])
+    if argv and argv[0] == "doctor":
+        return _doctor(argv[1:])
     args = build_parser().parse_args(argv)
     if args.check_audio:
         return _check_audio(args.audio_device)

@@ -1,15 +1,15 @@
 """System audio (never a microphone) streamed to ``audio.wav`` with its timing recorded.
 
-Linux: the PulseAudio/PipeWire *monitor* source of an output sink (``<sink>.monitor``), reached
-through PortAudio's ALSA ``pulse`` device with ``PULSE_SOURCE`` naming the monitor. Sources that
-are not monitors are refused: the recorder only ever hears what the machine plays. (BlackHole on
-macOS and WASAPI loopback on Windows are not supported yet.)
+The source is this platform's loopback (:mod:`capture.platforms.loopback`): a PulseAudio/PipeWire
+monitor on Linux, a WASAPI loopback endpoint on Windows, a loopback driver such as BlackHole on
+macOS. Sources that are not loopbacks are refused: the recorder only hears what the machine plays.
 
 ``audio.wav`` is 16-bit PCM written as blocks arrive; its header is rewritten about once a second,
 so a killed recorder leaves a playable file up to the last second, and ``capture recover`` fixes
-the header from the file size. Timing: every PortAudio callback records (sample index, monotonic
-time); a least-squares line through those points gives the monotonic time of the first sample and
-the audio clock's drift against the monotonic clock (reported in ppm in ``audio_info``). Input
+the header from the file size. Timing: every block records (sample index, capture time of its
+first sample: the backend's own figure where it reports one, else the callback time less the
+stream's input latency); a least-squares line through those points gives the first sample's time
+on the frame clock and the audio clock's drift (ppm, in ``audio_info``). Input
 overflows and silent gaps in delivery are counted.
 """
 
@@ -18,9 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import shutil
 import struct
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,6 +27,8 @@ from typing import Any
 
 from aiconfig import CaptureDeviceError
 
+from .platforms.loopback import Source
+
 __all__ = [
     "AudioRecorder",
     "fix_wav_header",
@@ -36,11 +36,6 @@ __all__ = [
     "pick_monitor",
     "wav_header",
 ]
-
-_SETUP_HINT = (
-    "set up a monitor source, e.g. 'pactl load-module module-null-sink sink_name=capsink' and "
-    "route the game's output to it (its monitor is capsink.monitor)"
-)
 
 
 def wav_header(sample_rate: int, channels: int, data_bytes: int) -> bytes:
@@ -66,12 +61,14 @@ def wav_header(sample_rate: int, channels: int, data_bytes: int) -> bytes:
 
 def fix_wav_header(path: Path) -> int:
     """Rewrite the sizes in ``path``'s header from the file size; returns the sample frames."""
-    with path.open("r+b") as fh:
+    # O_NOFOLLOW: a planted link to a victim must not be truncated and rewritten
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "r+b") as fh:
         head = fh.read(44)
         if len(head) < 44 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
             raise CaptureDeviceError(f"{path}: not a WAV file written by capture")
         channels, sample_rate = struct.unpack("<HI", head[22:28])
-        size = path.stat().st_size - 44
+        size = os.fstat(fh.fileno()).st_size - 44
         size -= size % (channels * 2)
         fh.truncate(44 + size)
         fh.seek(0)
@@ -79,69 +76,41 @@ def fix_wav_header(path: Path) -> int:
     return int(size // (channels * 2))
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
-    name: str
-    is_monitor: bool
+def _loopback() -> Any:
+    from .platforms import audio_loopback
+
+    return audio_loopback()
 
 
 def list_sources() -> list[Source]:
-    """PulseAudio/PipeWire sources (through ``pactl``), monitors flagged."""
-    if shutil.which("pactl") is None:
-        raise CaptureDeviceError(
-            "no PulseAudio/PipeWire client tools (pactl); install pulseaudio-utils, then "
-            + _SETUP_HINT
-        )
-    proc = subprocess.run(
-        ["pactl", "list", "short", "sources"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=10,
-    )
-    if proc.returncode != 0:
-        raise CaptureDeviceError(
-            "no PulseAudio/PipeWire server answers (pactl failed: "
-            f"{proc.stderr.strip() or proc.returncode}); start one, then {_SETUP_HINT}"
-        )
-    sources = []
-    for line in proc.stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 2:
-            sources.append(Source(parts[1], parts[1].endswith(".monitor")))
-    return sources
+    """This platform's capture sources, loopback/monitor ones flagged."""
+    return list(_loopback().sources())
 
 
-def _default_sink() -> str | None:
-    proc = subprocess.run(
-        ["pactl", "get-default-sink"], capture_output=True, text=True, check=False, timeout=10
-    )
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
-
-
-def pick_monitor(requested: str | None) -> tuple[str, str]:
-    """``(source, why)``: the monitor source to record, or a one-line error saying what to do."""
-    sources = list_sources()
+def pick_monitor(requested: str | None, loop: Any = None) -> tuple[str, str]:
+    """``(source, why)``: the loopback source to record, or a one-line error saying what to do."""
+    loop = loop if loop is not None else _loopback()
+    sources = loop.sources()
     names = {s.name: s for s in sources}
     if requested is not None:
         if requested not in names:
             raise CaptureDeviceError(
                 f"audio device {requested!r} does not exist (sources: "
-                f"{', '.join(names) or 'none'}); {_SETUP_HINT}"
+                f"{', '.join(names) or 'none'}); {loop.hint}"
             )
         if not names[requested].is_monitor:
             raise CaptureDeviceError(
                 f"audio device {requested!r} is not a monitor/loopback source; capture never "
-                f"records a microphone: {_SETUP_HINT}"
+                f"records a microphone: {loop.hint}"
             )
         return requested, "requested in the config"
-    sink = _default_sink()
-    if sink and f"{sink}.monitor" in names:
-        return f"{sink}.monitor", f"monitor of the default output sink {sink!r}"
+    default = loop.default(names)
+    if default is not None:
+        return default  # type: ignore[no-any-return]
     monitors = [s.name for s in sources if s.is_monitor]
     if monitors:
-        return monitors[0], "first monitor source (no default sink monitor)"
-    raise CaptureDeviceError(f"no monitor/loopback audio source exists; {_SETUP_HINT}")
+        return monitors[0], "first monitor/loopback source (no default output's)"
+    raise CaptureDeviceError(f"no monitor/loopback audio source exists; {loop.hint}")
 
 
 @dataclass(slots=True)
@@ -150,7 +119,7 @@ class AudioStats:
     blocks: int = 0
     overflows: int = 0
     queue_drops: int = 0
-    points: list[tuple[int, int]] = field(default_factory=list)
+    points: list[tuple[int, int, int]] = field(default_factory=list)
     error: str | None = None
     failed_at_ns: int | None = None
 
@@ -170,7 +139,10 @@ class AudioRecorder:
         self.path = path
         self.sample_rate = sample_rate
         self.channels = channels
-        self.source, self.why = pick_monitor(device)
+        self._loop = _loopback()
+        self.source, self.why = pick_monitor(device, self._loop)
+        self._adc_blocks = 0
+        self._first_ns: int | None = None
         self.blocksize = blocksize
         self.stats = AudioStats()
         self._q: queue.Queue[Any] = queue.Queue(maxsize=2000)
@@ -187,42 +159,40 @@ class AudioRecorder:
 
     def open(self) -> None:
         """Open the device (slow: PortAudio initialisation); :meth:`start` is then quick."""
-        os.environ["PULSE_SOURCE"] = self.source  # read by libpulse when the stream opens
-        import sounddevice as sd
-
         try:
-            self._stream = sd.InputStream(
-                device="pulse",
-                samplerate=self.sample_rate,
+            self._stream = self._loop.open_stream(
+                self.source,
+                rate=self.sample_rate,
                 channels=self.channels,
-                dtype="int16",
                 blocksize=self.blocksize,
-                latency="low",
-                callback=self._callback,
+                callback=self._on_block,
             )
             self._latency_s = float(self._stream.latency)
-        except (sd.PortAudioError, ValueError) as exc:
+        except CaptureDeviceError:
+            self._fh.close()
+            raise
+        except Exception as exc:
             self._fh.close()
             raise CaptureDeviceError(
-                f"cannot open audio source {self.source!r} ({exc}); {_SETUP_HINT}"
+                f"cannot open audio source {self.source!r} ({exc}); {self._loop.hint}"
             ) from exc
 
     def start(self) -> None:
-        import sounddevice as sd
-
         self._writer.start()
         try:
             self._stream.start()
-        except sd.PortAudioError as exc:
+        except Exception as exc:
             raise CaptureDeviceError(f"cannot start audio from {self.source!r} ({exc})") from exc
 
-    def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
+    def _on_block(self, data: bytes, frames: int, adc_ns: int | None, overflow: bool) -> None:
         now = time.monotonic_ns()
         self._first_data.set()
-        if status.input_overflow:
+        if overflow:
             self.stats.overflows += 1
+        if adc_ns is not None:
+            self._adc_blocks += 1
         try:
-            self._q.put_nowait((now, frames, bytes(indata)))
+            self._q.put_nowait((now, frames, data, adc_ns))
         except queue.Full:
             self.stats.queue_drops += 1
 
@@ -235,34 +205,55 @@ class AudioRecorder:
     def wait_for_data(self, timeout_s: float) -> bool:
         return self._first_data.wait(timeout_s)
 
-    def _block_start_ns(self, callback_ns: int, frames: int) -> float:
-        """Estimated capture time of a block's first sample."""
+    def _block_start_ns(self, callback_ns: int, frames: int, adc_ns: int | None = None) -> float:
+        """Capture time of a block's first sample: the backend's own figure where it reports
+        one, else the callback time less the stream's input latency and the block's length."""
+        if adc_ns is not None:
+            return float(adc_ns)
         return callback_ns - self._latency_s * 1e9 - frames * 1e9 / self.sample_rate
 
     def _write_loop(self) -> None:
         last_header = time.monotonic()
         bytes_per_frame = self.channels * 2
-        self._aligned.wait()
+        ns_per_sample = 1e9 / self.sample_rate
+        received = 0  # samples delivered since the stream started, lead-in included
+        base: float | None = None  # when the stream's sample 0 was captured (low percentile)
+        estimates: list[float] = []
+        self._aligned.wait()  # the lead-in queued meanwhile sharpens the envelope
         while True:
             item = self._q.get()
             if item is None:
                 break
-            now, frames, data = item
-            start = self._block_start_ns(now, frames)
+            now, frames, data, adc_ns = item
+            start = self._block_start_ns(now, frames, adc_ns)
+            # A block is never delivered before it was captured, only late (scheduling,
+            # bursts): the low end of the estimates so far is the least delayed. The 10th
+            # percentile, not the minimum: a block that came sooner than the stream's stated
+            # latency would pull the minimum early.
+            if self.stats.frames == 0:
+                estimates.append(start - received * ns_per_sample)
+                estimates.sort()
+                base = estimates[len(estimates) // 10]
+            aligned_start = (base or start) + received * ns_per_sample
+            received += frames
             skip = 0
             if self.stats.frames == 0 and self._t0_ns is not None:
                 # Trim the lead-in so that the file starts at the video's first frame.
-                skip = max(0, min(frames, round((self._t0_ns - start) * self.sample_rate / 1e9)))
+                skip = max(0, min(frames, round((self._t0_ns - aligned_start) / ns_per_sample)))
             keep = frames - skip
             if self._end_ns is not None:
-                end_keep = round((self._end_ns - start) * self.sample_rate / 1e9) - skip
+                end_keep = round((self._end_ns - start) / ns_per_sample) - skip
                 keep = max(0, min(keep, end_keep))
             if keep <= 0:
                 continue
+            if self.stats.frames == 0:
+                self._first_ns = round(aligned_start + skip * ns_per_sample)
             self._fh.write(data[skip * bytes_per_frame : (skip + keep) * bytes_per_frame])
+            # (index of the block's first kept sample, its capture time, the callback time)
+            first_kept = round(start + skip * ns_per_sample)
+            self.stats.points.append((self.stats.frames, first_kept, now))
             self.stats.frames += keep
             self.stats.blocks += 1
-            self.stats.points.append((self.stats.frames, now))
             if time.monotonic() - last_header >= 1.0:
                 self._rewrite_header()
                 last_header = time.monotonic()
@@ -296,7 +287,7 @@ class AudioRecorder:
     def seconds_since_data(self) -> float:
         if not self.stats.points:
             return 0.0
-        return (time.monotonic_ns() - self.stats.points[-1][1]) / 1e9
+        return (time.monotonic_ns() - self.stats.points[-1][2]) / 1e9
 
     def stop(self, end_ns: int | None = None) -> None:
         """Stop; with ``end_ns``, wait until the sound up to then has arrived and cut there."""
@@ -346,11 +337,12 @@ class AudioRecorder:
         if len(st.points) >= 2:
             idx = np.array([p[0] for p in st.points], dtype=np.float64)
             t = np.array([p[1] for p in st.points], dtype=np.float64)
+            delivered = np.array([p[2] for p in st.points], dtype=np.float64)
             slope, intercept = np.polyfit(idx, t, 1)
             residual = t - (slope * idx + intercept)
             nominal = 1e9 / self.sample_rate
-            latency_ns = self._latency_s * 1e9
-            first = float(intercept - latency_ns)
+            first = float(intercept if self._first_ns is None else self._first_ns)
+            backend_times = self._adc_blocks > 0
             info.update(
                 {
                     "first_sample_monotonic_ns": int(first),
@@ -358,12 +350,21 @@ class AudioRecorder:
                     "fit_residual_p99_ms": round(
                         float(np.percentile(np.abs(residual), 99)) / 1e6, 3
                     ),
-                    "max_delivery_gap_ms": round(float(np.diff(t).max()) / 1e6, 3),
+                    "max_delivery_gap_ms": round(float(np.diff(delivered).max()) / 1e6, 3),
                     "first_sample_after_video_start_ms": None
                     if video_t0_ns is None
                     else round((first - video_t0_ns) / 1e6, 3),
-                    "timing": "first sample = sample-index->monotonic least-squares fit over "
-                    "callback times, minus the stream's input latency",
+                    "backend": self._loop.name,
+                    "latency_source": "backend capture time (PortAudio inputBufferAdcTime)"
+                    if backend_times
+                    else "callback time minus the stream's input latency "
+                    f"({round(self._latency_s * 1e3, 3)} ms)",
+                    "first_sample_fit_ns": int(intercept),
+                    "timing": "first sample = the 10th percentile (least delayed) of the estimates "
+                    "over every block up to it, lead-in included, of when the stream's samples "
+                    "were captured: the "
+                    "capture time the backend reports, or the callback time less the input "
+                    "latency; drift = least-squares fit of sample index -> capture time",
                 }
             )
         if st.error:
@@ -377,23 +378,33 @@ def check_audio(
 ) -> dict[str, Any]:
     """``--check-audio``: the sources, which one would be used and why, and a 1 s level test."""
     import numpy as np
-    import sounddevice as sd
 
-    sources = list_sources()
-    source, why = pick_monitor(device)
-    os.environ["PULSE_SOURCE"] = source
+    loop = _loopback()
+    sources = loop.sources()
+    source, why = pick_monitor(device, loop)
+    chunks: list[bytes] = []
+    done = threading.Event()
+    wanted = int(sample_rate * seconds)
+
+    def on_block(data: bytes, frames: int, adc_ns: int | None, overflow: bool) -> None:
+        chunks.append(data)
+        if sum(len(c) for c in chunks) >= wanted * 4:
+            done.set()
+
     try:
-        data = sd.rec(
-            int(sample_rate * seconds),
-            samplerate=sample_rate,
-            channels=2,
-            dtype="int16",
-            device="pulse",
+        stream = loop.open_stream(
+            source, rate=sample_rate, channels=2, blocksize=441, callback=on_block
         )
-        sd.wait()
-    except (sd.PortAudioError, ValueError) as exc:
-        raise CaptureDeviceError(f"cannot record from {source!r} ({exc}); {_SETUP_HINT}") from exc
-    samples = np.asarray(data, dtype=np.float64) / 32768.0
+        stream.start()
+        done.wait(seconds + 4.0)
+        stream.stop()
+        stream.close()
+    except CaptureDeviceError:
+        raise
+    except Exception as exc:
+        raise CaptureDeviceError(f"cannot record from {source!r} ({exc}); {loop.hint}") from exc
+    pcm = np.frombuffer(b"".join(chunks), dtype="<i2")[: wanted * 2]
+    samples = pcm.astype(np.float64) / 32768.0
     rms = float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
     return {
         "sources": [{"name": s.name, "monitor": s.is_monitor} for s in sources],

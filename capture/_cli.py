@@ -90,6 +90,19 @@ def record_args(parser: argparse.ArgumentParser) -> None:
         help="also record this stream plugin (entry point in group aiconfig.plugins; repeatable)",
     )
     parser.add_argument("--quiet", action="store_true", help="no live status line")
+    parser.add_argument(
+        "--no-game-state", action="store_true", help="do not poll League's Live Client Data API"
+    )
+    parser.add_argument(
+        "--game-state-url",
+        metavar="URL",
+        help="Live Client Data API base (https://127.0.0.1:2999/liveclientdata/)",
+    )
+    parser.add_argument(
+        "--game-state-ca",
+        metavar="PEM",
+        help="CA certificate the game's TLS certificate is verified against (Riot's root)",
+    )
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -127,6 +140,15 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["audio"] = audio
     if args.no_input:
         out["input"] = {"enabled": False}
+    game: dict[str, Any] = {}
+    if getattr(args, "no_game_state", False):
+        game["enabled"] = False
+    if getattr(args, "game_state_url", None) is not None:
+        game["url"] = args.game_state_url
+    if getattr(args, "game_state_ca", None) is not None:
+        game["ca_file"] = args.game_state_ca
+    if game:
+        out["game_state"] = game
     return out
 
 
@@ -173,13 +195,29 @@ def watch_keys(stop: threading.Event) -> Iterator[None]:
     if sys.stdin is None or not sys.stdin.isatty():
         yield
         return
+    done = threading.Event()
+    if sys.platform == "win32":  # no termios: the console's own key queue
+        import msvcrt
+
+        def watch_console() -> None:
+            while not done.wait(0.2):
+                while msvcrt.kbhit():
+                    if msvcrt.getwch() in ("q", "Q"):
+                        stop.set()
+
+        console = threading.Thread(target=watch_console, name="capture-keys", daemon=True)
+        console.start()
+        try:
+            yield
+        finally:
+            done.set()
+        return
     import termios
     import tty
 
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
     tty.setcbreak(fd)
-    done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():

@@ -167,17 +167,24 @@ def read_journal(path: Path) -> tuple[Any, bool]:
     truncated = False
     try:
         reader = pa.ipc.open_stream(pa.OSFile(str(path), "rb"))
-    except (pa.ArrowInvalid, OSError):
+    except (pa.ArrowException, OSError):
         return event_schema().empty_table(), True
+    schema = event_schema()
+    if not reader.schema.equals(schema):
+        return schema.empty_table(), True  # not a journal this recorder wrote
     while True:
         try:
-            batches.append(reader.read_next_batch())
+            batch = reader.read_next_batch()
         except StopIteration:
             break
-        except (pa.ArrowInvalid, OSError):
+        except (pa.ArrowException, OSError):
             truncated = True
             break
-    return pa.Table.from_batches(batches, schema=event_schema()), truncated
+        if not batch.schema.equals(schema):
+            truncated = True  # a corrupt batch header: keep the batches before it
+            break
+        batches.append(batch)
+    return pa.Table.from_batches(batches, schema=schema), truncated
 
 
 def journal_to_parquet(table: Any, path: Path, *, rows_per_group: int) -> None:

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from aiconfig._files import atomic_write_json
-from aiconfig.sessions import build_manifest
+from aiconfig.sessions import build_manifest, refuse_symlinked_members
 
 from ._constants import (
     EVENTS_FILE,
@@ -171,6 +171,7 @@ def finalize_session(
     ``live`` is what only a running recorder knows (stop time and reason, stream outcomes,
     window moves, focus segments); ``recover`` has none of it.
     """
+    refuse_symlinked_members(session)
     meta: dict[str, Any] = json.loads((session / METADATA_FILE).read_text())
     fps = int(meta["fps"])
     t0 = int(meta["start_monotonic_ns"]) if meta.get("start_monotonic_ns") is not None else None

@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +27,7 @@ from aiconfig import CaptureDeviceError
 
 from ._events import EventJournal, InputEvent
 from ._timeline import FrameClock
+from .platforms import input_hooks
 from .windows import Rect, WindowBackend, open_backend
 
 __all__ = ["InputLogger", "event_time_ns", "key_fields"]
@@ -48,45 +49,25 @@ def key_fields(key: Any) -> tuple[int | None, dict[str, Any]]:
     return (int(vk) if vk is not None else None), {"key": name}
 
 
-_server_time = threading.local()
-_MS = 1_000_000
-
-
-def _with_server_time(listener_cls: Any) -> Any:
-    """The pynput listener class, remembering each X event's server time (ms) for
-    :func:`event_time_ns` while its callback runs (same thread)."""
-    if not hasattr(listener_cls, "_handle_message"):  # not the X11 backend
-        return listener_cls
-
-    class WithServerTime(listener_cls):  # type: ignore[misc]
-        def _handle_message(self, *args: Any) -> None:
-            _server_time.ms = getattr(args[1], "time", None) if len(args) > 1 else None
-            try:
-                super()._handle_message(*args)
-            finally:
-                _server_time.ms = None
-
-    return WithServerTime
-
-
 def event_time_ns(now_ns: int | None = None, server_ms: int | None = None) -> int:
-    """When the event happened, on CLOCK_MONOTONIC.
+    """When the event happened, on the recorder's clock (CLOCK_MONOTONIC).
 
-    The callback's own clock reading is an upper bound, late by the X server -> RECORD ->
-    pynput path (usually < 1 ms, more under CPU contention). An X server on this machine stamps
-    events with CLOCK_MONOTONIC in whole milliseconds (a 32-bit counter), so the event happened
-    before the end of that millisecond: take the earlier of the two. A server time that does
-    not fit (another clock, a remote display) is ignored.
+    The callback's own clock reading is an upper bound, late by the OS -> pynput path; each
+    platform maps its own event time to the recorder's clock (:func:`capture.platforms.input_hooks`:
+    X server time on X11, the hook's tick on Windows, the CGEvent timestamp on macOS), and the
+    earlier of the two is kept. A time that does not fit (another clock) is ignored.
     """
-    now = time.monotonic_ns() if now_ns is None else now_ns
-    ms = getattr(_server_time, "ms", None) if server_ms is None else server_ms
-    if ms is None:
-        return now
-    now_ms = now // _MS
-    full_ms = now_ms - ((now_ms - int(ms)) & 0xFFFFFFFF)  # unwrap: server time <= now
-    if now_ms - full_ms > 1000:
-        return now
-    return min(now, (full_ms + 1) * _MS - 1)
+    return input_hooks().event_time_ns(now_ns, server_ms)
+
+
+def _hook_key(value: Any) -> Any:
+    """What matches a callback to its hook stamp: on Windows the stamp is keyed by the virtual
+    key or the pointer position; elsewhere the per-thread event time is used (``None``)."""
+    if input_hooks().listener_options().get("win32_event_filter") is None:
+        return None
+    if isinstance(value, tuple):
+        return (int(value[0]), int(value[1]))
+    return value
 
 
 class _Listener:
@@ -123,13 +104,16 @@ class _Listener:
         # pynput connects to the display when imported: import it only once one is known good.
         from pynput import keyboard, mouse
 
-        kb = _with_server_time(keyboard.Listener)(
-            on_press=self._on_press, on_release=self._on_release
+        hooks = input_hooks()
+        options = hooks.listener_options()
+        kb = hooks.wrap(keyboard.Listener)(
+            on_press=self._on_press, on_release=self._on_release, **options
         )
-        ms = _with_server_time(mouse.Listener)(
+        ms = hooks.wrap(mouse.Listener)(
             on_move=self._on_move if self._mouse_moves else None,
             on_click=self._on_click,
             on_scroll=self._on_scroll,
+            **options,
         )
         self._listeners = [kb, ms]
         self._active = True
@@ -188,6 +172,7 @@ class _Listener:
         mouse_x = mouse_y = None
         if xy is not None:
             region = self._region()
+            xy = input_hooks().to_pixels(*xy)  # macOS reports points; the video is pixels
             extra["abs_x"], extra["abs_y"] = xy
             mouse_x, mouse_y = xy[0] - region.left, xy[1] - region.top
         event = InputEvent(
@@ -207,26 +192,26 @@ class _Listener:
         self.logged += 1
 
     def _on_press(self, key: Any) -> None:
-        t_ns = event_time_ns()
         code, meta = key_fields(key)
+        t_ns = event_time_ns(None, _hook_key(code))
         self._emit(t_ns, "key_press", key_code=code, meta=meta)
 
     def _on_release(self, key: Any) -> None:
-        t_ns = event_time_ns()
         code, meta = key_fields(key)
+        t_ns = event_time_ns(None, _hook_key(code))
         self._emit(t_ns, "key_release", key_code=code, meta=meta)
 
     def _on_move(self, x: float, y: float) -> None:
-        t_ns = event_time_ns()
+        t_ns = event_time_ns(None, _hook_key((x, y)))
         self._emit(t_ns, "mouse_move", xy=(x, y))
 
     def _on_click(self, x: float, y: float, button: Any, pressed: bool) -> None:
-        t_ns = event_time_ns()
+        t_ns = event_time_ns(None, _hook_key((x, y)))
         kind = "mouse_press" if pressed else "mouse_release"
         self._emit(t_ns, kind, xy=(x, y), button=getattr(button, "name", str(button)))
 
     def _on_scroll(self, x: float, y: float, dx: float, dy: float) -> None:
-        t_ns = event_time_ns()
+        t_ns = event_time_ns(None, _hook_key((x, y)))
         self._emit(t_ns, "mouse_scroll", xy=(x, y), delta=float(dy), meta={"delta_x": dx})
 
 
@@ -238,8 +223,9 @@ def _child_main(
     options: dict[str, Any],
 ) -> None:
     """Child process: listen until told to stop (or the parent dies), sending rows over ``conn``."""
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, -5)  # only with privilege; harmless otherwise
+    if sys.platform != "win32":  # Windows has no nice values (and no need: hooks run first)
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, -5)  # only with privilege; harmless otherwise
     parent = os.getppid()
     send_lock = threading.Lock()
 

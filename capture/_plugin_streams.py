@@ -30,7 +30,7 @@ from aiconfig import PluginRefusedError
 __all__ = ["STREAM_KIND", "PluginStreams", "load_stream_plugins"]
 
 STREAM_KIND = "stream"
-BUILTIN_STREAMS = frozenset({"screen", "input", "audio", "webcam"})
+BUILTIN_STREAMS = frozenset({"screen", "input", "audio", "webcam", "game"})
 
 
 def load_stream_plugins(names: Iterable[str]) -> dict[str, Any]:

@@ -47,10 +47,19 @@ from ._finalize import finalize_session, write_manifest
 from ._input_logging import InputLogger
 from ._plugin_streams import PluginStreams
 from ._screen_recorder import ScreenRecorder, ScreenTarget
-from ._streams import audio_problem, open_webcam, pick_target, start_audio
+from ._streams import (
+    audio_problem,
+    game_off,
+    open_game_state,
+    open_webcam,
+    pick_target,
+    run_preflight,
+    start_audio,
+)
 from ._timeline import ClockMapping
 from ._video_writer import even_size
 from ._webcam_recorder import WebcamRecorder
+from .platforms import platform_name
 
 __all__ = ["Recording", "SessionResult", "Status", "create_session_dir", "run_capture"]
 
@@ -176,6 +185,8 @@ class Recording:
         self._webcam: WebcamRecorder | None = None
         self._stop_ns = 0
         self._plugin_status: dict[str, Any] = {}
+        self._game: Any = None  # capture._game_state.GameStateStream while a window records
+        self._game_status: dict[str, Any] = {}
 
     # -- phase 1: open ---------------------------------------------------------------------------
 
@@ -187,6 +198,8 @@ class Recording:
         stream opened so far is stopped then.
         """
         cfg = self.cfg
+        # -- preflight (capture._doctor): refuse now when the screen cannot work --
+        self.preflight = run_preflight(cfg, self._output_dir)
         self.target, self.title = pick_target(cfg)
         width, height = even_size(self.target.rect.width, self.target.rect.height)
         self.queue_size, self.threads = _sizes(self._budget, width * height * 4)
@@ -211,6 +224,10 @@ class Recording:
         )
         self.plugins = PluginStreams(
             self._stream_plugins, self.session, session_id=self.session_id, fps=cfg.fps
+        )
+        # -- game state (League Live Client Data API): a stream of its own, degrades alone --
+        self._game = open_game_state(
+            cfg, self.journal, self.target, session_id=self.session_id, window_id=self.window_id
         )
         self.recorder.start()
         if not self.recorder.started.wait(10.0) or self.recorder.clock is None:
@@ -290,6 +307,8 @@ class Recording:
         if self._logger is not None:
             self._logger.stop()
         self.plugins.stop(0)
+        if self._game is not None:
+            self._game.stop()
         self.journal.close()
 
     def _start_clock(self) -> None:
@@ -306,6 +325,8 @@ class Recording:
         if self._webcam is not None:
             self._webcam.start(clock.t0_ns)
         self.plugins.start(clock.t0_ns)
+        if self._game is not None:
+            self._game.start(clock)
         self.meta = self._start_metadata(ClockMapping.now())
         atomic_write_json(self.session / METADATA_FILE, self.meta)
         cfg = self.cfg
@@ -385,6 +406,8 @@ class Recording:
             },
             "run_id": self._run_id,
             "provenance": self._provenance,
+            "platform": {"backend": platform_name(), "grabber": recorder.grabber_name},
+            "preflight": [check.to_dict() for check in self.preflight],
         }
 
     # -- phase 2: run ----------------------------------------------------------------------------
@@ -459,6 +482,8 @@ class Recording:
         if recorder.stats.errors:  # the screen died early: keep the other streams' tail
             stop_ns, deadline = self._stop_ns, self._deadline
             end_ns = max(end_ns, stop_ns if deadline is None else min(stop_ns, deadline))
+        game = self._game
+        self._game_status = game.stop(end_ns) if game else game_off(self.cfg, self.target)
         if webcam is not None:
             webcam.set_end(end_ns)
         if audio is not None:
@@ -527,6 +552,7 @@ class Recording:
                     "status": streams["audio"],
                     "error": errors["audio"] or (audio.stats.error if audio else None),
                 },
+                "game": self._game_status,
                 **self._plugin_status,
             },
             "audio_info": audio.info(self.clock.t0_ns) if audio is not None else None,
@@ -537,6 +563,7 @@ class Recording:
                 **self.meta["window"],
                 "moves": recorder.window_moves,
                 "resized": recorder.window_resized,
+                "hidden_frames": recorder.window_hidden_frames,
             },
             "trajectories": [{"start_frame": a, "end_frame": b} for a, b in recorder.focus.segments]
             if self.target.handle is not None

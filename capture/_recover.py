@@ -10,14 +10,15 @@ says what was lost.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import av
 
 from aiconfig import ConfigFileError
+from aiconfig._bounded import load_json_capped
 from aiconfig._files import atomic_path, atomic_write_json
+from aiconfig.sessions import refuse_symlinked_members
 
 from ._audio_recorder import fix_wav_header
 from ._constants import (
@@ -66,14 +67,17 @@ def remux_readable(path: Path) -> int:
 
 def recover_session(session: Path) -> dict[str, Any]:
     """Recover ``session`` in place and return its new metadata."""
+    refuse_symlinked_members(session)
     if not (session / METADATA_FILE).is_file():
         raise ConfigFileError(
             f"{session}: no {METADATA_FILE}; the recorder died before recording started, "
             "nothing to recover"
         )
     try:
-        manifest = json.loads((session / MANIFEST_FILE).read_text())
-    except (OSError, ValueError):
+        manifest = load_json_capped(session / MANIFEST_FILE, 16 << 20, what=MANIFEST_FILE)
+        if not isinstance(manifest, dict):
+            raise ValueError("manifest.json is not an object")
+    except (OSError, ValueError, ConfigFileError):
         manifest = {"status": STATUS_RECORDING}
     if manifest.get("status") != STATUS_RECORDING:
         raise ConfigFileError(

@@ -1,4 +1,5 @@
-"""Screen video: grab (mss), convert (OpenCV) and encode (PyAV) in three threads.
+"""Screen video: grab (the platform's grabber: mss, Windows Graphics Capture or ScreenCaptureKit),
+convert (OpenCV) and encode (PyAV) in three threads.
 
 The stages are joined by small bounded queues, so memory stays flat however long the session
 runs, and a slow stage never blocks the grabber: when the convert queue is full the fresh grab is
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import mss
 import numpy as np
 
 from ._constants import ENCODER_NICE, FRAME_QUEUE, GEOMETRY_POLL_S
 from ._events import EventJournal, frame_row
 from ._timeline import FrameClock, FrameStats
 from ._video_writer import VideoWriter, even_size
+from .platforms import open_grabber
 from .windows import Rect, WindowGoneError, open_backend
 
 __all__ = ["ScreenRecorder", "ScreenTarget", "lower_priority"]
@@ -62,9 +64,11 @@ class FocusTracker:
 
 def lower_priority(nice: int = ENCODER_NICE) -> None:
     """Let the game, the X server and the input logger run first: the heavy stages (convert,
-    encode) of this thread get a higher nice value (Linux: per thread)."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    encode) of this thread get a higher nice value (Linux: per thread; macOS: the process's
+    nice value is per process, so this is skipped there; Windows has none)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 class ScreenRecorder:
@@ -102,6 +106,9 @@ class ScreenRecorder:
         self.stop_reason: str | None = None
         self.window_moves = 0
         self.window_resized = False
+        self.window_hidden_frames = 0
+        self.grabber_name: str | None = None
+        self._hidden = False
         self.on_region: Callable[[Rect], None] | None = None
         self._journal = journal
         self._on_stop = on_stop
@@ -174,7 +181,9 @@ class ScreenRecorder:
         index = 0
         next_poll = 0
         try:
-            with mss.MSS() as sct:
+            sct = open_grabber(self.target.handle, self.target.title, self.region, fps=self.fps)
+            self.grabber_name = sct.name
+            try:
                 clock = FrameClock(time.monotonic_ns(), self.fps)
                 self.clock = clock
                 self.started.set()
@@ -214,10 +223,27 @@ class ScreenRecorder:
                         stats.dropped += 1
                         index += 1
                         continue
+                    if self._hidden:
+                        # Minimised or zero-size: never grab what lies under it; repeat.
+                        self._row(index, clock.t_ns(index), last_capture, "hidden")
+                        stats.padded += 1
+                        self.window_hidden_frames += 1
+                        index += 1
+                        continue
                     t_capture = time.monotonic_ns()
-                    shot = sct.grab(self.region.as_mss())
+                    raw = sct.grab(self.region)
+                    if raw is None and last_capture is not None:
+                        # A change-driven source (WGC, ScreenCaptureKit): nothing new since the
+                        # last picture, which this slot repeats.
+                        self._row(index, clock.t_ns(index), last_capture, "unchanged")
+                        stats.padded += 1
+                        index += 1
+                        continue
+                    if raw is None:  # no first picture yet: wait for the next slot
+                        time.sleep(0.001)
+                        continue
                     try:
-                        self._convert_q.put_nowait((index, shot.raw, self.region))
+                        self._convert_q.put_nowait((index, raw, self.region))
                     except queue.Full:  # pragma: no cover - only this thread fills the queue
                         self._row(index, clock.t_ns(index), last_capture, "dropped")
                         stats.dropped += 1
@@ -229,6 +255,10 @@ class ScreenRecorder:
                             stats.first_capture_ns = t_capture
                         stats.last_capture_ns = t_capture
                     index += 1
+            finally:
+                sct.close()
+        except WindowGoneError:  # the system capture saw the window close
+            self._finish("window_closed")
         except Exception as exc:  # noqa: BLE001 - X gone, grab refused: the screen stream fails
             self.stats.errors.append(f"screen grab failed: {exc}")
             self.stats.failed_at_ns = time.monotonic_ns()
@@ -267,6 +297,10 @@ class ScreenRecorder:
         except WindowGoneError:
             self._finish("window_closed")
             return False
+        self._hidden = rect.width <= 0 or rect.height <= 0
+        if self._hidden:  # minimised / zero-size: keep the region, repeat the last picture
+            self.focus.update(False, index)
+            return True
         if (rect.width, rect.height) != (self.target.rect.width, self.target.rect.height):
             self.window_resized = True
         width = min(rect.width, self.width)

@@ -7,6 +7,7 @@ Each helper returns the running stream, or ``None`` and a one-line reason that g
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aiconfig import CaptureConfig, CaptureDeviceError
 
@@ -17,7 +18,62 @@ from ._screen_recorder import ScreenTarget
 from ._webcam_recorder import WebcamRecorder, open_camera
 from .windows import open_backend
 
-__all__ = ["audio_problem", "open_webcam", "pick_target", "start_audio"]
+__all__ = [
+    "audio_problem",
+    "game_off",
+    "open_game_state",
+    "open_webcam",
+    "pick_target",
+    "requested_streams",
+    "run_preflight",
+    "start_audio",
+]
+
+
+def requested_streams(cfg: CaptureConfig) -> set[str]:
+    streams = {"screen"}
+    for name, part in (("input", cfg.input), ("audio", cfg.audio), ("webcam", cfg.webcam)):
+        if part.enabled:
+            streams.add(name)
+    if cfg.game_state.enabled:
+        streams.add("game")
+    return streams
+
+
+def run_preflight(cfg: CaptureConfig, out: Path) -> list[Any]:
+    """The doctor's checks; raises when the screen cannot work (the other streams degrade
+    alone and record their own errors)."""
+    from ._doctor import blocking, preflight
+
+    checks = preflight(cfg, out, window=False)  # pick_target looks the window up next
+    for check in blocking(checks, {"screen"}):
+        fix = f"; {check.fix}" if check.fix else ""
+        raise CaptureDeviceError(f"{check.detail}{fix}")
+    return checks
+
+
+def game_off(cfg: CaptureConfig, target: ScreenTarget) -> dict[str, Any]:
+    if not cfg.game_state.enabled:
+        return {"status": "off", "error": None}
+    return {"status": "off", "error": None, "why": "no window recorded (--allow-any screen)"}
+
+
+def open_game_state(
+    cfg: CaptureConfig,
+    journal: EventJournal,
+    target: ScreenTarget,
+    *,
+    session_id: str,
+    window_id: str | None,
+) -> Any:
+    """The game-state stream while a window is recorded (None otherwise or when off)."""
+    if not cfg.game_state.enabled or target.handle is None:
+        return None
+    from ._game_state import GameStateStream
+
+    return GameStateStream(
+        cfg.game_state, journal, session_id=session_id, window_id=window_id, fps=cfg.fps
+    )
 
 
 def pick_target(cfg: CaptureConfig) -> tuple[ScreenTarget, str | None]:

@@ -13,7 +13,6 @@ libavfilter source through the very same code path: that is how tests stand in f
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -37,14 +36,10 @@ def open_camera(device: int | str, resolution: tuple[int, int], fps: int) -> Any
     w, h = resolution
     if isinstance(device, str) and device.startswith("lavfi:"):
         url, fmt, options = device[len("lavfi:") :], "lavfi", {}
-    elif sys.platform.startswith("linux"):
-        url = f"/dev/video{device}" if isinstance(device, int) else device
-        fmt, options = "v4l2", {"video_size": f"{w}x{h}", "framerate": str(fps)}
-    elif sys.platform == "darwin":
-        url, fmt = str(device), "avfoundation"
-        options = {"video_size": f"{w}x{h}", "framerate": str(fps)}
     else:
-        url, fmt = f"video={device}", "dshow"
+        from .platforms import webcam_input
+
+        url, fmt = webcam_input(device)
         options = {"video_size": f"{w}x{h}", "framerate": str(fps)}
     try:
         return av.open(url, format=fmt, options=options, timeout=5.0)

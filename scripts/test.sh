@@ -7,6 +7,11 @@ bash scripts/setup.sh
 PY=${PYTHON:-python3}
 echo "== ruff"; "$PY" -m ruff check . && "$PY" -m ruff format --check .
 echo "== mypy"; "$PY" -m mypy
+# The capture package type-checks for the other platforms' code paths too (their backends run
+# over fakes here, for real in .github/workflows/capture-os.yml).
+for platform in win32 darwin; do
+  echo "== mypy --platform $platform capture"; "$PY" -m mypy --platform "$platform" capture
+done
 echo "== pytest"
 set +e
 "$PY" -m pytest -p no:cacheprovider --cov --cov-report=term:skip-covered "$@"

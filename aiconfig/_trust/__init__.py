@@ -8,13 +8,16 @@ configs are refused. Each failure has its own error type and a one-line message.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .._bounded import read_capped
 from .._errors import (
     BadSignatureError,
+    ConfigFileError,
     ExpiredConfigError,
     KeyValidityError,
     NamespaceError,
@@ -29,12 +32,24 @@ from .._errors import (
 from .._provenance import Signer
 from .sshsig import NAMESPACE, SshsigFormatError, parse_armored, split_armored, verify
 from .state import default_data_root, record_version
-from .store import TrustStore, find_keys_dir
+from .store import DEFAULT_RULE, Policy, TrustStore, find_keys_dir
 
 if TYPE_CHECKING:
     from .._schema import AIConfig
 
-__all__ = ["SignatureCheck", "Verification", "check_freshness", "sig_path", "verify_signatures"]
+__all__ = [
+    "SignatureCheck",
+    "Verification",
+    "check_freshness",
+    "check_identity",
+    "count_reviewers",
+    "name_threshold",
+    "sig_path",
+    "verify_signatures",
+]
+
+
+MAX_SIG_BYTES = 256 << 10  # one SSHSIG block is under 2 KiB even for RSA-4096
 
 
 def sig_path(config: Path) -> Path:
@@ -58,6 +73,9 @@ class Verification:
     rule: str
     signers: tuple[Signer, ...]
     checks: tuple[SignatureCheck, ...] = field(default_factory=tuple)
+    reviewers: int = 0  # distinct reviewers (see count_reviewers), what the threshold counts
+    keys_dir: Path | None = None  # the trust store used (a fork's base is verified with it too)
+    policy: Policy | None = None
 
     @property
     def principals(self) -> tuple[str, ...]:
@@ -145,19 +163,21 @@ def verify_signatures(
     now = now or datetime.now(UTC)
     file = str(config)
     sig_file = sig_path(config)
-    store = TrustStore.load(find_keys_dir(config, keys))
-    threshold, rule = store.policy.threshold_for(store.relpath(config))
+    keys_dir = find_keys_dir(config, keys)
+    store = TrustStore.load(keys_dir)
     try:
-        text = sig_file.read_bytes().decode("utf-8", "replace")
+        text = read_capped(sig_file, MAX_SIG_BYTES, what="signature file").decode(
+            "utf-8", "replace"
+        )
     except FileNotFoundError:
         raise UnsignedConfigError(
             f"not signed: {sig_file.name} not found",
             file=file,
             hint=f"have a reviewer run 'aiconfig sign {file} --key ~/.ssh/id_ed25519'",
         ) from None
-    except OSError as exc:
+    except ConfigFileError as exc:
         raise SignatureFormatError(
-            f"cannot read signature: {exc.strerror}", file=str(sig_file)
+            exc.problems[0].message, file=str(sig_file), hint=exc.problems[0].hint
         ) from None
     blocks = split_armored(text)
     if not blocks:
@@ -166,50 +186,123 @@ def verify_signatures(
             file=str(sig_file),
             hint="re-sign with 'aiconfig sign'",
         )
+    threshold, rule = _path_threshold(store, config, keys_dir)
     checks: list[SignatureCheck] = []
     signers: dict[str, Signer] = {}
     for block in blocks:
         check, found = _check_one(block, data, store, file, str(sig_file), now)
         checks.append(check)
         for s in found:
-            signers.setdefault(s.principal, s)  # one principal counts once
-    if len(signers) >= threshold:
-        return Verification(file, threshold, rule, tuple(signers.values()), tuple(checks))
+            signers.setdefault(s.principal, s)
+    reviewers = count_reviewers(c for c in checks if c.ok)
+    if signers and reviewers >= threshold:
+        return Verification(
+            file,
+            threshold,
+            rule,
+            tuple(signers.values()),
+            tuple(checks),
+            reviewers,
+            keys_dir=keys_dir,
+            policy=store.policy,
+        )
     failures = [c.error for c in checks if c.error is not None]
     if not signers and failures:
         raise failures[0]
     names = ", ".join(sorted(signers)) or "nobody"
     raise ThresholdError(
-        f"{len(signers)} of {threshold} required reviewers signed ({names}; policy rule '{rule}')",
+        f"{reviewers} of {threshold} required reviewers signed ({names}; policy rule '{rule}')",
         file=file,
-        hint="another reviewer must run 'aiconfig sign' (the same person twice counts once)",
+        hint="another reviewer must run 'aiconfig sign' (a key counts once whatever principals "
+        "it is listed under, and a person with several keys counts once)",
     )
 
 
-def check_freshness(
-    config: AIConfig,
-    file: str,
-    *,
-    data_root: str | os.PathLike[str] | None = None,
-    now: datetime | None = None,
-    record: bool = True,
-) -> None:
-    """Refuse expired configs and versions lower than one already accepted for this name."""
-    now = now or datetime.now(UTC)
-    meta = config.meta
-    if meta.expires is not None and meta.expires <= now:
-        raise ExpiredConfigError(
-            f"config expired at {meta.expires.isoformat()}",
-            file=file,
-            path="meta.expires",
-            hint="a reviewer must extend meta.expires, bump meta.version and re-sign",
+def _path_threshold(store: TrustStore, config: Path, keys_dir: Path) -> tuple[int, str]:
+    """The path rule for ``config``'s real path; refuse a file outside the tree or no rule."""
+    policy_file = str(keys_dir / "policy.yaml")
+    if not store.inside(config):
+        if store.policy.refuses_unmatched:
+            raise ThresholdError(
+                f"real path {config.resolve()} lies outside the trust store's tree {store.root} "
+                "(policy rule 'unmatched: refuse')",
+                file=str(config),
+                hint=f"keep configs under {store.root}, or set 'unmatched: default' in "
+                f"{policy_file} to give such files the default threshold",
+            )
+        return store.policy.threshold, DEFAULT_RULE
+    relpath = store.relpath(config)
+    threshold, rule = store.policy.threshold_for(relpath)
+    if rule == DEFAULT_RULE and store.policy.refuses_unmatched:
+        raise ThresholdError(
+            f"{relpath} matches no rule of the review policy (policy rule 'unmatched: refuse')",
+            file=str(config),
+            hint=f"add a rule for it to {policy_file}, or set 'unmatched: default'",
         )
-    root = Path(data_root) if data_root is not None else default_data_root()
-    previous = record_version(
-        root, meta.name, meta.version, config.provenance.sha256, record=record
+    return threshold, rule
+
+
+def name_threshold(verification: Verification, name: str) -> tuple[int, str]:
+    """What a file carrying ``meta.name == name`` needs: the stricter of path and name rules."""
+    best = (verification.threshold, verification.rule)
+    if verification.policy is not None:
+        by_name = verification.policy.name_threshold_for(name)
+        if by_name is not None and by_name[0] > best[0]:
+            best = by_name
+    return best
+
+
+def check_identity(config: AIConfig, verification: Verification, file: str) -> None:
+    """Refuse a file whose reviewers do not meet the threshold of the config it claims to be.
+
+    Called once the verified bytes are parsed: the threshold belongs to ``meta.name`` too, so
+    ``experiments/hotfix.yaml`` carrying ``name: lol-bc-baseline`` needs the baseline's
+    reviewers, not the ``experiments/*`` rule's.
+    """
+    needed, rule = name_threshold(verification, config.meta.name)
+    if verification.reviewers < needed:
+        raise _short(
+            verification, needed, f"policy rule '{rule}' for config '{config.meta.name}'", file
+        )
+
+
+def _short(verification: Verification, needed: int, why: str, file: str) -> ThresholdError:
+    names = ", ".join(verification.principals) or "nobody"
+    return ThresholdError(
+        f"{verification.reviewers} of {needed} required reviewers signed ({names}; {why})",
+        file=file,
+        hint="another reviewer must run 'aiconfig sign' (a key counts once whatever principals "
+        "it is listed under, and a person with several keys counts once)",
     )
-    if previous is None:
-        return
+
+
+def count_reviewers(checks: Iterable[SignatureCheck]) -> int:
+    """Distinct reviewers among verified signatures.
+
+    A reviewer is a connected group of keys and principals: one key listed under two principals
+    (``alice@x,alice@home``, or two lines with the same key) is one reviewer, and so is one
+    principal holding two keys. Counting principals alone, or keys alone, lets one person
+    reach a 2-of-n threshold.
+    """
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for check in checks:
+        key = "key:" + check.fingerprint
+        find(key)
+        for principal in check.principals:
+            parent[find("principal:" + principal)] = find(key)
+    return len({find(k) for k in parent if k.startswith("key:")})
+
+
+def _check_version(previous: dict[str, Any], config: AIConfig, file: str) -> None:
+    meta = config.meta
     prev_version = int(previous["version"])
     if meta.version < prev_version:
         raise RollbackError(
@@ -229,3 +322,58 @@ def check_freshness(
             path="meta.version",
             hint="bump meta.version whenever the config changes, then re-sign",
         )
+
+
+def _admit(
+    previous: dict[str, Any] | None, config: AIConfig, file: str, verification: Verification | None
+) -> None:
+    """Checked under the state lock, before anything is recorded."""
+    if previous is None:
+        return
+    strictest = int(previous.get("threshold") or 0)
+    if verification is not None and verification.reviewers < strictest:
+        raise _short(
+            verification,
+            strictest,
+            f"'{config.meta.name}' was accepted before with {strictest} reviewers required; "
+            "anti-rollback state",
+            file,
+        )
+    _check_version(previous, config, file)
+
+
+def check_freshness(
+    config: AIConfig,
+    file: str,
+    *,
+    data_root: str | os.PathLike[str] | None = None,
+    now: datetime | None = None,
+    record: bool = True,
+    verification: Verification | None = None,
+) -> None:
+    """Refuse expired configs and versions lower than one already accepted for this name.
+
+    With ``verification``, also refuse fewer reviewers than the strictest threshold ever
+    required for this name on this data root (recorded beside the version): once the baseline
+    was accepted with 2 reviewers, no 1-reviewer file carrying its name is accepted.
+    """
+    now = now or datetime.now(UTC)
+    meta = config.meta
+    if meta.expires is not None and meta.expires <= now:
+        raise ExpiredConfigError(
+            f"config expired at {meta.expires.isoformat()}",
+            file=file,
+            path="meta.expires",
+            hint="a reviewer must extend meta.expires, bump meta.version and re-sign",
+        )
+    root = Path(data_root) if data_root is not None else default_data_root()
+    needed = name_threshold(verification, meta.name)[0] if verification is not None else 0
+    record_version(
+        root,
+        meta.name,
+        meta.version,
+        config.provenance.sha256,
+        record=record,
+        threshold=needed,
+        admit=lambda prev: _admit(prev, config, file, verification),
+    )

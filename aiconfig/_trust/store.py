@@ -16,15 +16,18 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
+from .._bounded import read_capped
 from .._errors import ConfigFileError, ConfigValidationError
 from .sshsig import fingerprint
 
-__all__ = ["AllowedSigner", "Policy", "TrustStore", "find_keys_dir"]
+__all__ = ["AllowedSigner", "Policy", "TrustStore", "find_keys_dir", "revoked_fingerprint"]
+
+MAX_STORE_BYTES = 1 << 20  # allowed_signers / policy.yaml
 
 KEY_TYPES = {
     "ssh-ed25519",
@@ -58,33 +61,98 @@ class Rule(BaseModel):
     threshold: Annotated[int, Field(ge=1, le=100)]
 
 
+class NameRule(BaseModel):
+    """A threshold for every file that carries a config identity (``meta.name`` pattern)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    threshold: Annotated[int, Field(ge=1, le=100)]
+
+
+DEFAULT_RULE = "<default>"
+
+
 class Policy(BaseModel):
-    """k-of-n review policy: first matching rule wins, else ``threshold``."""
+    """k-of-n review policy.
+
+    ``rules`` match the config's real path relative to the trust store's tree (first match
+    wins); ``names`` match its ``meta.name`` (first match wins). A file needs the stricter of
+    the two, so copying the baseline to another path does not lower its threshold. A file
+    that matches no path rule, or whose real path lies outside the tree, is refused when the
+    policy has rules, unless ``unmatched: default`` says ``threshold`` applies to it.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     version: int = 1
     threshold: Annotated[int, Field(ge=1, le=100)] = 1
     rules: tuple[Rule, ...] = ()
+    names: tuple[NameRule, ...] = ()
+    unmatched: Literal["refuse", "default"] | None = None
     revoked: tuple[str, ...] = ()  # fingerprints (SHA256:...) or public key lines
+
+    @property
+    def refuses_unmatched(self) -> bool:
+        """``unmatched`` as written, else refuse whenever there are rules at all."""
+        if self.unmatched is not None:
+            return self.unmatched == "refuse"
+        return bool(self.rules or self.names)
 
     def threshold_for(self, relpath: str) -> tuple[int, str]:
         for rule in self.rules:
             if fnmatch.fnmatchcase(relpath, rule.pattern):
                 return rule.threshold, rule.pattern
-        return self.threshold, "<default>"
+        return self.threshold, DEFAULT_RULE
+
+    def name_threshold_for(self, name: str) -> tuple[int, str] | None:
+        """The first ``names`` rule matching ``meta.name``: (threshold, "name: PATTERN")."""
+        for rule in self.names:
+            if fnmatch.fnmatchcase(name, rule.name):
+                return rule.threshold, f"name: {rule.name}"
+        return None
 
     def revoked_fingerprints(self) -> set[str]:
-        out = set()
-        for entry in self.revoked:
-            parts = entry.split()
-            if len(parts) >= 2 and parts[0] in KEY_TYPES:
-                try:
-                    out.add(fingerprint(base64.b64decode(parts[1], validate=True)))
-                except (binascii.Error, ValueError):
-                    continue
-            else:
-                out.add(entry.strip())
-        return out
+        """Every ``revoked`` entry as a canonical ``SHA256:...`` fingerprint.
+
+        Raises ValueError (naming the entry's index) for an entry that does not parse: a
+        revocation that silently matches nothing would leave the key trusted (fail open).
+        """
+        return {revoked_fingerprint(entry, index) for index, entry in enumerate(self.revoked)}
+
+
+def revoked_fingerprint(entry: str, index: int = 0) -> str:
+    """One revocation entry (fingerprint, public key line or allowed_signers line) -> fingerprint.
+
+    ``sha256:`` in any case and with or without ``=`` padding is the same fingerprint.
+    """
+    text = entry.strip()
+    head, sep, body = text.partition(":")
+    if sep and head.lower() == "sha256" and " " not in text:
+        raw = body.rstrip("=")
+        try:
+            digest = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            digest = b""
+        if len(digest) != 32:
+            raise ValueError(f"revoked[{index}]: '{text}' is not a SHA256 key fingerprint")
+        return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+    if sep and head.lower() == "md5" and " " not in text:
+        raise ValueError(
+            f"revoked[{index}]: MD5 fingerprints are not accepted; use the SHA256 one "
+            "('ssh-keygen -l -f KEY.pub') or the public key line"
+        )
+    try:
+        toks = _tokens(text)
+    except ValueError:
+        toks = []
+    for pos, tok in enumerate(toks[:-1]):
+        if tok in KEY_TYPES:
+            try:
+                return fingerprint(base64.b64decode(toks[pos + 1], validate=True))
+            except (binascii.Error, ValueError):
+                break
+    raise ValueError(
+        f"revoked[{index}]: '{text[:60]}' is neither a SHA256:... fingerprint nor a public key line"
+    )
 
 
 def _tokens(line: str) -> list[str]:
@@ -216,7 +284,7 @@ class TrustStore:
         """Read ``keys_dir``; parsed stores are reused while the files' bytes are the same."""
         allowed = keys_dir / "allowed_signers"
         try:
-            raw = allowed.read_bytes()
+            raw = read_capped(allowed, MAX_STORE_BYTES, what="allowed_signers")
             text = raw.decode("utf-8")
         except FileNotFoundError:
             raise ConfigFileError(
@@ -224,7 +292,7 @@ class TrustStore:
                 file=str(allowed),
                 hint="pass --keys DIR or set AICONFIG_KEYS (see README: trust model)",
             ) from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
             raise ConfigFileError(f"cannot read: {exc}", file=str(allowed)) from None
         policy_path = keys_dir / "policy.yaml"
         policy_bytes = _read_policy(policy_path)
@@ -236,11 +304,21 @@ class TrustStore:
             return cached
         signers = parse_allowed_signers(text, str(allowed))
         policy = _parse_policy(policy_path, policy_bytes)
+        try:
+            revoked = frozenset(policy.revoked_fingerprints())
+        except ValueError as exc:
+            raise ConfigFileError(
+                f"bad revocation: {exc}",
+                file=str(policy_path),
+                path="revoked",
+                hint="write a fingerprint as 'ssh-keygen -l' prints it (SHA256:...) or paste the "
+                "key's public line; a revocation that matches nothing would leave the key trusted",
+            ) from None
         store = cls(
             root=root,
             signers=tuple(signers),
             policy=policy,
-            revoked=frozenset(policy.revoked_fingerprints()),
+            revoked=revoked,
         )
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
@@ -251,11 +329,15 @@ class TrustStore:
         return [s for s in self.signers if s.key_blob == key_blob]
 
     def relpath(self, config: Path) -> str:
+        """The config's REAL path (symlinks resolved) relative to the tree, else absolute."""
         resolved = config.resolve()
         try:
             return resolved.relative_to(self.root).as_posix()
         except ValueError:
             return resolved.as_posix()
+
+    def inside(self, config: Path) -> bool:
+        return config.resolve().is_relative_to(self.root)
 
 
 _CACHE: dict[tuple[Path, bytes, bytes | None], TrustStore] = {}
@@ -264,11 +346,9 @@ _CACHE_SIZE = 16
 
 def _read_policy(path: Path) -> bytes | None:
     try:
-        return path.read_bytes()
+        return read_capped(path, MAX_STORE_BYTES, what="policy file")
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise ConfigFileError(f"cannot read: {exc.strerror}", file=str(path)) from None
 
 
 def _parse_policy(path: Path, data: bytes | None) -> Policy:

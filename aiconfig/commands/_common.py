@@ -33,7 +33,9 @@ def add_trust_options(parser: argparse.ArgumentParser, *, data_root: bool = True
     )
 
 
-def load_from_args(path: str, args: argparse.Namespace) -> AIConfig:
+def load_from_args(path: str, args: argparse.Namespace, *, record: bool = True) -> AIConfig:
+    """Load ``path`` with the trust flags; ``record=False`` for read-only commands (``show``,
+    ``lineage``): they check expiry and rollback but never write anti-rollback state."""
     from .._loader import load
 
     if args.allow_unsigned:
@@ -43,7 +45,13 @@ def load_from_args(path: str, args: argparse.Namespace) -> AIConfig:
         )
     logging.getLogger("aiconfig").addHandler(logging.NullHandler())
     logging.getLogger("aiconfig").propagate = False
-    return load(path, allow_unsigned=args.allow_unsigned, keys=args.keys, data_root=args.data_root)
+    return load(
+        path,
+        allow_unsigned=args.allow_unsigned,
+        keys=args.keys,
+        data_root=args.data_root,
+        record=record,
+    )
 
 
 def print_json(obj: Any) -> None:

@@ -62,7 +62,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.wait < 0:
         raise AiconfigError("--wait must be >= 0 seconds")
-    base = load_from_args(args.config, args).inference.vllm if args.config else VLLMConfig()
+    base = (
+        load_from_args(args.config, args, record=False).inference.vllm
+        if args.config
+        else VLLMConfig()
+    )
     updates: dict[str, Any] = {}
     if args.base_url:
         updates["base_url"] = args.base_url

@@ -29,7 +29,12 @@ def add_parser(sub: Any) -> None:
         metavar="X",
         help="treat floats within X (absolute) of each other as equal",
     )
-    p.add_argument("--keys", metavar="DIR", help="trust store (default: keys/ near each file)")
+    p.add_argument(
+        "--keys",
+        metavar="DIR",
+        help="trust store (default: keys/ near each file; with --git: the keys/ of REV, the "
+        "base revision, for both sides)",
+    )
     p.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
     p.set_defaults(run=run)
 
@@ -53,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
             from .._gitdiff import git_diffs
 
             rev2 = args.paths[1] if len(args.paths) == 2 else None
-            diffs = git_diffs(args.paths[0], rev2, repo=args.repo, float_tol=args.float_tol)
+            diffs = git_diffs(
+                args.paths[0], rev2, repo=args.repo, float_tol=args.float_tol, keys=args.keys
+            )
         else:
             from .._diff import diff_files
 

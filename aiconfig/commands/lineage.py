@@ -40,7 +40,7 @@ def format_lineage(steps: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_from_args(args.file, args)
+    cfg = load_from_args(args.file, args, record=False)
     steps = list(cfg.provenance.lineage)
     if args.json:
         print_json({"file": args.file, "lineage": steps})

@@ -25,22 +25,35 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
-def _redact(value: Any, key: str = "") -> Any:
-    from .._keypath import is_secret_key
+def _redact(
+    value: Any, key: str = "", sources: dict[str, str] | None = None, at: tuple[Any, ...] = ()
+) -> Any:
+    """Secrets are masked: by key name, and by the name of the env variable a value came from.
 
+    ``show --resolved`` exists to show what the environment resolved to, so a value from a
+    variable such as ``NUM_WORKERS`` is shown; one from ``GITHUB_TOKEN`` or ``SLACK_WEBHOOK`` is
+    not, whatever key it lands in. (Error messages and diffs never show env values at all.)
+    """
+    from .._keypath import KeyPath, is_secret_key
+
+    if key and is_secret_key(key) and value is not None and not isinstance(value, dict | list):
+        return "**********"
+    source = (sources or {}).get(str(KeyPath(at)), "") if at else ""
+    if source.startswith("env:") and is_secret_key(source[4:]) and value is not None:
+        return "**********"
     if isinstance(value, dict):
-        return {k: _redact(v, str(k)) for k, v in value.items()}
+        return {k: _redact(v, str(k), sources, (*at, k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_redact(v, key) for v in value]
+        return [_redact(v, key, sources, (*at, i)) for i, v in enumerate(value)]
     if key and is_secret_key(key) and value is not None:
         return "**********"
     return value
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_from_args(args.file, args)
+    cfg = load_from_args(args.file, args, record=False)
     if args.resolved:
-        data = _redact(cfg.model_dump(mode="json"))
+        data = _redact(cfg.model_dump(mode="json"), sources=dict(cfg.provenance.sources))
     else:
         from .._yamlsafe import parse_yaml
 

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
             "expires": cfg.meta.expires.isoformat() if cfg.meta.expires else None,
             "threshold": v.threshold,
             "policy_rule": v.rule,
+            "reviewers": v.reviewers,
             "signers": [
                 {"principal": s.principal, "fingerprint": s.fingerprint} for s in v.signers
             ],
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             who = ", ".join(f"{s.principal} ({s.fingerprint})" for s in v.signers)
             sys.stdout.write(
                 f"OK   {name}: {cfg.meta.name} v{cfg.meta.version}, "
-                f"{len(v.principals)}/{v.threshold} reviewers: {who}; "
+                f"{v.reviewers}/{v.threshold} reviewers: {who}; "
                 f"expires {entry['expires'] or 'never'}\n"
             )
     if args.json:

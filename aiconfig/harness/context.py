@@ -36,6 +36,7 @@ from typing import Any
 
 from .. import _network as network
 from .._errors import AiconfigError, BudgetError, RunStateError, Terminated
+from .._files import UnsafeFileError, open_lock_file
 from .budget import Budget
 from .locks import DeviceLock
 from .logs import RunLog
@@ -112,6 +113,7 @@ class RunContext:
         self._locks: list[DeviceLock] = []
         self._out_lock_fd: int | None = None
         self._owns_out = False
+        self._wrote_ready = False  # only a ready file this run wrote is ever removed
         self._prev_offline = False
         self._prev_env: dict[str, str | None] = {}
         self._prev_tempdir: str | None = None
@@ -264,7 +266,13 @@ class RunContext:
         out = self.out_dir
         try:
             out.mkdir(parents=True, exist_ok=True)
-            fd = os.open(out / _OUT_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = open_lock_file(out / _OUT_LOCK)
+        except UnsafeFileError as exc:
+            raise RunStateError(
+                f"the output directory's lock file {exc.strerror}",
+                file=str(out / _OUT_LOCK),
+                hint="remove it; it is created by aiconfig runs, never as a link",
+            ) from None
         except OSError as exc:
             raise RunStateError(
                 f"cannot create the output directory: {exc.strerror}", file=str(out)
@@ -305,6 +313,7 @@ class RunContext:
         if self.settings.ready_file is None:
             self.log.info("run.ready", **fields)
             return
+        self._wrote_ready = True  # set first: a write that fails half-way is still cleaned up
         write_ready_file(
             self.settings.ready_file,
             run_id=self.run_id,
@@ -336,8 +345,8 @@ class RunContext:
         if self._prev_sigterm is not None:
             # A second SIGTERM must not interrupt the cleanup itself (SIGKILL still works).
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if s.ready_file is not None:
-            remove_ready_file(s.ready_file)
+        if s.ready_file is not None and self._wrote_ready:
+            remove_ready_file(s.ready_file, run_id=self.run_id)
         self.ended_at = _utc_now()
         if self._owns_out:
             if self.status == "pending":

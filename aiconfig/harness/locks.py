@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import CaptureDeviceError, DeviceLockedError
+from .._files import UnsafeFileError, open_lock_file
 
 __all__ = ["DEVICES", "DeviceLock", "lock_path"]
 
@@ -47,7 +48,14 @@ class DeviceLock:
 
     def acquire(self) -> DeviceLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = open_lock_file(self.path)
+        except UnsafeFileError as exc:
+            raise CaptureDeviceError(
+                f"{self.device} lock file {exc.strerror}",
+                file=str(self.path),
+                hint="remove it; lock files are created by capture runs, never as links",
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

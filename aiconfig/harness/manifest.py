@@ -25,14 +25,14 @@ hashing and the check for unlisted files then stay inside them.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .._errors import ManifestError, Problem
+from .._bounded import load_json_capped
+from .._errors import ConfigFileError, ManifestError, Problem
 from .._files import atomic_write_json, is_temp_name, sha256_file
 
 __all__ = [
@@ -79,8 +79,8 @@ class Artifact:
 
 def _session_capture(session_dir: Path) -> dict[str, Any] | None:
     try:
-        meta = json.loads((session_dir / "metadata.json").read_text())
-    except (OSError, ValueError):
+        meta = load_json_capped(session_dir / "metadata.json", what="session metadata")
+    except (OSError, ConfigFileError):
         return None
     if not isinstance(meta, dict):
         return None
@@ -159,13 +159,15 @@ def load_manifest(path: Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / MANIFEST_NAME
     try:
-        doc = json.loads(path.read_text())
+        doc = load_json_capped(path, what="manifest")
     except FileNotFoundError:
         raise ManifestError(
             "no manifest", file=str(path), hint="is this a run output dir?"
         ) from None
-    except (OSError, ValueError) as exc:
-        raise ManifestError(f"unreadable manifest: {exc}", file=str(path)) from None
+    except ConfigFileError as exc:
+        raise ManifestError(
+            f"unreadable manifest: {exc.problems[0].message}", file=str(path)
+        ) from None
     if not isinstance(doc, dict):
         raise ManifestError("manifest is not a JSON object", file=str(path))
     if doc.get("schema_version") != SCHEMA_VERSION:

@@ -26,12 +26,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from .._bounded import load_json_capped
 from .._errors import (
     BudgetError,
     ConfigFileError,
@@ -125,11 +127,13 @@ def _resolve(entry: str, base: Path, data_root: Path | None) -> Path:
 def read_session_list(manifest: Path, data_root: Path | None) -> list[Path]:
     """Session directories listed by ``manifest`` (see module docstring), in manifest order."""
     try:
-        doc = json.loads(manifest.read_text())
+        doc = load_json_capped(manifest, what="input manifest")
     except FileNotFoundError:
         raise ManifestError("input manifest not found", file=str(manifest)) from None
-    except (OSError, ValueError) as exc:
-        raise ManifestError(f"unreadable input manifest: {exc}", file=str(manifest)) from None
+    except ConfigFileError as exc:
+        raise ManifestError(
+            f"unreadable input manifest: {exc.problems[0].message}", file=str(manifest)
+        ) from None
     base = manifest.parent
     entries: list[str] = []
     if isinstance(doc, Mapping) and isinstance(doc.get("sessions"), list):
@@ -179,9 +183,17 @@ def _callable(obj: Any) -> Any:
     return obj() if isinstance(obj, type) else obj
 
 
+def _component(name: str) -> str:
+    """``name`` as one safe path component (no separators, not ``.`` or ``..``)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    return safe if safe.strip(".") else "_" + safe
+
+
 def _run_steps(rep: SessionReport, path: Path, steps: Mapping[str, Any], out: Path) -> None:
     for name, step in steps.items():
-        step_out = out / "steps" / name / (rep.session_id or path.name)
+        # From the directory, never from the session's content: a recorded session_id of
+        # "../../tmp/x" must not choose where a step writes.
+        step_out = out / "steps" / _component(name) / _component(Path(path).resolve().name)
         try:
             step_out.mkdir(parents=True, exist_ok=True)
             result = step(path, dict(rep.stats), step_out)

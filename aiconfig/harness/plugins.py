@@ -9,8 +9,10 @@ developer machine). With either set (a harness run) a plugin loads only if
   version and the sha256 of its installed files (:func:`distribution_digest`);
 * it does not declare ``needs_network = True`` while offline mode is on.
 
-Everything is checked **before** the plugin's code is imported. Refused plugins are reported
-with the reason; :func:`load_plugins` never raises for one plugin unless ``strict=True``.
+Everything is checked **before** the plugin's code is imported, and a pinned plugin is then
+imported from its distribution's own files and from source only (see ``_dist_import``).
+Refused plugins are reported with the reason; :func:`load_plugins` never raises for one plugin
+unless ``strict=True``.
 
 Lock file::
 
@@ -35,6 +37,7 @@ from typing import Any
 from .. import _network as network
 from .._errors import PluginRefusedError, Problem
 from .._files import sha256_file
+from ._dist_import import load_from_distribution
 
 __all__ = [
     "GROUP",
@@ -222,7 +225,9 @@ def load_plugins(
         reason = policy.check(ep)
         if reason is None:
             try:
-                obj = ep.load()
+                # Pinned plugins are imported from their distribution's own files, from source:
+                # a same-named package in the current directory or a planted .pyc never runs.
+                obj = load_from_distribution(ep) if policy.enforced else ep.load()
             except Exception as exc:  # noqa: BLE001 - a broken plugin is refused, not fatal
                 reason = f"import failed: {type(exc).__name__}: {exc}"
             else:

@@ -9,7 +9,6 @@ reused by another process (its start time differs), and only ``ready`` means a l
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from dataclasses import dataclass
@@ -17,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from .._errors import RunStateError
+from .._bounded import load_json_capped
+from .._errors import ConfigFileError, RunStateError
 from .._files import atomic_write_json
 
 __all__ = ["ReadyState", "pid_start_ticks", "ready_state", "remove_ready_file", "write_ready_file"]
@@ -59,10 +59,10 @@ class ReadyState:
 def ready_state(path: Path) -> ReadyState:
     """``absent``, ``ready`` (pid alive and the same process), ``stale`` or ``invalid``."""
     try:
-        info = json.loads(path.read_text())
+        info = load_json_capped(path, 1 << 20, what="ready file")
     except FileNotFoundError:
         return ReadyState("absent", {})
-    except (OSError, ValueError):
+    except (OSError, ConfigFileError):
         return ReadyState("invalid", {})
     if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
         return ReadyState("invalid", {})
@@ -74,6 +74,12 @@ def ready_state(path: Path) -> ReadyState:
 def write_ready_file(path: Path, *, run_id: str, job: str, started_at: str, **extra: Any) -> None:
     """Write the ready file atomically; refuses to replace the ready file of another live run."""
     current = ready_state(path)
+    if current.state == "invalid" and (path.exists() or path.is_symlink()):
+        raise RunStateError(
+            "exists and is not a ready file; refusing to replace it",
+            file=str(path),
+            hint="--ready-file must name a new path (or a ready file an earlier run left)",
+        )
     if current.is_ready and current.info.get("pid") != os.getpid():
         raise RunStateError(
             f"ready file is held by live run {current.info.get('run_id')!r} "
@@ -97,8 +103,17 @@ def write_ready_file(path: Path, *, run_id: str, job: str, started_at: str, **ex
     )
 
 
-def remove_ready_file(path: Path) -> None:
-    """Remove the ready file if it is this process's own."""
+def remove_ready_file(path: Path, *, run_id: str | None = None) -> None:
+    """Remove the ready file only if this process wrote it (its pid, and ``run_id`` if given).
+
+    An unreadable or foreign file at that path is never deleted: ``--ready-file notes.txt`` on a
+    run that fails before it is ready must leave ``notes.txt`` alone.
+    """
+    if path.is_symlink():
+        return  # never ours: the ready file is written by an atomic rename, never as a link
     state = ready_state(path)
-    if state.state != "absent" and state.info.get("pid") in (os.getpid(), None):
-        path.unlink(missing_ok=True)
+    if state.state == "absent" or state.info.get("pid") != os.getpid():
+        return
+    if run_id is not None and state.info.get("run_id") != run_id:
+        return
+    path.unlink(missing_ok=True)

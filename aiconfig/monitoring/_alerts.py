@@ -40,6 +40,19 @@ __all__ = ["Alert", "AlertManager"]
 _log = logging.getLogger("aiconfig.alerts")
 
 
+def _shown(url: str) -> str:
+    """A webhook URL for a log line: scheme and host only (the path is the bearer secret)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<webhook>"
+    return f"{parts.scheme}://{host}{port}/<redacted>"
+
+
 @dataclass(frozen=True)
 class Alert:
     """One emitted latency alert."""
@@ -168,7 +181,7 @@ class AlertManager:
     def _post(self, url: str, alert: Alert) -> None:
         if is_offline(self._environ) and not is_loopback_url(url):
             self._webhook_done("refused_offline")
-            _log.warning("offline mode (AP_NO_NETWORK=1): alert webhook %s not called", url)
+            _log.warning("offline mode (AP_NO_NETWORK=1): alert webhook %s not called", _shown(url))
             return
         body = json.dumps({"type": "aiconfig.latency_breach", **asdict(alert)}).encode()
         thread = threading.Thread(
@@ -192,7 +205,7 @@ class AlertManager:
                 result = "sent" if 200 <= resp.status < 300 else f"http_{resp.status}"
         except OSError as exc:
             result = "failed"
-            _log.warning("alert webhook %s failed: %s", url, exc)
+            _log.warning("alert webhook %s failed: %s", _shown(url), str(exc).replace(url, "<url>"))
         self._webhook_done(result)
 
     def _webhook_done(self, result: str) -> None:

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from ._lerobot import export_lerobot
     from ._manifest import build_manifest
     from ._report import write_report
-    from ._session import Session, WindowGeometry, open_session
+    from ._session import Session, WindowGeometry, open_session, refuse_symlinked_members
     from ._validate import SessionCheck, validate_session
     from ._video import VideoInfo, probe_video
 
@@ -81,6 +81,7 @@ __all__ = [
     "export_lerobot",
     "open_session",
     "probe_video",
+    "refuse_symlinked_members",
     "split_of",
     "validate_session",
     "write_report",
@@ -101,6 +102,7 @@ _WHERE = {
     "Session": "_session",
     "WindowGeometry": "_session",
     "open_session": "_session",
+    "refuse_symlinked_members": "_session",
     "SessionCheck": "_validate",
     "validate_session": "_validate",
     "VideoInfo": "_video",

@@ -101,12 +101,18 @@ class ManifestInfo:
 def read_manifest(session: Path) -> ManifestInfo | str | None:
     """The parsed manifest, ``None`` when there is none, or a one-line problem."""
     path = session / MANIFEST_FILE
+    from .._bounded import load_json_capped
+    from .._errors import ConfigFileError
+
     try:
-        doc = json.loads(path.read_text())
+        doc = load_json_capped(path, 16 << 20, what=MANIFEST_FILE)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        return f"{MANIFEST_FILE} is unreadable ({exc}); run 'python -m capture recover {session}'"
+    except ConfigFileError as exc:
+        return (
+            f"{MANIFEST_FILE} is unreadable ({exc.problems[0].message}); "
+            f"run 'python -m capture recover {session}'"
+        )
     if not isinstance(doc, dict):
         return f"{MANIFEST_FILE} is not a JSON object"
     version = doc.get("schema_version")

@@ -13,14 +13,16 @@ This is the API the pipeline, the catalog and a training dataset read sessions t
 
 from __future__ import annotations
 
-import json
+import math
+import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .._errors import BudgetError, SessionError
+from .._errors import BudgetError, ConfigFileError, SessionError
 from ._format import (
     AUDIO_FILE,
     EVENTS_FILE,
@@ -34,21 +36,70 @@ from ._format import (
 )
 from ._manifest import ManifestInfo, read_manifest
 
-__all__ = ["Session", "WindowGeometry", "metadata_problems", "open_session", "read_metadata"]
+__all__ = [
+    "SESSION_ID",
+    "Session",
+    "WindowGeometry",
+    "metadata_problems",
+    "open_session",
+    "read_json_member",
+    "read_metadata",
+    "refuse_symlinked_members",
+    "symlinked_members",
+]
+
+
+# What a recorder writes (session_YYYYMMDD_HHMMSS, maybe with a suffix); never a path.
+SESSION_ID = re.compile(r"session_[A-Za-z0-9_-]+")
+
+
+def symlinked_members(session: Path) -> list[str]:
+    """Names of the entries of ``session`` that are symbolic links (none in a real session).
+
+    A session's files are written by the recorder itself; a link planted there (to a victim
+    file, or to ``/dev/zero``) would be read, truncated or rewritten through by ``recover`` and
+    ``finalize``, so any link makes the whole session refused.
+    """
+    try:
+        with os.scandir(session) as entries:
+            return sorted(e.name for e in entries if e.is_symlink())
+    except OSError:
+        return []
+
+
+def refuse_symlinked_members(session: Path) -> None:
+    """Raise :class:`SessionError` naming the links when ``session`` holds any (see above)."""
+    links = symlinked_members(session)
+    if links:
+        raise SessionError(
+            f"session members are symbolic links: {', '.join(links)}; refusing to read or "
+            "write through them",
+            file=str(session),
+            hint="a recorder never writes links: remove them (someone planted them) and retry",
+        )
+
+
+def read_json_member(path: Path) -> Any:
+    """A session's JSON file read with a size cap and a nesting limit (ConfigFileError)."""
+    from .._bounded import load_json_capped
+
+    return load_json_capped(path, 16 << 20, what=path.name)
 
 
 def read_metadata(session: Path) -> dict[str, Any]:
     """``metadata.json`` as a dict; :class:`SessionError` naming the file when unreadable."""
     path = session / METADATA_FILE
     try:
-        meta = json.loads(path.read_text())
+        meta = read_json_member(path)
     except FileNotFoundError:
         raise SessionError(
             f"{METADATA_FILE} is missing", file=str(session), hint="not a recorded session"
         ) from None
-    except (OSError, ValueError) as exc:
+    except ConfigFileError as exc:
         raise SessionError(
-            f"unreadable ({exc})", file=str(path), hint="the file is damaged; restore it"
+            f"unreadable ({exc.problems[0].message})",
+            file=str(path),
+            hint="the file is damaged; restore it",
         ) from None
     if not isinstance(meta, dict):
         raise SessionError("not a JSON object", file=str(path))
@@ -68,6 +119,12 @@ def metadata_problems(meta: dict[str, Any]) -> list[str]:
         elif isinstance(value, bool) or not isinstance(value, types):
             want = " or ".join(t.__name__ for t in types)
             problems.append(f"{METADATA_FILE}: {name} must be {want}, got {type(value).__name__}")
+    sid = meta.get("session_id")
+    if isinstance(sid, str) and not SESSION_ID.fullmatch(sid):
+        problems.append(
+            f"{METADATA_FILE}: session_id {sid[:80]!r} is not a session id "
+            f"(want {SESSION_ID.pattern})"
+        )
     res = meta.get("screen_resolution")
     if isinstance(res, list) and (
         len(res) != 2 or not all(isinstance(v, int) and v > 0 for v in res)
@@ -80,6 +137,20 @@ def metadata_problems(meta: dict[str, Any]) -> list[str]:
     if isinstance(start, int) and isinstance(end, int) and end < start:
         problems.append(f"{METADATA_FILE}: end_t_ns is before start_t_ns")
     return problems
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return 0.0
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -120,23 +191,28 @@ class Session:
             return STATUS_RECORDING
         return str(self.metadata.get("status") or "failed")
 
+    # Readers are total: a field of the wrong type reads as "unknown" (0, None, empty); the
+    # validator is what reports it (metadata_problems).
+
     @property
     def fps(self) -> float:
-        return float(self.metadata.get("fps") or 0)
+        return _number(self.metadata.get("fps"))
 
     @property
     def duration_s(self) -> float:
-        return float(self.metadata.get("duration_s") or 0.0)
+        return _number(self.metadata.get("duration_s"))
 
     @property
     def resolution(self) -> tuple[int, int]:
-        w, h = self.metadata.get("screen_resolution") or (0, 0)
-        return int(w), int(h)
+        res = self.metadata.get("screen_resolution")
+        if isinstance(res, list) and len(res) == 2 and all(_is_int(v) for v in res):
+            return int(res[0]), int(res[1])
+        return 0, 0
 
     @property
     def start_t_ns(self) -> int | None:
         value = self.metadata.get("start_t_ns")
-        return value if isinstance(value, int) else None
+        return value if _is_int(value) else None
 
     @cached_property
     def frame_count(self) -> int:
@@ -155,25 +231,29 @@ class Session:
     @property
     def keyframe_interval(self) -> int | None:
         """Frames between keyframes (``video.gop_frames``); ``None`` when not recorded."""
-        gop = (self.metadata.get("video") or {}).get("gop_frames")
-        return int(gop) if isinstance(gop, int) else None
+        gop = _mapping(self.metadata.get("video")).get("gop_frames")
+        return gop if isinstance(gop, int) and not isinstance(gop, bool) else None
 
     @property
     def window(self) -> WindowGeometry:
-        w = self.metadata.get("window") or {}
+        w = _mapping(self.metadata.get("window"))
         rect = w.get("initial_rect")
+        title = w.get("title", self.metadata.get("window_id"))
+        moves = w.get("moves")
         return WindowGeometry(
-            title=w.get("title", self.metadata.get("window_id")),
-            rect=tuple(rect) if isinstance(rect, list) and len(rect) == 4 else None,
-            moves=tuple(w.get("moves") or ()),
-            resized=bool(w.get("resized")),
+            title=title if isinstance(title, str) else None,
+            rect=tuple(rect)
+            if isinstance(rect, list) and len(rect) == 4 and all(_is_int(v) for v in rect)
+            else None,
+            moves=tuple(moves) if isinstance(moves, list) else (),
+            resized=w.get("resized") is True,
         )
 
     @property
     def streams(self) -> dict[str, str]:
         """Each stream's final status (``complete``, ``failed``, ``off``, ...)."""
         out = {}
-        for name, info in (self.metadata.get("streams") or {}).items():
+        for name, info in _mapping(self.metadata.get("streams")).items():
             out[name] = str(info.get("status")) if isinstance(info, dict) else str(info)
         return out
 
@@ -238,7 +318,13 @@ class Session:
         """``events.parquet`` as ``pyarrow.RecordBatch`` es (never the whole file in memory)."""
         import pyarrow as pa
 
+        from ._scan import schema_problem
+
         pf = self.parquet_file()
+        problem = schema_problem(pf.schema_arrow)
+        if problem is not None:
+            # Batches of another schema would not make one table (or one training sample).
+            raise SessionError(problem, file=str(self.events_path), hint=self._recover_hint())
         try:
             yield from pf.iter_batches(
                 batch_size=batch_size,

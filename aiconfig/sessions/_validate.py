@@ -12,14 +12,13 @@ than recorded, or a file's sha256 differs from the manifest. Anything else worth
 
 from __future__ import annotations
 
-import json
 import math
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._errors import SessionError
+from .._errors import ConfigFileError, SessionError
 from ._format import (
     AUDIO_FILE,
     EVENTS_FILE,
@@ -34,7 +33,7 @@ from ._format import (
 )
 from ._manifest import verify_artifacts
 from ._scan import EventScan, scan_events, schema_problem
-from ._session import Session, metadata_problems, open_session
+from ._session import Session, metadata_problems, open_session, read_json_member, symlinked_members
 from ._video import VideoInfo, probe_video
 
 __all__ = ["SessionCheck", "validate_session"]
@@ -89,8 +88,8 @@ def _not_finalized(path: Path) -> bool:
     """The recorder writes ``manifest.json`` with ``status: recording`` first and commits it
     last; a killed one leaves it (or its journal) behind."""
     try:
-        doc = json.loads((path / MANIFEST_FILE).read_text())
-    except (OSError, ValueError):
+        doc = read_json_member(path / MANIFEST_FILE)
+    except (OSError, ConfigFileError):
         return (path / EVENTS_JOURNAL).is_file()
     return isinstance(doc, dict) and doc.get("status") == STATUS_RECORDING
 
@@ -98,6 +97,10 @@ def _not_finalized(path: Path) -> bool:
 def _open(path: Path, check: SessionCheck) -> Session | None:
     if not path.is_dir():
         check.problems.append("session directory does not exist")
+        return None
+    links = symlinked_members(path)
+    if links:
+        check.problems.append(f"session members are symbolic links (refused): {', '.join(links)}")
         return None
     try:
         if _not_finalized(path):
@@ -168,7 +171,7 @@ def _check_rows(session: Session, ev: EventScan, check: SessionCheck) -> None:
     import numpy as np
 
     meta = session.metadata
-    fps = float(meta.get("fps") or 0)
+    fps = session.fps  # total: a wrong-typed field reads as 0 (metadata_problems names it)
     n = len(ev.frame_t)
     if not ev.frame_refs_in_order:
         check.problems.append("screen frame rows are not numbered 0..n-1 in order")
@@ -211,7 +214,7 @@ def _check_rows(session: Session, ev: EventScan, check: SessionCheck) -> None:
 
 def _check_video(session: Session, ev: EventScan, check: SessionCheck) -> VideoInfo:
     meta = session.metadata
-    fps = float(meta.get("fps") or 0) or 1.0
+    fps = session.fps or 1.0
     video = probe_video(session.video_path, fps, decode_first=True)
     check.problems.extend(video.problems)
     n = len(ev.frame_t)
@@ -240,7 +243,10 @@ def _check_video(session: Session, ev: EventScan, check: SessionCheck) -> VideoI
         )
     cam_path = session.path / WEBCAM_FILE
     if cam_path.is_file():
-        cam_fps = float((meta.get("webcam_info") or {}).get("fps") or fps)
+        cam_info = meta.get("webcam_info")
+        cam_fps = fps
+        if isinstance(cam_info, dict) and isinstance(cam_info.get("fps"), int | float):
+            cam_fps = float(cam_info["fps"]) or fps
         cam = probe_video(cam_path, cam_fps)
         check.problems.extend(cam.problems)
         if cam.frames != ev.webcam_frames:
@@ -259,8 +265,8 @@ def _stats(session: Session, ev: EventScan, video: VideoInfo, check: SessionChec
     import numpy as np
 
     meta = session.metadata
-    fps = float(meta.get("fps") or 0)
-    duration = float(meta.get("duration_s") or 0.0)
+    fps = session.fps
+    duration = session.duration_s
     n = len(ev.frame_t)
     dup = ev.frame_dup
     fresh = ~dup
@@ -268,8 +274,9 @@ def _stats(session: Session, ev: EventScan, video: VideoInfo, check: SessionChec
     cap = ev.frame_cap[fresh]
     lag_ms = (cap - ev.frame_t[fresh]) / 1e6 if n else np.zeros(0)
     cap_iv = np.diff(cap) / 1e6 if len(cap) > 1 else np.zeros(0)
-    dropped = int(meta.get("dropped_frames") or 0)
-    padded = int(meta.get("padded_frames") or 0)
+    dropped, padded = meta.get("dropped_frames"), meta.get("padded_frames")
+    dropped = dropped if isinstance(dropped, int) else 0
+    padded = padded if isinstance(padded, int) else 0
     timing = check.stats.get("timing", {})
     check.stats.update(
         {

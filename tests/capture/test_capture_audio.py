@@ -138,23 +138,24 @@ def test_sink_unloaded_mid_run(xvfb: str, pulse: dict[str, str], tmp_path: Path)
 def test_audio_video_sync(
     xvfb: str, pulse: dict[str, str], injector: Injector, tmp_path: Path
 ) -> None:
-    """The window flashes (XTEST key) while a click enters the sink at the same instant: the
-    click's time in audio.wav and the flash's paint time agree within 10 ms, and the first frame
-    showing the flash is the first one grabbed after the paint."""
+    """The window flashes (XTEST key) while a click enters the sink at the same instant, ten
+    times: the click's time in audio.wav and the flash's paint time agree within 3 ms (median;
+    each within 50 ms), and the first frame showing the flash is the first one grabbed after
+    the paint. The measured offsets are printed (``-s``) as ``AV_OFFSETS_MS``."""
     import pyarrow.parquet as pq
 
     win = open_window("League of Legends", (0, 0, 320, 240))
     try:
         injector.focus(win.handle)
-        proc = start_recording(tmp_path, "--quiet", "--duration", "6", "--fps", "60", "--audio")
+        proc = start_recording(tmp_path, "--quiet", "--duration", "8", "--fps", "60", "--audio")
         time.sleep(1.0)
         first = time.monotonic_ns() + 800_000_000
-        instants = [first + i * 600_000_000 for i in range(4)]
+        instants = [first + i * 500_000_000 for i in range(10)]
         clicker = subprocess.Popen(
             [
                 sys.executable,
                 str(Path(__file__).with_name("clicker.py")),
-                "3.4",
+                "6.4",
                 *map(str, instants),
             ],
             stdout=subprocess.PIPE,
@@ -187,7 +188,13 @@ def test_audio_video_sync(
     paints = sorted(win.paints)[1:]  # paint 0 is the initial expose
     assert len(paints) == len(instants)
     offsets_ms = [(a - p) / 1e6 for a, (_, p) in zip(audio_times, paints, strict=True)]
-    assert max(abs(o) for o in offsets_ms) <= 10.0, offsets_ms
+    median = float(np.median(offsets_ms))
+    print("AV_OFFSETS_MS", [round(o, 3) for o in offsets_ms], "median", round(median, 3))
+    assert abs(median) <= 3.0, offsets_ms
+    # One click's offset also carries the clicker's and the paint's own scheduling (tens of ms
+    # on a loaded machine); the file-wide alignment is the median.
+    assert max(abs(o) for o in offsets_ms) <= 50.0, offsets_ms
+    assert meta["audio_info"]["latency_source"].startswith("callback time minus")
     # The video side: the flash's first frame is the first grab after the paint.
     events = pq.read_table(session / "events.parquet").to_pydict()
     grabs = [

@@ -15,6 +15,9 @@ The convention (see CONTRIBUTING.md, "Documentation examples"):
   ``env="K=V .."`` extra environment for this block
   ``raises=Name``  a Python block whose last statement raises this exception (the point shown)
   ``timeout=S``    seconds (default 120)
+
+  ``<!-- test: NAME -->`` instead says a dedicated test runs the block (it finds the block by
+  NAME and brings fixtures of its own, such as recorded sessions); it is not run twice.
   ``continues``    a Python block that goes on from the previous (run) Python block
                    (both run together, as a reader pastes them one after the other)
 
@@ -43,6 +46,9 @@ _FENCE = re.compile(
     r"^(?P<indent> *)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
 )
 _DIRECTIVE = re.compile(r"<!--\s*example:(?P<args>.*?)-->\s*$")
+# ``<!-- test: NAME -->``: the block is run by a dedicated test that finds it by NAME (one with
+# fixtures of its own, e.g. recorded sessions); it is not run again here.
+_DEDICATED = re.compile(r"<!--\s*test:\s*(?P<name>[\w.-]+)\s*-->\s*$")
 _EXIT_COMMENT = re.compile(r"#\s*exit (\d+)\b")
 KNOWN = {"skip", "setup", "env", "raises", "timeout", "continues"}
 
@@ -97,6 +103,9 @@ def examples(doc: Path) -> list[Example]:
         d = _DIRECTIVE.search(before)
         where = f"{_rel(doc)}:{line}"
         options = _options(d.group("args"), where) if d else {}
+        dedicated = _DEDICATED.search(before)
+        if dedicated:
+            options["dedicated"] = dedicated.group("name")
         indent = len(m.group("indent"))
         body = "\n".join(ln[indent:] for ln in m.group("body").splitlines())
         if "continues" in options:
@@ -114,13 +123,22 @@ def all_examples() -> list[Example]:
 
 @dataclass(frozen=True)
 class Command:
-    text: str  # as written, continuations joined
+    text: str  # as written (continuation lines included)
     line: int  # offset of its first line in the block
     exit: int  # the status its comment documents (0 unless '# exit N')
 
 
+def _complete(text: str) -> bool:
+    try:
+        shlex.split(text, comments=True)
+    except ValueError:  # "No closing quotation"
+        return False
+    return True
+
+
 def shell_commands(code: str) -> list[Command]:
-    """Split a bash block into commands: ``\\`` continues a line; comments are not commands."""
+    """Split a bash block into commands, as bash reads them: a trailing ``\\`` or an open
+    quote continues the command on the next line; comment lines are not commands."""
     out: list[Command] = []
     buf: list[str] = []
     start = 0
@@ -129,16 +147,15 @@ def shell_commands(code: str) -> list[Command]:
             start = i
             if not raw.strip() or raw.lstrip().startswith("#"):
                 continue
-        if raw.rstrip().endswith("\\"):
-            buf.append(raw.rstrip()[:-1])
-            continue
         buf.append(raw)
-        text = " ".join(part.strip() for part in buf)
+        text = "\n".join(buf)
+        if raw.rstrip().endswith("\\") or not _complete(text):
+            continue
         m = _EXIT_COMMENT.search(text)
-        out.append(Command(text, start, int(m.group(1)) if m else 0))
+        out.append(Command(text.strip(), start, int(m.group(1)) if m else 0))
         buf = []
     if buf:
-        raise ValueError("a bash example ends with a line continuation")
+        raise ValueError("a bash example ends inside a continuation or a quoted argument")
     return out
 
 

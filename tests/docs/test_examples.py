@@ -23,7 +23,8 @@ from tests.docs.examples import (
 from tests.docs.setups import SETUPS, Sandbox, make_sandbox
 
 EXAMPLES = all_examples()
-RUN = [e for e in EXAMPLES if "skip" not in e.options]
+RUN = [e for e in EXAMPLES if "skip" not in e.options and "dedicated" not in e.options]
+DEDICATED = [e for e in EXAMPLES if "dedicated" in e.options]
 ILLUSTRATIVE = [e for e in EXAMPLES if "skip" in e.options]
 _SANDBOXES: dict[Path, Sandbox] = {}
 
@@ -123,6 +124,18 @@ def test_illustrative_examples_say_why(example: Example) -> None:
     assert len(example.options["skip"].split()) >= 3, f"{example.id}: give a real reason"
 
 
+@pytest.mark.parametrize("example", DEDICATED, ids=[e.id for e in DEDICATED])
+def test_dedicated_examples_have_their_test(example: Example) -> None:
+    """``<!-- test: NAME -->``: some test under tests/ must name the block it runs."""
+    name = example.options["dedicated"]
+    users = [
+        p
+        for p in (REPO / "tests").rglob("*.py")
+        if p.parent.name != "docs" and name in p.read_text(encoding="utf-8")
+    ]
+    assert users, f"{example.id}: no test under tests/ runs '<!-- test: {name} -->'"
+
+
 def test_every_doc_is_scanned_and_options_are_known() -> None:
     assert REPO / "README.md" in DOCS and len(DOCS) >= 5
     assert len(EXAMPLES) >= 20
@@ -148,8 +161,12 @@ def test_conventions_parse(tmp_path: Path) -> None:
     assert got[1].options == {"skip": "needs a GPU"}
     assert got[2].setups == ["broken-yaml"] and got[2].env == {"A": "1", "B": "2"}
     assert got[2].code == "print(1)\n{}['x']\n"  # continues the previous Python block
-    cmds = shell_commands("# c\nfoo --a \\\n  --b   # exit 1 when x\n\nbar\n")
-    assert [(c.text, c.exit) for c in cmds] == [("foo --a --b   # exit 1 when x", 1), ("bar", 0)]
+    cmds = shell_commands('# c\nfoo --a \\\n  --b   # exit 1 when x\n\nq "\n  x\n  y"\nbar\n')
+    assert [(c.text, c.exit, c.line) for c in cmds] == [
+        ("foo --a \\\n  --b   # exit 1 when x", 1, 1),
+        ('q "\n  x\n  y"', 0, 4),
+        ("bar", 0, 7),
+    ]
     (s,) = console_sessions("$ aiconfig x\nerror: y\n[exit 1]\n")
     assert (s.command, s.output, s.exit) == ("aiconfig x", ["error: y"], 1)
     with pytest.raises(ValueError, match="needs a reason"):

@@ -58,7 +58,8 @@ def test_list_shows_every_session_and_each_problem(broken_root: Path) -> None:
     good = [r for r in rows if r["problem"] is None]
     assert len(good) == GOOD and {r["status"] for r in good} == {"complete"}
     played = next(r for r in good if r["input_status"] == "complete")
-    assert played["streams"] == "audio=complete input=complete screen=complete webcam=off"
+    streams = set(played["streams"].split())
+    assert {"audio=complete", "input=complete", "screen=complete", "webcam=off"} <= streams
     assert played["frame_count"] == 90 and played["fps"] == 30.0 and played["width"] == 320
     assert played["event_counts"]["frame"] == 90 and played["input_events"] > 0
 

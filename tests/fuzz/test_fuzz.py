@@ -1,0 +1,69 @@
+"""Every fuzz target runs briefly under atheris on its committed corpus (CI); long runs are
+``scripts/fuzz.sh``. The contract: a result or an AiconfigError, no other exception, no input
+over 1 s, no RSS growth over 256 MB."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fuzz.targets import CORPUS, TARGETS
+
+REPO = Path(__file__).resolve().parents[2]
+RUNS = int(os.environ.get("AICONFIG_FUZZ_RUNS", "400"))
+
+
+def _fuzz(target: str, corpus: Path, tmp: Path, runs: int) -> subprocess.CompletedProcess[str]:
+    work = tmp / "corpus"
+    shutil.copytree(corpus, work)
+    (tmp / "crashes").mkdir()
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.fuzz.run",
+            target,
+            str(work),
+            f"-runs={runs}",
+            "-seed=1",  # reproducible in CI; scripts/fuzz.sh varies it
+            f"-artifact_prefix={tmp / 'crashes'}/",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_target_holds_its_contract(target: str, tmp_path: Path) -> None:
+    proc = _fuzz(target, CORPUS / target, tmp_path, RUNS)
+    crashes = list((tmp_path / "crashes").iterdir())
+    assert proc.returncode == 0 and not crashes, proc.stderr[-4000:]
+    assert f"Done {RUNS} runs" in proc.stderr
+
+
+def test_a_planted_bug_is_caught(tmp_path: Path) -> None:
+    """The runner really reports an exception that is not an AiconfigError, with its input."""
+    corpus = tmp_path / "seed"
+    corpus.mkdir()
+    (corpus / "bug").write_bytes(b"PLANTED-BUG")
+    proc = _fuzz("_planted_bug", corpus, tmp_path, 50)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "Uncaught Python exception" in out and "KeyError" in out
+    crashes = list((tmp_path / "crashes").iterdir())
+    assert crashes and crashes[0].read_bytes().startswith(b"PLANTED")
+
+
+def test_every_target_has_a_seed_corpus() -> None:
+    for name in TARGETS:
+        assert any((CORPUS / name).iterdir()), name

@@ -236,8 +236,9 @@ class SessionDataset(Dataset[dict[str, Any]], _FromConfig):
     def from_config(
         cls, cfg: Any, split: Split = "train", *, root: str | Path | None = None, **kwargs: Any
     ) -> SessionDataset:
-        """The dataset a config describes; ``root`` overrides ``training.dataset.sessions_dir``."""
-        return cls(**cls._settings(cfg, root), split=split, **kwargs)
+        """The dataset a config describes; ``root`` overrides ``training.dataset.sessions_dir``
+        and keyword arguments any other setting (``min_session_s=1``, ``cache_mb=64``)."""
+        return cls(**{**cls._settings(cfg, root), "split": split, **kwargs})
 
     def __len__(self) -> int:
         return self._starts[-1]
@@ -310,7 +311,7 @@ class SessionClipDataset(IterableDataset[dict[str, Any]], _FromConfig):
         cls, cfg: Any, split: Split = "train", *, root: str | Path | None = None, **kwargs: Any
     ) -> SessionClipDataset:
         kwargs.setdefault("shuffle", bool(cfg.training.dataset.shuffle))
-        return cls(**cls._settings(cfg, root), split=split, **kwargs)
+        return cls(**{**cls._settings(cfg, root), "split": split, **kwargs})
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -32,6 +32,7 @@ from .._errors import SessionError
 
 __all__ = ["FrameReader", "iter_clip", "to_array"]
 
+_INHERITED: list[Any] = []  # decoders a forked worker inherited (see FrameReader._container)
 _INTERPOLATION = "AREA"  # swscale's area average: the right filter for downscaling
 
 
@@ -120,6 +121,9 @@ class FrameReader:
 
     def _container(self, path: Path, fps: float) -> _Open:
         if self._pid != os.getpid():  # a forked worker: never share the parent's decoders
+            # ...nor free them here: closing a container opened in the parent can block in the
+            # child on a lock FFmpeg held at fork time. They are kept, unused, until exit.
+            _INHERITED.append(self._open)
             self._open, self._cache, self._cached, self._pid = (
                 OrderedDict(),
                 OrderedDict(),

@@ -93,11 +93,12 @@ def read_sessions(
     frame_stack: int | None = None,
     split: str = "all",
     clip_frames: int | None = None,
+    min_session_s: float | None = None,
     summary: dict[str, Any] | None = None,
 ) -> Any:
     """A ``ray.data.Dataset`` of samples (columns as :class:`SessionDataset` samples, frames
     ``uint8 [K, 3, H, W]``) from the sessions under ``paths``, one read task per clip. Settings
-    come from ``config`` (an ``AIConfig``: model, training.seed/dataset) unless given. Sessions
+    come from ``config`` (an ``AIConfig``: model, training.seed/dataset) unless given here. Sessions
     skipped (unfinished, invalid, too short) are counted into ``summary`` when a dict is given."""
     ray = _ray()
     from ray.data.block import BlockMetadata
@@ -116,6 +117,8 @@ def read_sessions(
             "train_split": float(config.training.dataset.train_split),
             "min_session_s": float(config.training.dataset.min_session_s),
         }
+    if min_session_s is not None:
+        kw["min_session_s"] = min_session_s
     size = tuple(resolution or (config.model.input_resolution if config else (256, 144)))
     k = int(frame_stack or (config.model.frame_stack if config else 4))
     plan = SessionClipDataset(

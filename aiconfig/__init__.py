@@ -52,6 +52,10 @@ _WHERE: dict[str, str] = {
     "ConfigDiff": "_diff",
     "diff_configs": "_diff",
     "diff_files": "_diff",
+    # experiment trackers (MLflow is imported only inside log_to_mlflow)
+    "TrackedRun": "_tracking",
+    "flatten": "_tracking",
+    "log_to_mlflow": "_tracking",
     # the error tree (drawn in aiconfig/_errors.py)
     "AiconfigError": "_errors",
     "BadSignatureError": "_errors",
@@ -62,6 +66,8 @@ _WHERE: dict[str, str] = {
     "ConfigValidationError": "_errors",
     "ContentError": "_errors",
     "DeviceLockedError": "_errors",
+    "EmergencyOverrideError": "_errors",
+    "EmergencyOverrideWarning": "_emergency",
     "ExpiredConfigError": "_errors",
     "ForkError": "_errors",
     "InferenceServerError": "_errors",
@@ -79,8 +85,10 @@ _WHERE: dict[str, str] = {
     "RunStateError": "_errors",
     "SessionError": "_errors",
     "SignatureFormatError": "_errors",
+    "StreamFailedError": "_errors",
     "Terminated": "_errors",
     "ThresholdError": "_errors",
+    "TrackingError": "_errors",
     "TrustError": "_errors",
     "UnsignedConfigError": "_errors",
     "UntrustedKeyError": "_errors",
@@ -104,6 +112,8 @@ __all__ = [
     "ContentError",
     "DatasetConfig",
     "DeviceLockedError",
+    "EmergencyOverrideError",
+    "EmergencyOverrideWarning",
     "ExpiredConfigError",
     "ForkError",
     "GameStateConfig",
@@ -132,8 +142,11 @@ __all__ = [
     "SessionError",
     "SignatureFormatError",
     "Signer",
+    "StreamFailedError",
     "Terminated",
     "ThresholdError",
+    "TrackedRun",
+    "TrackingError",
     "TrainingConfig",
     "TrustError",
     "UnsignedConfigError",
@@ -144,12 +157,15 @@ __all__ = [
     "__version__",
     "diff_configs",
     "diff_files",
+    "flatten",
     "fork_for_experiment",
     "load",
+    "log_to_mlflow",
 ]
 
 if _typing.TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ below does the imports
     from ._diff import Change, ConfigDiff, diff_configs, diff_files
+    from ._emergency import EmergencyOverrideWarning
     from ._errors import (
         AiconfigError,
         BadSignatureError,
@@ -160,6 +176,7 @@ if _typing.TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ bel
         ConfigValidationError,
         ContentError,
         DeviceLockedError,
+        EmergencyOverrideError,
         ExpiredConfigError,
         ForkError,
         InferenceServerError,
@@ -177,8 +194,10 @@ if _typing.TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ bel
         RunStateError,
         SessionError,
         SignatureFormatError,
+        StreamFailedError,
         Terminated,
         ThresholdError,
+        TrackingError,
         TrustError,
         UnsignedConfigError,
         UntrustedKeyError,
@@ -205,6 +224,7 @@ if _typing.TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ bel
         VLLMConfig,
         WebcamConfig,
     )
+    from ._tracking import TrackedRun, flatten, log_to_mlflow
     from ._yamlsafe import Limits
 
 

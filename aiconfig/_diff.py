@@ -63,6 +63,8 @@ class Side:
     config: AIConfig | None = None
     error: str | None = None
     trust_problem: str | None = None  # why the signature check failed (the diff goes on)
+    emergency: tuple[dict[str, Any], ...] = ()  # active emergency overrides (not in the diff)
+    emergency_problems: tuple[str, ...] = ()  # override files a load would refuse
 
     @property
     def signers(self) -> list[str]:
@@ -93,6 +95,10 @@ class Side:
             )
         if self.trust_problem is not None:
             out["trust_problem"] = self.trust_problem
+        if self.emergency:
+            out["emergency"] = list(self.emergency)
+        if self.emergency_problems:
+            out["emergency_problems"] = list(self.emergency_problems)
         return out
 
 
@@ -114,6 +120,12 @@ class ConfigDiff:
         if self.status != "modified":
             return True
         return bool(self.changes or self.meta_changes or self.signer_changes)
+
+    @property
+    def verdict(self) -> str:
+        """What a reader is told: the status, or ``identical`` for a "modified" file whose
+        resolved config did not change at all (comments or formatting only)."""
+        return "identical" if self.status == "modified" and not self.differs else self.status
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,7 +157,20 @@ def review_load(
         config, problem = _review_bytes(Path(path), raw, keys, env)
     except AiconfigError as exc:
         return Side(file, error=str(exc).splitlines()[0])
-    return Side(file, config=config, trust_problem=problem)
+    return _with_emergency(Side(file, config=config, trust_problem=problem), raw, keys)
+
+
+def _with_emergency(side: Side, data: bytes, keys: str | os.PathLike[str] | None) -> Side:
+    """The side with the emergency overrides active on its file (shown, not diffed)."""
+    path = Path(side.file)
+    if side.config is None or not (path.parent / "emergency").is_dir():
+        return side
+    from dataclasses import replace
+
+    from ._emergency import review_overrides
+
+    active, problems = review_overrides(path, data, side.config, keys=keys)
+    return replace(side, emergency=tuple(active), emergency_problems=tuple(problems))
 
 
 def _review_bytes(
@@ -344,6 +369,7 @@ def diff_files(
 
     sides = []
     for path in (old, new):
-        config, problem = _review_bytes(Path(path), read_config_bytes(path), keys, env)
-        sides.append(Side(str(path), config=config, trust_problem=problem))
+        raw = read_config_bytes(path)
+        config, problem = _review_bytes(Path(path), raw, keys, env)
+        sides.append(_with_emergency(Side(str(path), config, trust_problem=problem), raw, keys))
     return diff_sides(sides[0], sides[1], float_tol=float_tol, label=str(new))

@@ -45,7 +45,7 @@ def _text_change(c: Change) -> str:
 def _text_one(d: ConfigDiff) -> list[str]:
     old = d.old.file if d.old else "(none)"
     new = d.new.file if d.new else "(none)"
-    head = f"{d.label or new} [{d.status}]" if d.label else f"{old} -> {new}"
+    head = f"{d.label or new} [{d.verdict}]" if d.label else f"{old} -> {new} [{d.verdict}]"
     if d.status == _KEYS_CHANGED:
         head = f"WARNING: trust store file {d.label} changed"
     lines = [head]
@@ -54,6 +54,7 @@ def _text_one(d: ConfigDiff) -> list[str]:
     for side, tag in ((d.old, "old"), (d.new, "new")):
         if side is not None and side.trust_problem:
             lines.append(f"  {tag} signature: {side.trust_problem}")
+    lines.extend(_text_emergency(d))
     if d.old and d.new and d.old.config and d.new.config:
         o, n = d.old.config.meta, d.new.config.meta
         lines.append(
@@ -64,8 +65,29 @@ def _text_one(d: ConfigDiff) -> list[str]:
         if d.signer_changes:
             lines.append(f"  signers: {_signers(d.old.signers)} -> {_signers(d.new.signers)}")
     lines.extend(_text_change(c) for c in (*d.meta_changes, *d.changes))
-    if d.status == "modified" and not d.differs:
-        lines.append("  identical")
+    if d.verdict == "identical":
+        lines.append("  no semantic change (comments or formatting only)")
+    return lines
+
+
+def _emergency_text(record: dict[str, Any]) -> str:
+    changes = ", ".join(f"{k} = {_val(v)}" for k, v in record["overrides"].items())
+    return (
+        f"{changes} (reason: {record['reason']}; expires {record['expires']}; "
+        f"signed by {', '.join(record['signers'])}; {record['file']})"
+    )
+
+
+def _text_emergency(d: ConfigDiff) -> list[str]:
+    """Active emergency overrides of each side: shown apart, never mixed into the changes."""
+    lines: list[str] = []
+    for side, tag in ((d.old, "old"), (d.new, "new")):
+        if side is None:
+            continue
+        lines.extend(
+            f"  EMERGENCY OVERRIDE active on {tag}: {_emergency_text(r)}" for r in side.emergency
+        )
+        lines.extend(f"  {tag} emergency override: {p}" for p in side.emergency_problems)
     return lines
 
 
@@ -131,8 +153,9 @@ def _md_one(d: ConfigDiff) -> list[str]:
         "base-changed": "⚠️",
         _KEYS_CHANGED: "🚨",
         "skipped": "⏭️",
-    }.get(d.status, "✏️")
-    lines = [f"### {icon} {_md_code(title)} — {d.status}", ""]
+        "identical": "🟰",
+    }.get(d.verdict, "✏️")
+    lines = [f"### {icon} {_md_code(title)} — {d.verdict}", ""]
     if d.status == _KEYS_CHANGED:
         lines = [f"### {icon} TRUST STORE CHANGED: {_md_code(title)}", ""]
     if d.note:
@@ -140,6 +163,11 @@ def _md_one(d: ConfigDiff) -> list[str]:
     for side, tag in ((d.old, "old"), (d.new, "new")):
         if side is not None and side.trust_problem:
             lines += [f"> ⚠️ {tag} side signature: {_md_escape(side.trust_problem)}", ""]
+        for record in side.emergency if side is not None else ():
+            text = _md_escape(_emergency_text(record))
+            lines += [f"> 🚨 **Emergency override active** on the {tag} side: {text}", ""]
+        for problem in side.emergency_problems if side is not None else ():
+            lines += [f"> ⚠️ {tag} side emergency override: {_md_escape(problem)}", ""]
     if d.old and d.new and d.old.config and d.new.config:
         o, n = d.old.config.meta, d.new.config.meta
         facts = [
@@ -165,7 +193,7 @@ def _md_one(d: ConfigDiff) -> list[str]:
             "",
         ]
     lines += _md_table([*d.meta_changes, *d.changes])
-    if d.status == "modified" and not d.differs:
+    if d.verdict == "identical":
         lines += ["No semantic change (comments or formatting only).", ""]
     return lines
 

@@ -23,19 +23,23 @@ split between untrustworthy content and transport, and :class:`UsageError` for c
     │   ├── ThresholdError           fewer distinct reviewers than the policy asks
     │   ├── RollbackError            meta.version lower than one already accepted
     │   ├── ExpiredConfigError       meta.expires is in the past
+    │   ├── EmergencyOverrideError   an emergency override is unsigned, foreign, stale or unlisted
     │   └── PluginRefusedError       a plugin is not allowlisted, not pinned, or its hash differs
     ├── ResourceError                the outside world failed
     │   ├── ConfigFileError          a file cannot be read or written
     │   ├── CaptureDeviceError       a capture device is missing or refused
-    │   │   └── DeviceLockedError    another run holds the device's lock file
+    │   │   ├── DeviceLockedError    another run holds the device's lock file
+    │   │   └── StreamFailedError    a requested stream failed during a --strict capture (exit 3)
     │   ├── InferenceServerError     the inference server is down or misconfigured
     │   ├── NetworkDeniedError       offline mode (--no-network) refused a connection
     │   ├── BudgetError              the job cannot fit in AP_CPU_LIMIT / AP_MEM_LIMIT_MB
-    │   └── RunStateError            the run's own files (ready file, output dir) are in the way
+    │   ├── RunStateError            the run's own files (ready file, output dir) are in the way
+    │   └── TrackingError            the experiment tracker (MLflow) refused or is unreachable
     └── UsageError                   flags that contradict each other or the config (exit 2)
 
-:class:`Terminated` stands outside the tree (a ``BaseException``, like ``KeyboardInterrupt``):
-a run raises it in its main thread on SIGTERM so that ``with`` blocks unwind and clean up.
+:class:`Terminated` stands outside the tree (a ``SystemExit`` with code 143, so a
+``BaseException`` like ``KeyboardInterrupt``): a run raises it in its main thread on SIGTERM so
+that ``with`` blocks unwind and clean up, and the process then exits 143 without a traceback.
 
 Each error carries one or more :class:`Problem` records; ``str(error)`` renders one line per
 problem, naming the file, line, key path and what to do. Secret values are never part of a
@@ -57,6 +61,7 @@ __all__ = [
     "ConfigValidationError",
     "ContentError",
     "DeviceLockedError",
+    "EmergencyOverrideError",
     "ExpiredConfigError",
     "ForkError",
     "InferenceServerError",
@@ -74,8 +79,10 @@ __all__ = [
     "RunStateError",
     "SessionError",
     "SignatureFormatError",
+    "StreamFailedError",
     "Terminated",
     "ThresholdError",
+    "TrackingError",
     "TrustError",
     "UnsignedConfigError",
     "UntrustedKeyError",
@@ -123,6 +130,7 @@ class AiconfigError(Exception):
     """Root of every error aiconfig raises."""
 
     problems: list[Problem]
+    exit_code: int = 1  # the CLI's exit status for this error (a handled error: 1)
 
     def __init__(self, message: str | Problem | list[Problem], **where: Any) -> None:
         if isinstance(message, list):
@@ -205,6 +213,11 @@ class ExpiredConfigError(TrustError):
     """``meta.expires`` is in the past."""
 
 
+class EmergencyOverrideError(TrustError):
+    """An emergency override is refused: not signed by an on-call principal, made for another
+    version of its config, too long-lived, or changing a path the config does not list."""
+
+
 class ResourceError(AiconfigError):
     """Something outside the config failed: files, devices, servers."""
 
@@ -241,6 +254,13 @@ class DeviceLockedError(CaptureDeviceError):
     """Another run holds the lock file of a capture device."""
 
 
+class StreamFailedError(CaptureDeviceError):
+    """``--strict``: a requested capture stream (audio, webcam, input...) failed. The session
+    was still recorded and kept (each stream degrades alone); the exit status is 3."""
+
+    exit_code = 3
+
+
 class NetworkDeniedError(ResourceError):
     """Offline mode (``--no-network`` / ``AP_NO_NETWORK=1``) refused a non-loopback connection."""
 
@@ -253,6 +273,10 @@ class RunStateError(ResourceError):
     """The run's own files are in the way: a live ready file, an unwritable output directory."""
 
 
+class TrackingError(ResourceError):
+    """The experiment tracker (MLflow) is unreachable or refused what was logged."""
+
+
 class UsageError(AiconfigError):
     """A command line contradicts itself or the config (a flag the config's backend cannot use).
 
@@ -261,9 +285,17 @@ class UsageError(AiconfigError):
     """
 
 
-class Terminated(BaseException):
-    """Raised in a run's main thread on SIGTERM, so ``with`` blocks unwind and clean up."""
+class Terminated(SystemExit):
+    """Raised in a run's main thread on SIGTERM, so ``with`` blocks unwind and clean up.
+
+    A :class:`SystemExit` with code ``128 + signum`` (143): a job that does not catch it ends
+    exactly as the CLI does, with status 143 and no traceback, its manifest saying
+    ``interrupted``. ``except Exception`` does not swallow it.
+    """
 
     def __init__(self, signum: int) -> None:
-        super().__init__(f"terminated by signal {signum}")
+        super().__init__(128 + signum)
         self.signum = signum
+
+    def __str__(self) -> str:
+        return f"terminated by signal {self.signum}"

@@ -5,7 +5,7 @@ the trust policy, command-line flags, capture options) goes through :func:`trans
 every error is reported (not just the first), each names the file and line, the key path
 (rendered by :class:`~aiconfig._keypath.KeyPath`), what was expected and what was found, and
 where the value came from (the file or an environment variable); unknown keys get the closest
-valid key. Values under secret-looking keys are never echoed.
+valid key. Values of secret fields (by the schema: ``SecretStr`` or marked) are never echoed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ._errors import Problem
 from ._keypath import KeyPath, Parts
-from ._schema import AIConfig, walk_schema
+from ._schema import AIConfig, is_secret_path, walk_schema
 
 __all__ = ["explain", "model_at", "redact", "translate"]
 
@@ -33,12 +33,13 @@ def from_env(source: str | None) -> bool:
 
 
 def redact(path: Parts, value: Any, source: str | None = None) -> str:
-    """``repr(value)`` cut to a readable length; ``<redacted>`` under a secret key.
+    """``repr(value)`` cut to a readable length; ``<redacted>`` for a secret field (by the
+    schema: ``SecretStr`` or marked).
 
     A value read from the environment is never echoed: ``model.dropout: ${oc.env:GITHUB_TOKEN}``
     must not print the token in the error that says it is not a float.
     """
-    if KeyPath(path).is_secret:
+    if is_secret_path(path):
         return "<redacted>"
     if from_env(source):
         return "<not shown: from the environment>"

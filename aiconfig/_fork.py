@@ -34,8 +34,7 @@ from pydantic import ValidationError as PydanticValidationError
 from ._bounded import read_capped
 from ._errors import ConfigFileError, ForkError, Problem
 from ._interpolate import interpolate
-from ._keypath import KeyPath
-from ._overrides import apply_overrides
+from ._overrides import apply_overrides, normalize_edits, target_of, typed_item
 from ._provenance import Provenance, Signer, lineage_step
 from ._schema import AIConfig, FrozenModel
 from ._yamlsafe import Limits, ParsedYaml
@@ -237,6 +236,7 @@ def merge_fork(
         sources={**base_prov.sources, **prepared.sources},
         lineage=(*base_prov.lineage, step),
         template=data.decode("utf-8", "replace"),
+        emergency=base_prov.emergency,  # the base's active emergency overrides carry over
     )
     return merged.with_provenance(provenance)
 
@@ -271,6 +271,7 @@ def fork_for_experiment(
     :class:`ConfigValidationError`. ``config`` itself is unchanged.
     """
     meta = {"name": name, "version": version, "description": description}
+    overrides = normalize_edits(config, overrides)  # list edits at concrete indexes
     merged = apply_overrides(config, overrides, meta)
     base_prov = config.provenance
     lineage = base_prov.lineage or (
@@ -295,6 +296,7 @@ def fork_for_experiment(
             env_vars=dict(base_prov.env_vars),
             sources=dict(base_prov.sources),
             lineage=(*lineage, step),
+            emergency=base_prov.emergency,
         )
     )
 
@@ -303,9 +305,13 @@ def _values_at(config: AIConfig, overrides: Mapping[str, Any]) -> dict[str, Any]
     """The typed, JSON-safe values the merged config holds at each overridden path."""
     dumped = config.model_dump(mode="json")
     out = {}
-    for dotted in overrides:
+    for dotted, value in overrides.items():
+        target = target_of(dotted)
+        if target.is_item:  # later edits may have moved the item: type the value itself
+            out[dotted] = typed_item(target, value)
+            continue
         node: Any = dumped
-        for seg in KeyPath.parse(dotted):
+        for seg in target.segments:
             node = node[seg]
         out[dotted] = node
     return out

@@ -25,12 +25,12 @@ import os
 import posixpath
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ._diff import ConfigDiff, Side, diff_sides, review_load
-from ._errors import ConfigFileError
+from ._errors import ConfigFileError, Problem
 from ._fork import FORK_KEY
 
 __all__ = ["git_diffs"]
@@ -54,9 +54,11 @@ SAFE_GIT = (
 )
 
 
-def _git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
+def _run_git(
+    repo: Path, *args: str, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
     try:
-        proc = subprocess.run(
+        return subprocess.run(
             ["git", *SAFE_GIT, "-C", str(repo), *args],
             input=stdin,
             capture_output=True,
@@ -66,14 +68,45 @@ def _git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
         )
     except FileNotFoundError:
         raise ConfigFileError("git is not installed", hint="install git") from None
+
+
+def _git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
+    proc = _run_git(repo, *args, stdin=stdin)
     if proc.returncode != 0:
         reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         raise ConfigFileError(
             f"git {args[0]} failed: {reason[-1] if reason else 'exit ' + str(proc.returncode)}",
             file=str(repo),
-            hint="run inside a git repository and name existing revisions (e.g. origin/main)",
+            hint="check the repository and the revisions",
         )
     return proc.stdout
+
+
+def _toplevel(repo: Path) -> Path:
+    proc = _run_git(repo, "rev-parse", "--show-toplevel")
+    if proc.returncode != 0:
+        raise ConfigFileError(
+            "not inside a git repository",
+            file=str(repo.resolve()),
+            hint="run it from a clone, or name the repository with --repo DIR",
+        )
+    return Path(proc.stdout.decode().strip())
+
+
+def _check_revisions(top: Path, revs: Sequence[str]) -> None:
+    """Every revision that does not name a commit, named in one problem each."""
+    problems = [
+        Problem(
+            f"unknown revision '{rev}': no branch, tag or commit of that name",
+            file=str(top),
+            hint="list them with git branch -a / git tag; fetch a remote one first "
+            "(git fetch origin)",
+        )
+        for rev in revs
+        if _run_git(top, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").returncode
+    ]
+    if problems:
+        raise ConfigFileError(problems)
 
 
 def _names(raw: bytes) -> list[str]:
@@ -264,10 +297,8 @@ def git_diffs(
     Both sides are verified against ``rev``'s trust store, or ``keys`` when given. ``env`` is
     the environment interpolation sees (default: empty; review never reads ``os.environ``).
     """
-    top = Path(_git(Path(repo), "rev-parse", "--show-toplevel").decode().strip())
-    for r in (rev, rev2):
-        if r is not None:
-            _git(top, "rev-parse", "--verify", "--quiet", f"{r}^{{commit}}")
+    top = _toplevel(Path(repo))
+    _check_revisions(top, [r for r in (rev, rev2) if r is not None])
     with tempfile.TemporaryDirectory(prefix="aiconfig-diff-") as tmp:
         old = _read_rev(top, rev, Path(tmp) / "old")
         new = (

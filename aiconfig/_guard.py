@@ -4,7 +4,8 @@ Shared by ``aiconfig`` (:mod:`aiconfig.cli`) and ``python -m capture`` so both e
 a leaf (it needs only the error tree), so no job package has to import a CLI to get it.
 
 Exit statuses: 0 ok, 1 a handled error (:class:`~aiconfig.AiconfigError`, one line per problem;
-also MemoryError under a run's budget and a closed stdout), 2 usage (a bad flag:
+also MemoryError under a run's budget and a closed stdout; an error's ``exit_code`` may say
+otherwise: 3 for :class:`~aiconfig.StreamFailedError`, ``capture --strict``), 2 usage (a bad flag:
 :class:`UsageParser`; flags that contradict each other or the config:
 :class:`~aiconfig.UsageError`), 130 Ctrl+C, 143 SIGTERM inside a run
 (:class:`~aiconfig.Terminated`).
@@ -41,7 +42,7 @@ def guarded(job: Callable[[], int]) -> int:
     except AiconfigError as exc:
         for problem in exc.problems:
             sys.stderr.write(f"error: {problem.render()}\n")
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

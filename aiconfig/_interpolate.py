@@ -18,6 +18,7 @@ from typing import Any
 
 from ._errors import InterpolationError, Problem
 from ._keypath import KeyPath, Parts, is_secret_key
+from ._schema import is_secret_path
 
 __all__ = ["Interpolated", "interpolate"]
 
@@ -82,7 +83,13 @@ def interpolate(
                 )
         for var, comma in _ENV.findall(text):
             value = env.get(var)
-            secret = is_secret_key(var) or KeyPath(path).is_secret
+            # Redacted when it feeds a secret field anywhere (the schema decides, not the key's
+            # name), or when the variable's own name looks secret (variables have no schema).
+            secret = (
+                is_secret_path(path)
+                or is_secret_key(var)
+                or result.env_used.get(var) == "<redacted>"
+            )
             result.env_used[var] = "<redacted>" if secret and value is not None else value
             if value is None and not comma:
                 problems.append(
@@ -140,7 +147,7 @@ def _resolve(
         key = getattr(exc, "full_key", None) or ""
         where: Parts | None = next((p for p, _ in found if _same_path(p, key)), None)
         message = str(exc).splitlines()[0]
-        if where is not None and is_secret_key(str(where[-1])):
+        if where is not None and is_secret_path(where):
             message = "interpolation failed"
         raise InterpolationError(
             message,

@@ -7,7 +7,9 @@ quoted). Every message, diff and provenance record renders paths this way.
 A :class:`KeyPath` is a tuple of its parts (``str`` keys, ``int`` list indexes), so it is
 immutable, hashable, and equal to the plain tuple of the same parts: the YAML reader keys its
 line numbers by plain tuples (cheap on the hot path) and a ``KeyPath`` looks them up directly.
-This module is a leaf (standard library only), as is the secret-name rule beside it.
+This module is a leaf (standard library only). Whether a config path is secret is the schema's
+call (:func:`aiconfig._schema.is_secret_path`), never a matter of the key's name;
+:func:`is_secret_key` judges the names of environment variables, which have no schema.
 """
 
 from __future__ import annotations
@@ -145,8 +147,3 @@ class KeyPath(tuple[str | int, ...]):
     def startswith(self, other: Parts) -> bool:
         """True when ``other`` is this path or one of its ancestors."""
         return tuple(self[: len(other)]) == tuple(other)
-
-    @property
-    def is_secret(self) -> bool:
-        """True when any key on the path looks secret: its value is never echoed."""
-        return any(isinstance(p, str) and is_secret_key(p) for p in self)

@@ -1,7 +1,7 @@
 """The trusted load pipeline, assembled in one place.
 
 ``read bytes -> verify signatures -> parse (hardened YAML) -> interpolate env -> validate
--> check expiry and rollback -> AIConfig``
+-> check expiry and rollback -> apply active emergency overrides -> AIConfig``
 
 :class:`TrustedLoad` holds one file's load and accepts those steps only in that order (the
 model is python-tuf's ``TrustedMetadataSet``): signatures are checked on the exact file bytes
@@ -82,6 +82,7 @@ class _Options:
     depth: int = 0
     warn_unsigned: bool = True
     tree: Path | None = None  # a fork's base must lie in here (the top-level trust tree)
+    emergency: bool = True  # apply active emergency overrides (strict and check modes)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class _Step(enum.IntEnum):
     INTERPOLATED = 3
     VALIDATED = 4
     FRESH = 5
+    EMERGENCY = 6
 
 
 _T = TypeVar("_T")
@@ -289,8 +291,25 @@ class TrustedLoad:
             verification=self.verification,
         )
 
+    @_step(_Step.EMERGENCY)
+    def apply_emergency(self) -> None:
+        """Active emergency overrides of this file (``emergency/<stem>@*.yaml`` beside it).
+
+        Only in the trusted modes (strict, check): each override is verified before it is
+        parsed (see ``aiconfig/_emergency.py``). Costs one ``stat`` when there is none.
+        """
+        if self.opts.mode not in ("strict", "check") or not self.opts.emergency:
+            return
+        if not (self.path.parent / "emergency").is_dir():
+            return
+        from ._emergency import apply_emergency
+
+        self._config = apply_emergency(
+            _done(self._config), self.path, self.data, keys=self.opts.keys, now=self.opts.now
+        )
+
     def result(self) -> Loaded:
-        if self._step != _Step.FRESH or self._config is None:
+        if self._step != _Step.EMERGENCY or self._config is None:
             raise RuntimeError(f"{self.file}: load not finished (at {self._step.name})")
         return Loaded(self._config, self.verification, self.trust_problem)
 
@@ -300,6 +319,7 @@ class TrustedLoad:
         self.interpolate()
         self.validate()
         self.check_freshness()
+        self.apply_emergency()
         return self.result()
 
 
@@ -313,15 +333,17 @@ def load_trusted(
     env: Mapping[str, str] | None = None,
     now: datetime | None = None,
     limits: Limits | None = None,
+    emergency: bool = True,
 ) -> Loaded:
     """Load one config file (a baseline or a fork) in ``mode``; see the module docstring.
 
     ``data`` is the file's bytes when the caller already has them (a git revision).
+    ``emergency=False`` leaves active emergency overrides out (the reviewed values).
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, not {mode!r}")
     raw = read_config_bytes(path, limits) if data is None else data
-    opts = _Options(mode, keys, data_root, env, now, limits)
+    opts = _Options(mode, keys, data_root, env, now, limits, emergency=emergency)
     return TrustedLoad(Path(path), raw, opts).run()
 
 
@@ -335,6 +357,7 @@ def load(
     now: datetime | None = None,
     limits: Limits | None = None,
     record: bool = True,
+    emergency: bool = True,
 ) -> AIConfig:
     """Load, verify and validate one config file (a baseline or a fork).
 
@@ -347,10 +370,21 @@ def load(
     A fork file (top-level ``fork:``) is verified, its base is checked against the pinned
     sha256 and loaded through this same pipeline (verified too), the base's locked paths are
     refused, and the merged config is validated; ``provenance.lineage`` lists every step.
+
+    Active emergency overrides of the file (``emergency/<stem>@*.yaml`` beside it, see
+    ``aiconfig emergency``) are verified and applied with an :class:`EmergencyOverrideWarning`
+    and listed in ``provenance.emergency``; ``emergency=False`` gives the reviewed values.
     """
     mode: Mode = "unsigned" if allow_unsigned else ("strict" if record else "check")
     return load_trusted(
-        path, mode=mode, keys=keys, data_root=data_root, env=env, now=now, limits=limits
+        path,
+        mode=mode,
+        keys=keys,
+        data_root=data_root,
+        env=env,
+        now=now,
+        limits=limits,
+        emergency=emergency,
     ).config
 
 

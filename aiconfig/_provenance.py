@@ -6,8 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._keypath import is_secret_key
-
 __all__ = ["Provenance", "Signer", "lineage_step"]
 
 
@@ -30,20 +28,20 @@ class Provenance:
     sources: dict[str, str] = field(default_factory=dict)
     lineage: tuple[dict[str, Any], ...] = ()
     template: str = ""
+    emergency: tuple[dict[str, Any], ...] = ()  # active emergency overrides, in applied order
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe record for run manifests; secret env values are redacted."""
+        """JSON-safe record for run manifests. The value of an env var that feeds a secret field
+        (by the schema) was redacted when it was read, so it is never here."""
         return {
             "path": self.path,
             "sha256": self.sha256,
             "signed": self.signed,
             "signers": [s.__dict__ for s in self.signers],
-            "env_vars": {
-                k: ("<redacted>" if is_secret_key(k) and v is not None else v)
-                for k, v in self.env_vars.items()
-            },
+            "env_vars": dict(self.env_vars),
             "sources": dict(self.sources),
             "lineage": list(self.lineage),
+            "emergency": list(self.emergency),
         }
 
 

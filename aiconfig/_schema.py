@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PrivateAttr,
+    SecretBytes,
     SecretStr,
     ValidationInfo,
     field_validator,
@@ -63,6 +64,8 @@ __all__ = [
     "TrainingConfig",
     "VLLMConfig",
     "WebcamConfig",
+    "is_secret_field",
+    "is_secret_path",
     "path_exists",
     "unwrap",
     "walk_schema",
@@ -117,6 +120,11 @@ class MetaConfig(FrozenModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     expires: datetime | None = None
     locked: tuple[str, ...] = ()
+    emergency: tuple[str, ...] = Field(
+        default=(),
+        description="paths an on-call principal may override for at most 24 h with a signed "
+        "emergency override (aiconfig emergency); a section covers its keys",
+    )
     description: str = ""
 
     @field_validator("expires", mode="before")
@@ -262,7 +270,8 @@ class AlertConfig(FrozenModel):
     enabled: bool = True
     window_s: Annotated[float, Field(gt=0.0)] = 60.0
     max_alerts: PositiveInt = 3
-    webhook_url: Url | None = None
+    # A Slack/Teams webhook URL is a bearer secret: marked, so it is never echoed or shown.
+    webhook_url: Url | None = Field(default=None, json_schema_extra={"secret": True})
 
 
 class MonitoringConfig(FrozenModel):
@@ -298,6 +307,18 @@ class InputConfig(FrozenModel):
     enabled: bool = True
     mouse_moves: bool = True
     focus_only: bool = True
+
+
+class StorageConfig(FrozenModel):
+    """Where a session's bytes go: the free-space margin checked before recording starts, and
+    how often the growing files are forced to disk (the most a power cut can cost)."""
+
+    # Refuse to start with less free space than this many minutes of recording (the estimate
+    # from resolution, fps, audio and webcam); 0 disables the refusal (a warning remains).
+    min_free_minutes: Annotated[float, Field(ge=0.0)] = 5.0
+    # fsync the video fragments, the event journal and the audio at least this often; 0 leaves
+    # flushing to the operating system (a power cut may then cost about 30 s).
+    fsync_interval_s: Annotated[float, Field(ge=0.0, le=60.0)] = 1.0
 
 
 class GameStateConfig(FrozenModel):
@@ -342,6 +363,7 @@ class CaptureConfig(FrozenModel):
     audio: AudioConfig = Field(default_factory=AudioConfig)
     input: InputConfig = Field(default_factory=InputConfig)
     game_state: GameStateConfig = Field(default_factory=GameStateConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
 
 
 class AIConfig(FrozenModel):
@@ -374,6 +396,9 @@ class AIConfig(FrozenModel):
         for dotted in self.meta.locked:
             if not path_exists(type(self), dotted):
                 raise ValueError(f"meta.locked names '{dotted}', which is not a config path")
+        for dotted in self.meta.emergency:
+            if dotted.split(".", 1)[0] == "meta" or not path_exists(type(self), dotted):
+                raise ValueError(f"meta.emergency names '{dotted}', which is not a config path")
         return self
 
 
@@ -427,6 +452,33 @@ def walk_schema(path: Parts, root: type[BaseModel] | None = None) -> Iterator[Fi
         if sub is None:
             return
         model = sub
+
+
+def is_secret_field(field: FieldInfo) -> bool:
+    """True when the schema marks ``field`` secret: typed ``SecretStr``/``SecretBytes`` (also
+    inside ``Optional``/``Annotated``), or declared with ``json_schema_extra={"secret": True}``."""
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and extra.get("secret") is True:
+        return True
+    return _has_secret_type(field.annotation)
+
+
+def _has_secret_type(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, SecretStr | SecretBytes):
+        return True
+    return any(_has_secret_type(arg) for arg in typing.get_args(annotation))
+
+
+def is_secret_path(path: Parts, root: type[BaseModel] | None = None) -> bool:
+    """True when ``path`` names a secret field of ``root`` (default :class:`AIConfig`) or lies
+    inside one. The schema decides, never the key's name: ``inference.vllm.api_key`` is a
+    ``SecretStr``, ``inference.vllm.max_tokens`` an int. Unknown paths are not secret."""
+    for step in walk_schema(path, root):
+        if step.field is None:
+            return False
+        if is_secret_field(step.field):
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=1024)

@@ -18,11 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigFileError, ForkError
+from ._errors import ConfigFileError, ForkError, Problem
 from ._files import atomic_write
 from ._fork import render_fork, resolve_fork
 from ._keypath import KeyPath
-from ._overrides import check_overridable, parse_assignment, split_values, type_value
+from ._overrides import (
+    FieldTarget,
+    check_overridable,
+    normalize_edits,
+    parse_assignment,
+    split_values,
+    type_value,
+)
 from ._schema import AIConfig
 from ._yamlsafe import parse_yaml
 
@@ -54,11 +61,19 @@ def point_name(name: str, labels: Sequence[str], values: Sequence[Any]) -> str:
     return "-".join([name, *parts])[:_MAX_NAME]
 
 
+def _label(path: KeyPath) -> str:
+    """A sweep label: the leaf's name, or ``betas1_`` for item 1 of ``betas``."""
+    if isinstance(path[-1], int) and len(path) > 1:
+        return f"{_slug(str(path[-2]))}{path[-1]}_"
+    return _slug(str(path[-1]))
+
+
 def _labels(paths: Sequence[str]) -> list[str]:
-    leaves = [str(KeyPath.parse(p)[-1]) for p in paths]
+    keys = [KeyPath.parse(p) for p in paths]
+    leaves = [_label(k) for k in keys]
     if len(set(leaves)) == len(leaves):
-        return [_slug(leaf) for leaf in leaves]
-    return [_slug("_".join(map(str, KeyPath.parse(p)))) for p in paths]
+        return leaves
+    return [_slug("_".join(map(str, k))) for k in keys]
 
 
 def _existing_version(path: Path) -> int | None:
@@ -88,21 +103,64 @@ def plan_forks(
             "the base changed while forking", file=str(base_path), hint="run the command again"
         )
     locked = tuple(base.meta.locked)
-    fixed: dict[str, Any] = {}
+    problems: list[Problem] = []  # every problem of every --set / --sweep, reported at once
+
+    def checked(text: str) -> tuple[str, str | None, FieldTarget] | None:
+        try:
+            path, raw = parse_assignment(text)
+            field = check_overridable(path, locked)
+        except ForkError as exc:
+            problems.extend(exc.problems)
+            return None
+        return path, raw, field
+
+    def typed(path: str, raws: Sequence[str | None]) -> list[Any] | None:
+        try:
+            return [type_value(path, raw) for raw in raws]
+        except ForkError as exc:
+            problems.extend(exc.problems)
+            return None
+
+    fixed: list[tuple[str, Any]] = []  # pairs: list edits such as a[+] may repeat
     for text in sets:
-        path, raw = parse_assignment(text)
-        check_overridable(path, locked)
-        if path in fixed:
-            raise ForkError(f"--set {path} given twice", path=path, hint="keep one")
-        fixed[path] = type_value(path, raw)
+        assignment = checked(text)
+        if assignment is None:
+            continue
+        path, raw, _ = assignment
+        if path in dict(fixed) and not (path.endswith("[+]") or path.startswith("~")):
+            problems.append(Problem(f"--set {path} given twice", path=path, hint="keep one"))
+            continue
+        values = typed(path, [raw])
+        if values is not None:
+            fixed.append((path, values[0]))
     axes: list[tuple[str, list[Any]]] = []
     for text in sweeps:
-        path, raw = parse_assignment(text)
-        check_overridable(path, locked)
-        if path in fixed or any(path == p for p, _ in axes):
-            raise ForkError(f"{path} is both set and swept", path=path, hint="keep one")
-        values = [type_value(path, v) for v in split_values(raw)]
-        axes.append((path, values))
+        assignment = checked(text)
+        if assignment is None:
+            continue
+        path, raw, field = assignment
+        if raw is None or field.op != "set":
+            problems.append(
+                Problem(
+                    f"--sweep {path}: a sweep sets values; it cannot append or remove items",
+                    path=path,
+                    hint="sweep over a value (path=a,b) or an item (path[2]=a,b)",
+                )
+            )
+            continue
+        if path in dict(fixed) or any(path == p for p, _ in axes):
+            problems.append(Problem(f"{path} is both set and swept", path=path, hint="keep one"))
+            continue
+        try:
+            raws = split_values(raw)
+        except ForkError as exc:
+            problems.extend(exc.problems)
+            continue
+        swept = typed(path, raws)
+        if swept is not None:
+            axes.append((path, swept))
+    if problems:
+        raise ForkError(problems)
     labels = _labels([p for p, _ in axes])
     points = list(itertools.product(*(values for _, values in axes))) if axes else [()]
     rel = Path(os.path.relpath(base_path.resolve(), out_dir.resolve())).as_posix()
@@ -114,15 +172,20 @@ def plan_forks(
         if point_nm in seen:
             point_nm = f"{point_nm}-{index}"
         seen[point_nm] = index
-        overrides = {**fixed, **{p: v for (p, _), v in zip(axes, point, strict=True)}}
+        pairs = [*fixed, *((p, v) for (p, _), v in zip(axes, point, strict=True))]
+        overrides = normalize_edits(base, pairs)  # list edits at concrete indexes
         target = out_dir / f"{point_nm}.yaml"
         exists = target.exists()
         if exists and not force:
-            raise ForkError(
-                "refusing to overwrite an existing fork",
-                file=str(target),
-                hint="pass --force to replace it (its signature is removed; re-sign it)",
+            problems.append(
+                Problem(
+                    "refusing to overwrite an existing fork",
+                    file=str(target),
+                    hint="pass --force to replace it (its signature is removed; re-sign it), "
+                    "or choose another --name",
+                )
             )
+            continue
         ver = version or ((_existing_version(target) or 0) + 1 if exists else 1)
         desc = description or (
             f"fork of {base.meta.name} v{base.meta.version}: "
@@ -154,6 +217,8 @@ def plan_forks(
             known_base=(base_path, base_bytes),
         )
         plans.append(PlannedFork(target, point_nm, ver, overrides, data, config, exists))
+    if problems:
+        raise ForkError(problems)
     return plans
 
 
@@ -165,18 +230,37 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def write_forks(plans: Sequence[PlannedFork], *, sign_key: Path | None = None) -> list[Path]:
-    """Write planned forks atomically (stale signatures of replaced files removed); sign them."""
+    """Write planned forks atomically (stale signatures of replaced files removed); sign them.
+
+    Every signature is made in memory first, so a missing or unusable ``sign_key`` refuses the
+    whole command before any file is written. A write that fails later removes the files this
+    call created, so a rerun never meets a half-written sweep.
+    """
     from ._trust import sig_path
+    from ._trust.signing import add_signature, make_signature
 
-    written = []
-    for plan in plans:
-        _atomic_write(plan.path, plan.data)
-        if plan.exists:
-            with contextlib.suppress(FileNotFoundError):
-                sig_path(plan.path).unlink()
-        if sign_key is not None:
-            from ._trust.signing import sign_file
-
-            sign_file(plan.path, sign_key)
-        written.append(plan.path)
+    signatures = [make_signature(plan.data, sign_key)[0] for plan in plans] if sign_key else []
+    written: list[Path] = []
+    created: list[Path] = []
+    try:
+        for i, plan in enumerate(plans):
+            _atomic_write(plan.path, plan.data)
+            if not plan.exists:
+                created.append(plan.path)
+            if plan.exists:
+                with contextlib.suppress(FileNotFoundError):
+                    sig_path(plan.path).unlink()
+            if signatures:
+                try:
+                    created.append(add_signature(plan.path, signatures[i]))
+                except OSError as exc:
+                    raise ConfigFileError(
+                        f"cannot write: {exc.strerror}", file=str(sig_path(plan.path))
+                    ) from None
+            written.append(plan.path)
+    except BaseException:
+        for path in created:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
     return written

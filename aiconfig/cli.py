@@ -6,7 +6,8 @@ and ``run(args) -> int``. Those modules import only argparse at module level; an
 validate`` starts fast.
 
 Exit codes: 0 success, 1 a handled error (one clear line per problem on stderr, no traceback),
-2 usage error. ``diff`` exits 1 when the two sides differ.
+2 usage error, 3 a requested capture stream failed under ``capture --strict``. ``diff`` exits 1
+when the two sides differ.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ COMMANDS: tuple[str, ...] = (
     "sign",
     "verify",
     "fork",
+    "emergency",
     "lineage",
     "diff",
+    "schema",
+    "track",
     "capture",
     "infer",
     "check-sidecar",
@@ -65,7 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Top-level options (--help, --version) come before a command and need the full parser.
     parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # told by the (sub)command they were given to, with its own usage line
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
     if getattr(args, "no_network", False) or os.environ.get("AP_NO_NETWORK", "").strip():
         # Offline mode for every command, before it runs any code of its own (the guard costs
         # nothing when the variable is unset, so `aiconfig validate` still starts fast).
@@ -75,3 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             with offline():
                 return guarded(lambda: int(args.run(args)))
     return guarded(lambda: int(args.run(args)))
+
+
+def _innermost(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The parser of the (sub)subcommand that ``args`` ran: ``aiconfig plugins list``'s."""
+    while True:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = getattr(args, sub.dest, None) if sub is not None else None
+        if sub is None or chosen not in sub.choices:
+            return parser
+        parser = sub.choices[chosen]

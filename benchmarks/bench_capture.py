@@ -9,7 +9,10 @@ its constant-frame-rate output pads the rest with duplicates), CPU seconds per r
 window while XTEST injects key events at known monotonic times and reports how late the recorded
 ``t_ns`` are (p50/p99/max), missing events, and wrong ``frame_ref`` values.
 
-    python benchmarks/bench_capture.py --duration 60   # about 7 minutes
+It also measures the durability policy (fsync every 1 s, the default) against the same
+recording without it (``--fsync-interval 0``): CPU and achieved-fps ratios, time per fsync round.
+
+    python benchmarks/bench_capture.py --duration 60   # about 9 minutes
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ import json
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as `python benchmarks/<name>.py`: import this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.capture.capture_helpers import start_xvfb
 
@@ -65,7 +72,9 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_ours(display: str, fps: int, duration: int, preset: str, out: Path) -> dict[str, Any]:
+def run_ours(
+    display: str, fps: int, duration: int, preset: str, out: Path, fsync_s: float = 1.0
+) -> dict[str, Any]:
     env = dict(os.environ, DISPLAY=display, PYTHONPATH=str(REPO))
     cpu0 = children_cpu()
     wall0 = time.monotonic()
@@ -83,6 +92,10 @@ def run_ours(display: str, fps: int, duration: int, preset: str, out: Path) -> d
             str(fps),
             "--preset",
             preset,
+            "--fsync-interval",
+            str(fsync_s),
+            "--min-free-minutes",
+            "0",
             "--out",
             str(out),
         ],
@@ -111,6 +124,7 @@ def run_ours(display: str, fps: int, duration: int, preset: str, out: Path) -> d
         "cpu_s_per_s": round(cpu / meta["duration_s"], 3),
         "wall_s": round(wall, 2),
         "valid": meta["validation"]["ok"],
+        "fsync": meta.get("storage", {}).get("fsync"),
     }
 
 
@@ -293,6 +307,71 @@ def run_input_timing(display: str, out: Path, events: int) -> dict[str, Any]:
     }
 
 
+def run_fsync_cost(display: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """The durability policy's cost: the default recording (fsync every 1 s) against the same
+    recording that leaves flushing to the OS (``--fsync-interval 0``), alternated."""
+    runs: dict[str, list[dict[str, Any]]] = {"fsync_1s": [], "fsync_off": []}
+    for _ in range(args.fsync_runs):
+        for name, interval in (("fsync_1s", 1.0), ("fsync_off", 0.0)):
+            runs[name].append(run_ours(display, 30, args.duration, "superfast", out, interval))
+    ok = all("error" not in r for rs in runs.values() for r in rs)
+    result: dict[str, Any] = {"runs": runs}
+    if ok:
+
+        def mean(name: str, key: str) -> float:
+            return sum(float(r[key]) for r in runs[name]) / len(runs[name])
+
+        result["ratio_fsync_over_off"] = {
+            key: round(mean("fsync_1s", key) / max(mean("fsync_off", key), 1e-9), 3)
+            for key in ("cpu_s_per_s", "achieved_fps")
+        }
+        syncs = [r["fsync"] for r in runs["fsync_1s"] if r.get("fsync")]
+        if syncs:
+            result["fsync_seconds_per_round_mean"] = round(
+                sum(s["seconds_total"] for s in syncs) / max(sum(s["rounds"] for s in syncs), 1),
+                5,
+            )
+            result["fsync_seconds_max"] = max(s["seconds_max"] for s in syncs)
+    return result
+
+
+def _stop_once(display: str, out: Path, *, input_on: bool) -> dict[str, float]:
+    """One 2 s recording: seconds from the end of the recording (metadata ``end_t_ns``) to the
+    ``capture.finished`` log event, and to the process's exit."""
+    from datetime import datetime
+
+    env = dict(os.environ, DISPLAY=display, PYTHONPATH=str(REPO))
+    argv = [sys.executable, "-m", "capture", "--allow-any", "--duration", "2", "--preset",
+            "ultrafast", "--log-json", "--out", str(out)]  # fmt: skip
+    if not input_on:
+        argv.append("--no-input")
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    exited = time.time()
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip()[-300:])
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    finished = next(e for e in events if e["event"] == "capture.finished")
+    meta = json.loads((Path(finished["fields"]["session"]) / "metadata.json").read_text())
+    end = meta["end_t_ns"] / 1e9
+    at = datetime.fromisoformat(finished["ts"].replace("Z", "+00:00")).timestamp()
+    return {"finished_after_end_s": at - end, "exit_after_end_s": exited - end}
+
+
+def run_stop_latency(display: str, out: Path, repeats: int) -> dict[str, Any]:
+    """How long a recording takes to stop with input logging on; the peer is the same
+    recording with ``--no-input`` (no pynput listeners), in the same run."""
+    result: dict[str, Any] = {}
+    for name, input_on in (("input_on", True), ("input_off", False)):
+        runs = [_stop_once(display, out / f"{name}{i}", input_on=input_on) for i in range(repeats)]
+        result[name] = {key: round(statistics.median(r[key] for r in runs), 3) for key in runs[0]}
+    result["ratio_finished_on_over_off"] = round(
+        result["input_on"]["finished_after_end_s"]
+        / max(result["input_off"]["finished_after_end_s"], 1e-3),
+        2,
+    )
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=60)
@@ -304,11 +383,23 @@ def main() -> int:
         help="our x264 presets (ffmpeg always uses veryfast; superfast is our default)",
     )
     parser.add_argument(
+        "--fsync-runs",
+        type=int,
+        default=1,
+        help="pairs of runs at 30 fps with the fsync policy (1 s) and without (0): its cost",
+    )
+    parser.add_argument(
         "--input-events",
         type=int,
         default=200,
         help="XTEST key events injected into a recorded test window to measure timestamp "
         "error (0: skip)",
+    )
+    parser.add_argument(
+        "--stop-runs",
+        type=int,
+        default=3,
+        help="2 s recordings with and without input logging, to time the stop (0: skip)",
     )
     args = parser.parse_args()
     xvfb, display = start_xvfb()
@@ -342,6 +433,10 @@ def main() -> int:
                             "cpu_s_per_s": round(ours["cpu_s_per_s"] / theirs["cpu_s_per_s"], 3),
                         }
                 results["runs"].append(run)
+            if args.fsync_runs:
+                results["fsync_policy"] = run_fsync_cost(display, args, Path(tmp))
+            if args.stop_runs:
+                results["stop_latency"] = run_stop_latency(display, Path(tmp), args.stop_runs)
             if args.input_events:
                 results["input_timestamps"] = run_input_timing(
                     display, Path(tmp), args.input_events

@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # run as `python benchmarks/<name>.py`: import this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from benchmarks._util import process_ms, python, time_ms
 
 REPO = Path(__file__).resolve().parent.parent

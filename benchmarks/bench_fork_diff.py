@@ -9,10 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as `python benchmarks/<name>.py`: import this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiconfig import AIConfig, diff_configs, fork_for_experiment
 from aiconfig._loader import load_unverified_bytes

@@ -17,7 +17,7 @@
    budget, and refusal latency: ``Overloaded`` with the queue full, and the deadline-aware
    refusal of a budget below the measured compute estimate.
 
-Run: ``python benchmarks/bench_inference.py [--quick]``
+Run: ``python benchmarks/bench_inference.py [--quick] [--only SECTION] [--torch-threads N]``
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as `python benchmarks/<name>.py`: import this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
@@ -375,8 +378,12 @@ def _forward_ceiling(x: torch.Tensor, size: int, n: int = 30) -> dict[str, Any]:
     }
 
 
-def bench_batching(reps: int, seconds: float, tmp: Path) -> dict[str, Any]:
-    torch.set_num_threads(max(1, min(os.cpu_count() or 1, 4)))
+def bench_batching(reps: int, seconds: float, tmp: Path, threads: int | None) -> dict[str, Any]:
+    # The same intra-op threads for both settings. On a small shared machine, 2 threads make
+    # the batch-8 pass stall at OpenMP barriers whenever one thread is descheduled (per-sample
+    # cost several times the 1-thread one, see ``model_alone``): pass --torch-threads 1 to see
+    # the batching gain without that.
+    torch.set_num_threads(threads or max(1, min(os.cpu_count() or 1, 4)))
     in_flight, budget_ms = 16, 100.0
     x = torch.randint(0, 256, (1, 4, 3, 144, 256), dtype=torch.uint8)
     tel = setup_telemetry(
@@ -424,6 +431,7 @@ def bench_batching(reps: int, seconds: float, tmp: Path) -> dict[str, Any]:
         "max_queue": 16,
         "budget_ms": budget_ms,
         "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
         "blocks_per_setting": reps,
         "block_s": seconds,
     }
@@ -458,6 +466,12 @@ def main() -> int:
     parser.add_argument(
         "--only", choices=("overhead", "overload", "batching"), help="run one section"
     )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="intra-op threads for the batching section (default: min(cpus, 4))",
+    )
     args = parser.parse_args()
     blocks, per_block, duration = (2, 300, 1.0) if args.quick else (6, 1000, 3.0)
     reps, block_s = (1, 1.0) if args.quick else (4, 2.0)
@@ -474,7 +488,7 @@ def main() -> int:
         if args.only in (None, "overload"):
             result["overload_2x"] = bench_overload(duration, Path(tmp))
         if args.only in (None, "batching"):
-            result["batching"] = bench_batching(reps, block_s, Path(tmp))
+            result["batching"] = bench_batching(reps, block_s, Path(tmp), args.torch_threads)
     # A shared machine: the load says how much to trust absolute microseconds (ratios hold up).
     result["loadavg_1min_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     sys.stdout.write(json.dumps(result, indent=2) + "\n")

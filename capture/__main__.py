@@ -3,8 +3,10 @@
 Recording runs under the orchestrator contract (``--run-id``, ``--out``, ``--ready-file``,
 ``--lock-dir``, ``--no-network``, ``--log-json``, ``AP_*``; see docs/harness.md).
 
-Exit codes: 0 ok, 1 a handled error (one line on stderr, no traceback), 2 usage, 130 on Ctrl+C
-and 143 on SIGTERM before recording started (once it records, both stop it and finalize: 0).
+Exit codes: 0 ok, 1 a handled error (one line on stderr, no traceback), 2 usage, 3 with
+``--strict`` when a requested stream failed, 143 on SIGTERM (once it records, the session is
+finalized first; the run is ``interrupted``), 130 on Ctrl+C before recording started (once it
+records, Ctrl+C is a stop key like ``q``: 0).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from aiconfig._guard import UsageParser, guarded
 from aiconfig.harness.settings import add_run_arguments
 
-from ._cli import make_config, overrides, record_args, record_from_args
+from ._cli import check_audio_report, make_config, overrides, record_args, record_from_args
 
 __all__ = ["build_parser", "main"]
 
@@ -29,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         "'validate SESSION' / 'recover SESSION' / 'doctor'.",
     )
     record_args(parser)
-    add_run_arguments(parser)
+    add_run_arguments(parser, out_default="./sessions")
     return parser
 
 
@@ -47,7 +49,7 @@ def _session_command(name: str, argv: Sequence[str]) -> int:
     if name == "validate":
         problems = validate_session(args.session)
         for problem in problems:
-            sys.stderr.write(f"invalid: {problem}\n")
+            sys.stderr.write(f"invalid: {' '.join(problem.split())}\n")  # one line each
         if not problems:
             print(f"{args.session}: valid")
         return 1 if problems else 0
@@ -59,24 +61,8 @@ def _session_command(name: str, argv: Sequence[str]) -> int:
         f"valid: {meta['validation']['ok']}"
     )
     for problem in meta["validation"]["problems"]:
-        sys.stderr.write(f"invalid: {problem}\n")
+        sys.stderr.write(f"invalid: {' '.join(problem.split())}\n")
     return 0 if meta["validation"]["ok"] else 1
-
-
-def _check_audio(device: str | None) -> int:
-    from ._audio_recorder import check_audio
-
-    report = check_audio(device)
-    for source in report["sources"]:
-        kind = "monitor" if source["monitor"] else "NOT a monitor (never used)"
-        print(f"  {source['name']}: {kind}")
-    level = report["rms_dbfs"]
-    print(f"would record {report['selected']!r}: {report['why']}")
-    print(
-        f"1 s test: level {'silence' if level is None else f'{level} dBFS'}, peak {report['peak']}"
-        + ("; play something to hear it" if level is None or level < -60 else "")
-    )
-    return 0
 
 
 def _doctor(argv: Sequence[str]) -> int:
@@ -126,7 +112,7 @@ def _main(argv: list[str]) -> int:
         return _doctor(argv[1:])
     args = build_parser().parse_args(argv)
     if args.check_audio:
-        return _check_audio(args.audio_device)
+        return check_audio_report(args.audio_device)
     cfg = make_config(None, overrides(args))
     return record_from_args(cfg, args)
 

@@ -21,6 +21,7 @@ import queue
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,8 +136,10 @@ class AudioRecorder:
         channels: int = 2,
         device: str | None = None,
         blocksize: int = 441,
+        on_write_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.path = path
+        self._on_write_error = on_write_error
         self.sample_rate = sample_rate
         self.channels = channels
         self._loop = _loopback()
@@ -156,6 +159,7 @@ class AudioRecorder:
         self._end_ns: int | None = None
         self._aligned = threading.Event()
         self._first_data = threading.Event()
+        self._write_error: BaseException | None = None
 
     def open(self) -> None:
         """Open the device (slow: PortAudio initialisation); :meth:`start` is then quick."""
@@ -213,6 +217,22 @@ class AudioRecorder:
         return callback_ns - self._latency_s * 1e9 - frames * 1e9 / self.sample_rate
 
     def _write_loop(self) -> None:
+        try:
+            self._write()
+        except OSError as exc:  # a full disk: audio.wav keeps what was written
+            self._write_failed(exc)
+            while self._q.get() is not None:  # the callback never blocks; drain until stop
+                pass
+
+    def _write_failed(self, exc: BaseException) -> None:
+        if self.stats.error is None:
+            self.stats.error = f"audio write failed: {exc}"
+            self.stats.failed_at_ns = time.monotonic_ns()
+        self._write_error = exc
+        if self._on_write_error is not None:
+            self._on_write_error(exc)
+
+    def _write(self) -> None:
         last_header = time.monotonic()
         bytes_per_frame = self.channels * 2
         ns_per_sample = 1e9 / self.sample_rate
@@ -305,6 +325,20 @@ class AudioRecorder:
         if self._writer.is_alive():
             self._q.put(None)
             self._writer.join(timeout=10)
+        try:
+            if self._write_error is None:
+                self._cut(end_ns)
+        except OSError as exc:
+            self._write_failed(exc)
+        finally:
+            if not self._fh.closed:
+                try:
+                    self._fh.close()
+                except OSError as exc:  # the buffered tail could not be written
+                    if self._write_error is None:
+                        self._write_failed(exc)
+
+    def _cut(self, end_ns: int | None) -> None:
         if end_ns is not None and self._t0_ns is not None and not self._fh.closed:
             # Cut at the video's end: the file then spans exactly the video's timeline.
             wanted = max(0, round((end_ns - self._t0_ns) * self.sample_rate / 1e9))
@@ -313,8 +347,6 @@ class AudioRecorder:
                 self._fh.truncate(44 + wanted * self.channels * 2)
                 self._fh.seek(0, os.SEEK_END)
                 self._rewrite_header()
-        if not self._fh.closed:
-            self._fh.close()
 
     def info(self, video_t0_ns: int | None = None) -> dict[str, Any]:
         """``audio_info`` for metadata.json: device, format, timing fit, drift, problems."""

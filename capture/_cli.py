@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from aiconfig import CaptureConfig
 
 __all__ = [
+    "FLAG_OF",
+    "check_audio_report",
     "make_config",
     "overrides",
     "record_args",
@@ -84,12 +86,35 @@ def record_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crf", type=int, metavar="N", help="x264 quality, 0-51 (23)")
     parser.add_argument("--no-input", action="store_true", help="do not log keyboard/mouse")
     parser.add_argument(
+        "--min-free-minutes",
+        type=float,
+        metavar="N",
+        help="refuse to start with room for fewer minutes of recording (5; 0 only warns)",
+    )
+    parser.add_argument(
+        "--fsync-interval",
+        type=float,
+        metavar="S",
+        help="force the growing files to disk at least every S seconds (1; 0: never)",
+    )
+    parser.add_argument(
         "--plugin",
         action="append",
         metavar="NAME",
         help="also record this stream plugin (entry point in group aiconfig.plugins; repeatable)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no live status line")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no live status line (the end summary and failed streams are still printed)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 3 (manifest status 'failed') when a requested stream failed; without it a "
+        "failed stream degrades the session alone and the exit status is 0",
+    )
+
     parser.add_argument(
         "--no-game-state", action="store_true", help="do not poll League's Live Client Data API"
     )
@@ -103,6 +128,48 @@ def record_args(parser: argparse.ArgumentParser) -> None:
         metavar="PEM",
         help="CA certificate the game's TLS certificate is verified against (Riot's root)",
     )
+
+
+# The recording flag that sets each CaptureConfig field (for messages and help).
+FLAG_OF = {
+    "duration_s": "--duration",
+    "fps": "--fps",
+    "allow_any": "--allow-any",
+    "window_title": "--window-title",
+    "preset": "--preset",
+    "crf": "--crf",
+    "webcam.enabled": "--webcam",
+    "webcam.device": "--webcam-device",
+    "webcam.resolution": "--webcam-resolution",
+    "audio.enabled": "--audio",
+    "audio.device": "--audio-device",
+    "input.enabled": "--no-input",
+    "game_state.enabled": "--no-game-state",
+    "game_state.url": "--game-state-url",
+    "game_state.ca_file": "--game-state-ca",
+    "storage.min_free_minutes": "--min-free-minutes",
+    "storage.fsync_interval_s": "--fsync-interval",
+}
+
+
+def check_audio_report(device: str | None, sample_rate: int = 44100) -> int:
+    """``--check-audio`` in both entry points: the sources, the one a recording would use and
+    why, and a 1 s level test; then exit (0, or a handled error: no monitor source)."""
+    from ._audio_recorder import check_audio
+
+    report = check_audio(device, sample_rate=sample_rate)
+    lines = []
+    for source in report["sources"]:
+        kind = "monitor" if source["monitor"] else "NOT a monitor (never used)"
+        lines.append(f"  {source['name']}: {kind}")
+    level = report["rms_dbfs"]
+    lines.append(f"would record {report['selected']!r}: {report['why']}")
+    lines.append(
+        f"1 s test: level {'silence' if level is None else f'{level} dBFS'}, peak {report['peak']}"
+        + ("; play something to hear it" if level is None or level < -60 else "")
+    )
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    return 0
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -149,6 +216,13 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         game["ca_file"] = args.game_state_ca
     if game:
         out["game_state"] = game
+    storage: dict[str, Any] = {}
+    if getattr(args, "min_free_minutes", None) is not None:
+        storage["min_free_minutes"] = args.min_free_minutes
+    if getattr(args, "fsync_interval", None) is not None:
+        storage["fsync_interval_s"] = args.fsync_interval
+    if storage:
+        out["storage"] = storage
     return out
 
 
@@ -253,10 +327,17 @@ def _print_summary(result: Any, *, quiet: bool) -> None:
     summary = result.summary()
     if not quiet:
         sys.stderr.write("\n")
+    failed = summary["failed_streams"]
     sys.stderr.write(
         f"[capture] {summary['frames']} frames, padded {summary['padded']}, dropped "
-        f"{summary['dropped']}, stop: {summary['stop_reason']}, valid: {summary['valid']}\n"
+        f"{summary['dropped']}, stop: {summary['stop_reason']}, valid: {summary['valid']}"
+        + (f", failed streams: {', '.join(failed)}" if failed else "")
+        + "\n"
     )
+    # One line per requested stream that failed, whatever --quiet says: a session without the
+    # audio or webcam that was asked for must never look like a complete one.
+    for name, error in result.failed_streams:
+        sys.stderr.write(f"warning: requested stream {name} failed: {error}\n")
     sys.stdout.write(f"{result.path}\n")
     sys.stdout.flush()
 
@@ -292,6 +373,7 @@ def record_from_args(
             plugins=args.plugin or (),
             provenance=provenance,
             stop=stop,
+            strict=bool(getattr(args, "strict", False)),
             on_status=None if quiet else on_status,
             on_finished=None
             if settings.log_json

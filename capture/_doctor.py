@@ -177,24 +177,56 @@ def expected_bytes_per_s(cfg: Any, size: tuple[int, int]) -> float:
 
 
 def _disk(cfg: Any, out: Path, size: tuple[int, int]) -> Check:
-    probe = out
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    """Writable, and room for the session: refused below ``storage.min_free_minutes`` of the
+    estimated rate (or below the whole ``--duration``); a warning below an hour otherwise."""
+    from ._storage import check_writable, nearest_existing
+
+    probe = nearest_existing(out)
+    refused = check_writable(out)
+    if refused is not None:
+        return Check(
+            "disk",
+            "fail",
+            f"{out}: cannot write there ({refused})",
+            "choose a writable --out (a read-only or unmounted disk cannot hold a session)",
+            "screen",
+        )
     try:
         free = shutil.disk_usage(probe).free
     except OSError as exc:
         return Check("disk", "fail", f"{out}: {exc.strerror}", "choose another --out", "screen")
     rate = expected_bytes_per_s(cfg, size)
+    per_minute = rate * 60
     seconds = cfg.duration_s if cfg.duration_s is not None else ONE_HOUR_S
     need = rate * seconds
+    margin_min = float(cfg.storage.min_free_minutes)
+    minutes_free = free / per_minute if per_minute > 0 else float("inf")
     what = f"{cfg.duration_s:g} s" if cfg.duration_s is not None else "an hour"
-    data = {"free_bytes": free, "expected_bytes_per_s": round(rate), "for_seconds": seconds}
+    data = {
+        "free_bytes": free,
+        "expected_bytes_per_s": round(rate),
+        "expected_bytes_per_minute": round(per_minute),
+        "minutes_free": round(minutes_free, 1),
+        "min_free_minutes": margin_min,
+        "for_seconds": seconds,
+    }
     detail = (
-        f"{free / 1e9:.1f} GB free at {probe}; {what} at about {rate * 8 / 1e6:.1f} Mbit/s "
-        f"needs {need / 1e9:.2f} GB"
+        f"{free / 1e9:.2f} GB free at {probe}: about {minutes_free:.0f} min at "
+        f"{per_minute / 1e6:.1f} MB/min ({rate * 8 / 1e6:.1f} Mbit/s); {what} needs "
+        f"{need / 1e9:.2f} GB"
     )
+    if margin_min > 0 and minutes_free < margin_min:
+        return Check(
+            "disk",
+            "fail",
+            detail + f", below the margin of {margin_min:g} min",
+            "free some space, choose another --out, or lower --min-free-minutes "
+            "(capture.storage.min_free_minutes; 0 only warns)",
+            "screen",
+            data,
+        )
     if free < need:
-        status = "fail" if cfg.duration_s is not None else "warn"
+        status = "fail" if cfg.duration_s is not None and margin_min > 0 else "warn"
         return Check(
             "disk",
             status,

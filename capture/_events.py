@@ -19,8 +19,10 @@ Column conventions (beyond the seed's comments):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ __all__ = [
     "InputEvent",
     "event_schema",
     "journal_to_parquet",
+    "read_events_salvage",
     "read_journal",
 ]
 
@@ -119,46 +122,83 @@ def _batch(rows: list[tuple[Any, ...]]) -> Any:
 
 
 class EventJournal:
-    """Thread-safe row buffer appended to an Arrow IPC stream file by :meth:`flush`."""
+    """Thread-safe row buffer appended to an Arrow IPC stream file by :meth:`flush`.
 
-    def __init__(self, path: Path) -> None:
+    A failed write (a full disk) is reported once to ``on_error`` and ends the journal: what was
+    written before stays readable (an IPC stream needs no footer), later rows are counted in
+    :attr:`rows_lost`, and neither :meth:`flush` nor :meth:`close` raises again.
+    """
+
+    def __init__(
+        self, path: Path, *, on_error: Callable[[BaseException], None] | None = None
+    ) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._rows: list[tuple[Any, ...]] = []
+        self._on_error = on_error
         self._sink: Any = pa.OSFile(str(path), "wb")
         self._writer: Any = pa.ipc.new_stream(self._sink, event_schema())
         self._sink.flush()
         self.rows_written = 0
+        self.rows_lost = 0
+        self.failed: str | None = None
         self._closed = False
 
     def add(self, row: tuple[Any, ...]) -> None:
         with self._lock:
+            if self.failed is not None:
+                self.rows_lost += 1
+                return
             self._rows.append(row)
 
     def add_many(self, rows: list[tuple[Any, ...]]) -> None:
         with self._lock:
+            if self.failed is not None:
+                self.rows_lost += len(rows)
+                return
             self._rows.extend(rows)
 
     def flush(self) -> int:
         """Append buffered rows as one record batch; returns how many rows were written."""
         with self._lock:
             rows, self._rows = self._rows, []
-            if not rows or self._closed:
+            if not rows or self._closed or self.failed is not None:
+                self.rows_lost += len(rows) if self.failed is not None else 0
                 return 0
-            self._writer.write_batch(_batch(rows))
-            self._sink.flush()
-            self.rows_written += len(rows)
-            return len(rows)
+            try:
+                self._writer.write_batch(_batch(rows))
+                self._sink.flush()
+            except OSError as exc:
+                if self._on_error is None:
+                    raise
+                self.failed = str(exc)
+                self.rows_lost += len(rows)
+                error: BaseException | None = exc
+            else:
+                self.rows_written += len(rows)
+                return len(rows)
+        if error is not None and self._on_error is not None:
+            self._on_error(error)
+        return 0
 
     def close(self) -> None:
-        """Flush and close. Safe to call twice."""
+        """Flush and close. Safe to call twice; after a failed write it only releases the file."""
         if self._closed:
             return
         self.flush()
         with self._lock:
             self._closed = True
-            self._writer.close()
-            self._sink.close()
+            try:
+                if self.failed is None:
+                    self._writer.close()
+            except OSError as exc:
+                self.failed = str(exc)
+                if self._on_error is None:
+                    raise
+                self._on_error(exc)
+            finally:
+                with contextlib.suppress(OSError):
+                    self._sink.close()
 
 
 def read_journal(path: Path) -> tuple[Any, bool]:
@@ -188,11 +228,37 @@ def read_journal(path: Path) -> tuple[Any, bool]:
 
 
 def journal_to_parquet(table: Any, path: Path, *, rows_per_group: int) -> None:
-    """Write ``table`` (sorted by stream then time) to ``path`` atomically, Snappy."""
+    """Write ``table`` (sorted by stream then time) to ``path`` atomically, Snappy, with page
+    checksums (CRC32: a flipped byte is found, not read as a wrong value)."""
     with atomic_path(path) as tmp:
         pq.write_table(
             table,
             str(tmp),
             compression="snappy",
             row_group_size=max(1, rows_per_group),
+            write_page_checksum=True,
         )
+
+
+def read_events_salvage(path: Path) -> tuple[Any, str | None]:
+    """Every intact row group of ``events.parquet`` up to the first damaged one (frame rows
+    must stay contiguous), page checksums verified. Returns ``(table, problem)``: ``problem`` is
+    None when the whole file read, ``"unreadable (...)"`` when nothing did (no footer, not
+    Parquet, another schema), else which row group is damaged."""
+    schema = event_schema()
+    try:
+        pf = pq.ParquetFile(str(path), page_checksum_verification=True)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        return schema.empty_table(), f"unreadable ({str(exc).splitlines()[0][:120]})"
+    if not pf.schema_arrow.equals(schema):
+        return schema.empty_table(), "unreadable (not the session event schema)"
+    groups: list[Any] = []
+    for i in range(pf.num_row_groups):
+        try:
+            group = pf.read_row_group(i)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            kept = pa.concat_tables(groups) if groups else schema.empty_table()
+            detail = str(exc).splitlines()[0][:120]
+            return kept, f"damaged from row group {i} of {pf.num_row_groups} ({detail})"
+        groups.append(group)
+    return (pa.concat_tables(groups) if groups else schema.empty_table()), None

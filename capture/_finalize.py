@@ -32,10 +32,20 @@ from ._constants import (
     STATUS_RECOVERED,
     WEBCAM_FILE,
 )
-from ._events import event_schema, journal_to_parquet, read_journal
+from ._events import event_schema, journal_to_parquet, read_events_salvage, read_journal
 from ._validate import VideoInfo, probe_video, validate_session
 
 __all__ = ["finalize_session", "write_manifest"]
+
+
+_RECOVERY_NOTES = {
+    "killed": "events and frames after the last complete video fragment and the last journal "
+    "flush (about 1 s) were lost when the recorder died",
+    "failed": "a write failed (see failure); what was written before it was kept, up to the "
+    "last complete video fragment and journal batch",
+    "damaged": "the finished session's files were damaged (see damage); the readable part was "
+    "kept, the original files are in .original/",
+}
 
 
 def write_manifest(session: Path, status: str, extra: dict[str, Any] | None = None) -> None:
@@ -54,11 +64,15 @@ def _video_frames(path: Path, meta: dict[str, Any]) -> int:
     return probe_video(path, int(info.get("fps") or meta["fps"])).frames
 
 
-def _load_events(session: Path) -> tuple[Any, bool]:
+def _load_events(session: Path, *, salvage: bool = False) -> tuple[Any, bool]:
+    """The events and whether some were lost (a torn journal batch, a damaged row group)."""
     journal = session / EVENTS_JOURNAL
     if journal.is_file():
         return read_journal(journal)
     if (session / EVENTS_FILE).is_file():
+        if salvage:
+            table, problem = read_events_salvage(session / EVENTS_FILE)
+            return table, problem is not None
         return pq.read_table(str(session / EVENTS_FILE)), False
     return event_schema().empty_table(), True
 
@@ -165,22 +179,36 @@ def finalize_session(
     *,
     recovered: bool,
     live: dict[str, Any] | None = None,
+    cause: str = "killed",
+    damage: list[str] | None = None,
+    failure: dict[str, Any] | None = None,
+    events_from: str | None = None,
 ) -> dict[str, Any]:
     """Write ``events.parquet``, ``metadata.json`` and ``manifest.json``; return the metadata.
 
     ``live`` is what only a running recorder knows (stop time and reason, stream outcomes,
-    window moves, focus segments); ``recover`` has none of it.
+    window moves, focus segments); ``recover`` has none of it. A recovery says its ``cause``:
+    ``killed`` (the recorder died), ``failed`` (a write failed: ``failure`` from the metadata)
+    or ``damaged`` (a finished session's files were damaged later: ``damage`` lists the
+    validator's findings).
     """
     refuse_symlinked_members(session)
     meta: dict[str, Any] = json.loads((session / METADATA_FILE).read_text())
     fps = int(meta["fps"])
     t0 = int(meta["start_monotonic_ns"]) if meta.get("start_monotonic_ns") is not None else None
-    table, journal_truncated = _load_events(session)
+    table, journal_truncated = _load_events(session, salvage=recovered)
     video = probe_video(session / FRAMES_FILE, fps) if (session / FRAMES_FILE).is_file() else None
     n_video = video.frames if video is not None else 0
     readable = {"screen": n_video, "webcam": _video_frames(session / WEBCAM_FILE, meta)}
     trimmed = _trim_to_video(table, readable)
     n_frames = trimmed.frames
+    if recovered and video is not None and n_video > n_frames:
+        # The events end before the video (a journal cut short, a damaged row group): the
+        # video keeps only the frames that have a row.
+        from ._recover import remux_readable
+
+        remux_readable(session / FRAMES_FILE, limit=n_frames)
+        video = probe_video(session / FRAMES_FILE, fps)
     journal_to_parquet(trimmed.events, session / EVENTS_FILE, rows_per_group=fps)
     fresh, padded, dropped, counts = _frame_counts(trimmed.events)
 
@@ -204,7 +232,15 @@ def finalize_session(
             "event_counts": counts,
         }
     )
-    for key in ("stop_reason", "streams", "window", "trajectories", "audio_info", "webcam_info"):
+    for key in (
+        "stop_reason",
+        "streams",
+        "window",
+        "trajectories",
+        "audio_info",
+        "webcam_info",
+        "storage",
+    ):
         if key in live:
             meta[key] = live[key]
     if t0 is not None:
@@ -215,11 +251,21 @@ def finalize_session(
             "video_frames_readable": n_video,
             "frame_rows_in_journal": trimmed.frame_rows,
             "lost_frames": trimmed.frame_rows - n_frames,
+            "video_frames_without_rows": max(0, n_video - n_frames),
             "lost_input_events": trimmed.lost_inputs,
             "journal_truncated": journal_truncated,
-            "note": "events and frames after the last complete video fragment and the last "
-            "journal flush (about 1 s) were lost when the recorder died",
+            "events_from": events_from,
+            "cause": cause,
+            "originals": ".original/",
+            "note": _RECOVERY_NOTES[cause],
         }
-        meta["stop_reason"] = "killed"
+        if damage:
+            meta["recovery"]["damage"] = damage
+        if cause == "killed":
+            meta["stop_reason"] = "killed"
+        elif cause == "failed":
+            reason = (failure or {}).get("reason", "write failed")
+            meta["stop_reason"] = f"error: {reason}"
+            meta["failure"] = failure
     _commit(session, meta, STATUS_RECOVERED if recovered else STATUS_COMPLETE, video)
     return meta

@@ -268,6 +268,9 @@ def _child_main(
     with contextlib.suppress(OSError), send_lock:
         conn.send(("done", (listener.logged, listener.suppressed)))
         conn.close()
+    # Everything is sent and the listeners are stopped: skip the interpreter's finalization
+    # (pynput, Xlib: hundreds of ms under load) that the recorder would otherwise wait out.
+    os._exit(0)
 
 
 class InputLogger:

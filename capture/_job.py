@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiconfig import SessionError
+from aiconfig import SessionError, StreamFailedError, Terminated
 from aiconfig.harness.context import RunContext
 from aiconfig.harness.settings import RunSettings
 
@@ -43,8 +43,10 @@ def capture_devices(cfg: CaptureConfig) -> tuple[str, ...]:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """While recording, Ctrl+C and SIGTERM stop the session (it is finalized), not the process.
+def _stop_on_signals(stop: threading.Event, caught: list[int]) -> Iterator[None]:
+    """While recording, Ctrl+C and SIGTERM stop the session (it is finalized first). Ctrl+C is
+    the person's stop key, like ``q`` (the seed's "press q or Ctrl+C"); SIGTERM is kept in
+    ``caught`` so the run then ends as interrupted, as every job does on SIGTERM.
 
     Only the main thread can own signal handlers; elsewhere the caller's ``stop`` is all there is.
     """
@@ -54,6 +56,8 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum: int, frame: Any) -> None:
+        if signum == signal.SIGTERM:
+            caught.append(signum)
         stop.set()
 
     for sig in previous:
@@ -88,6 +92,7 @@ def record_session(
     plugins: Sequence[str] = (),
     provenance: Mapping[str, Any] | None = None,
     stop: threading.Event | None = None,
+    strict: bool = False,
     on_status: Callable[[Status], None] | None = None,
     on_finished: Callable[[SessionResult], None] | None = None,
 ) -> SessionResult:
@@ -101,6 +106,12 @@ def record_session(
     or SIGTERM ends the recording, which is then finalized. ``on_finished`` gets the finalized
     session before the run decides its status; an error stop or an invalid session then raises
     :class:`~aiconfig.SessionError` (the session is kept).
+
+    SIGTERM ends the run as it ends every job (docs/harness.md): the session is finalized and
+    kept, then :class:`~aiconfig.Terminated` is raised (exit 143, manifest ``interrupted``).
+    Ctrl+C, like ``q``, is a person's normal stop (exit 0). A requested stream that failed
+    degrades the session alone; with ``strict`` it raises :class:`~aiconfig.StreamFailedError`
+    (exit 3) once the session is kept.
     """
     # Without a run id from an orchestrator this is a person recording into a directory that
     # collects sessions: the run manifest there lists this run's session only.
@@ -117,7 +128,12 @@ def record_session(
         prov = None if provenance is None else dict(provenance)
         if prov is not None:
             signers = [s.get("principal", "") for s in prov.get("signers", [])]
-            run.set_config(sha256=prov["sha256"], signers=filter(None, signers), path=prov["path"])
+            run.set_config(
+                sha256=prov["sha256"],
+                signers=filter(None, signers),
+                path=prov["path"],
+                emergency=prov.get("emergency", ()),
+            )
         # After offline mode is on, so a plugin that needs the network is refused.
         stream_plugins = load_stream_plugins(plugins)
         sys.setswitchinterval(0.001)  # keep input timestamps tight while threads encode
@@ -128,7 +144,8 @@ def record_session(
                 run.scope_artifacts(path.name)
             run.log.info("capture.session_created", session=str(path))
 
-        with _stop_on_signals(stop):
+        caught: list[int] = []
+        with _stop_on_signals(stop, caught):
             result = run_capture(
                 cfg,
                 output_dir=run.out_dir,
@@ -144,9 +161,21 @@ def record_session(
         summary = result.summary()
         run.set_extra(capture={**summary, "session": result.path.name})
         run.log.info("capture.finished", **summary)
+        if settings.log_json:  # on a terminal the CLI prints these lines itself
+            for name, why in result.failed_streams:
+                run.log.warning("capture.stream_failed", stream=name, error=why)
         if on_finished is not None:
             on_finished(result)
         error = _session_error(result)
         if error is not None:
             raise error
+        if caught:  # the session is finalized and kept; the run was interrupted
+            raise Terminated(caught[0])
+        if strict and result.failed_streams:
+            names = ", ".join(name for name, _ in result.failed_streams)
+            raise StreamFailedError(
+                f"{len(result.failed_streams)} requested stream(s) failed: {names}",
+                file=str(result.path),
+                hint="the session was kept without them (--strict makes that exit 3)",
+            )
     return result

@@ -18,6 +18,7 @@ the ``on_status`` callback and the outcome is the returned :class:`SessionResult
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -34,19 +35,23 @@ from aiconfig.harness.budget import Budget
 
 from ._audio_recorder import AudioRecorder
 from ._constants import (
+    AUDIO_FILE,
     EVENTS_JOURNAL,
     FORMAT_VERSION,
     FRAME_QUEUE,
     FRAMES_FILE,
     JOURNAL_FLUSH_S,
     METADATA_FILE,
+    STATUS_FAILED,
     STATUS_RECORDING,
+    WEBCAM_FILE,
 )
 from ._events import EventJournal
 from ._finalize import finalize_session, write_manifest
 from ._input_logging import InputLogger
 from ._plugin_streams import PluginStreams
 from ._screen_recorder import ScreenRecorder, ScreenTarget
+from ._storage import SpaceReserve, StorageFault, Syncer
 from ._streams import (
     audio_problem,
     game_off,
@@ -95,8 +100,23 @@ class SessionResult:
     def ok(self) -> bool:
         return bool(self.metadata.get("validation", {}).get("ok"))
 
+    @property
+    def failed_streams(self) -> list[tuple[str, str]]:
+        """``(stream, error)`` for every stream the session asked for that failed (streams
+        not asked for are ``off``), in metadata order: screen, input, webcam, audio, plugins."""
+        out = []
+        for name, info in (self.metadata.get("streams") or {}).items():
+            if isinstance(info, dict) and info.get("status") == "failed":
+                error = info.get("error") or (
+                    info.get("errors") and f"{info['errors']} grab errors"
+                )
+                lines = [line.strip() for line in str(error or "failed").splitlines()]
+                out.append((name, "; ".join(line for line in lines if line)))
+        return out
+
     def summary(self) -> dict[str, Any]:
-        """The figures a run reports: session path, frames, padded, dropped, stop, validity."""
+        """The figures a run reports: session path, frames, padded, dropped, stop, validity,
+        and the requested streams that failed."""
         meta = self.metadata
         return {
             "session": str(self.path),
@@ -105,6 +125,7 @@ class SessionResult:
             "dropped": meta["dropped_frames"],
             "stop_reason": meta.get("stop_reason"),
             "valid": self.ok,
+            "failed_streams": [name for name, _ in self.failed_streams],
         }
 
 
@@ -187,6 +208,11 @@ class Recording:
         self._plugin_status: dict[str, Any] = {}
         self._game: Any = None  # capture._game_state.GameStateStream while a window records
         self._game_status: dict[str, Any] = {}
+        # The first failed write (a full disk) stops the session; see capture._storage.
+        self.faults = StorageFault(self.stopping)
+        self._reserve: SpaceReserve | None = None
+        self._syncer = Syncer(cfg.storage.fsync_interval_s, on_error=self.faults.report)
+        self._session_stat: os.stat_result | None = None
 
     # -- phase 1: open ---------------------------------------------------------------------------
 
@@ -207,20 +233,42 @@ class Recording:
         if on_session is not None:
             on_session(self.session)
         self.session_id = self.session.name
+        self._reserve = SpaceReserve(self.session)
+        self._session_stat = os.stat(self.session)
         self.window_id = self.title if self.title is not None else "screen"
         extra: dict[str, Any] = {"run_id": self._run_id} if self._run_id else {}
         if self._provenance is not None:
             extra["provenance"] = self._provenance
-        write_manifest(self.session, STATUS_RECORDING, extra)
-        self.journal = EventJournal(self.session / EVENTS_JOURNAL)
+        try:  # nothing is open yet: a disk that cannot take these is refused here
+            write_manifest(self.session, STATUS_RECORDING, extra)
+            self.journal = EventJournal(
+                self.session / EVENTS_JOURNAL, on_error=self.faults.handler(EVENTS_JOURNAL)
+            )
+        except OSError as exc:
+            if self._reserve is not None:
+                self._reserve.release()
+            from ._storage import fault_reason
+
+            raise ConfigFileError(
+                f"cannot start the session ({fault_reason(exc)})",
+                file=str(self.session),
+                hint="free some space or choose another --out",
+            ) from None
         self._max_frames = (
             None if cfg.duration_s is None else max(1, round(cfg.duration_s * cfg.fps))
         )
         self.recorder = self._screen(self.target)
         self._start_input()
-        self._audio, self._errors["audio"] = start_audio(cfg, self.session)
+        self._audio, self._errors["audio"] = start_audio(
+            cfg, self.session, on_write_error=self.faults.handler(AUDIO_FILE)
+        )
         self._webcam, self._errors["webcam"] = open_webcam(
-            cfg, self.session, self.journal, self.session_id, threads=self.threads
+            cfg,
+            self.session,
+            self.journal,
+            self.session_id,
+            threads=self.threads,
+            on_write_error=self.faults.handler(WEBCAM_FILE),
         )
         self.plugins = PluginStreams(
             self._stream_plugins, self.session, session_id=self.session_id, fps=cfg.fps
@@ -257,6 +305,7 @@ class Recording:
             max_frames=self._max_frames,
             queue_size=self.queue_size,
             threads=self.threads,
+            on_write_error=self.faults.handler(FRAMES_FILE),
         )
 
     def _start_input(self) -> None:
@@ -310,6 +359,8 @@ class Recording:
         if self._game is not None:
             self._game.stop()
         self.journal.close()
+        if self._reserve is not None:
+            self._reserve.release()
 
     def _start_clock(self) -> None:
         """Align every stream on the first frame's clock and write the session's metadata."""
@@ -328,7 +379,7 @@ class Recording:
         if self._game is not None:
             self._game.start(clock)
         self.meta = self._start_metadata(ClockMapping.now())
-        atomic_write_json(self.session / METADATA_FILE, self.meta)
+        self._write_metadata()
         cfg = self.cfg
         audio, webcam = self._audio, self._webcam
         self.streams["audio"] = (
@@ -339,10 +390,25 @@ class Recording:
         )
         if webcam is not None:
             self.meta["webcam_info"] = webcam.info()
-            atomic_write_json(self.session / METADATA_FILE, self.meta)
         if audio is not None:  # so that a killed session still knows the audio format
             self.meta["audio_info"] = audio.info(clock.t0_ns)
+        if webcam is not None or audio is not None:
+            self._write_metadata()
+        # Durability: the growing files are fsynced every storage.fsync_interval_s.
+        self._syncer.add(self.session / FRAMES_FILE)
+        self._syncer.add(self.session / EVENTS_JOURNAL)
+        if audio is not None:
+            self._syncer.add(self.session / AUDIO_FILE)
+        if webcam is not None:
+            self._syncer.add(self.session / WEBCAM_FILE)
+        self._syncer.start()
+
+    def _write_metadata(self) -> None:
+        """``metadata.json``, atomically; a failed write (a full disk) stops the session."""
+        try:
             atomic_write_json(self.session / METADATA_FILE, self.meta)
+        except OSError as exc:
+            self.faults.report(METADATA_FILE, exc)
 
     def _start_metadata(self, mapping: ClockMapping) -> dict[str, Any]:
         """``metadata.json`` as written when the clock starts (finalize fills in the rest)."""
@@ -457,7 +523,22 @@ class Recording:
                 )
 
     def _watch_streams(self) -> None:
-        """Mark a stream failed as soon as it fails; the others go on."""
+        """Mark a stream failed as soon as it fails; the others go on. A session directory
+        that vanished (deleted, its disk unmounted) stops the session like a failed write."""
+        try:
+            now = os.stat(self.session)
+            gone = self._session_stat is not None and (now.st_ino, now.st_dev) != (
+                self._session_stat.st_ino,
+                self._session_stat.st_dev,
+            )
+        except FileNotFoundError:
+            gone = True
+        if gone:
+            self.faults.report(
+                str(self.session),
+                FileNotFoundError(2, "the session directory vanished while recording"),
+                reason="output directory vanished",
+            )
         streams, audio, webcam = self.streams, self._audio, self._webcam
         if self.recorder.stats.errors and streams["screen"] == "recording":
             streams["screen"] = "failed"
@@ -498,6 +579,9 @@ class Recording:
                 self._errors["input"] = self._logger.error
                 self.streams["input"] = "failed"
         self.journal.close()
+        if not self.faults.failed:
+            self._syncer.sync_all()  # every byte written is on disk before the commit
+        self._syncer.stop()
 
     # -- phase 4: finalize -----------------------------------------------------------------------
 
@@ -508,9 +592,56 @@ class Recording:
     def finalize(self) -> SessionResult:
         """Write the session's final files from what is on disk plus what only the live run
         knows (:meth:`_live`), validate them, and return the result."""
+        if self.faults.failed:
+            raise self._mark_failed()
         live = self._live()
+        if self._reserve is not None:
+            self._reserve.release()
         return SessionResult(
             self.session, finalize_session(self.session, recovered=False, live=live)
+        )
+
+    def _mark_failed(self) -> ConfigFileError:
+        """A write failed: mark the session ``failed`` (the reserve's room lets that write
+        succeed on a full disk) and return the one-line error the run ends with."""
+        fault = self.faults.first
+        assert fault is not None  # noqa: S101 - finalize() checked it
+        if self._reserve is not None:
+            self._reserve.release()
+        t0 = self.clock.t0_ns if getattr(self, "clock", None) is not None else None
+        failure = fault.to_dict(t0)
+        failure["later_failed_writes"] = self.faults.later
+        failure["rows_lost"] = self.journal.rows_lost
+        kept = self.recorder.stats.frames
+        marked = self.session.is_dir()
+        if marked:
+            meta = dict(getattr(self, "meta", {}))
+            meta.update(
+                {
+                    "status": STATUS_FAILED,
+                    "stop_reason": f"error: {fault.reason}",
+                    "failure": failure,
+                    "storage": {"fsync": self._syncer.info()},
+                }
+            )
+            if getattr(self, "meta", None) is not None:
+                # A partial session (a stream never started): keep what is known.
+                with contextlib.suppress(Exception):
+                    meta.update({k: v for k, v in self._live().items() if k != "stop_reason"})
+            try:
+                atomic_write_json(self.session / METADATA_FILE, meta)
+                write_manifest(self.session, STATUS_FAILED, {"failure": failure})
+            except OSError:
+                marked = False  # manifest.json still says 'recording': recover works alike
+        what = "the session directory vanished" if not self.session.is_dir() else fault.reason
+        return ConfigFileError(
+            f"{what} at {failure['at']} writing {fault.what} after "
+            f"{failure['after_s'] if failure['after_s'] is not None else 0:g} s; every stream "
+            f"stopped, {kept} frames kept" + (", session marked failed" if marked else ""),
+            file=str(self.session),
+            hint=f"free some space, then run 'python -m capture recover {self.session}'"
+            if self.session.is_dir()
+            else "check the output disk",
         )
 
     def _final_streams(self) -> dict[str, str]:
@@ -531,12 +662,18 @@ class Recording:
         errors = self._errors
         return {
             "stop_monotonic_ns": self._stop_ns,
+            "storage": {
+                "fsync": self._syncer.info(),
+                "min_free_minutes": self.cfg.storage.min_free_minutes,
+            },
             "stop_reason": self.stop_reason(),
             "streams": {
                 "screen": {
                     "status": streams["screen"],
                     "errors": recorder.stats.errors,
                     "failed_at_ns": recorder.stats.failed_at_ns,
+                    # dropped because the grab ended after its slot (CPU starvation)
+                    "late_grabs_dropped": recorder.stats.late_grabs,
                 },
                 "input": {
                     "status": streams["input"],

@@ -5,9 +5,12 @@ The stages are joined by small bounded queues, so memory stays flat however long
 runs, and a slow stage never blocks the grabber: when the convert queue is full the fresh grab is
 dropped and its slot repeats the previous picture (see :mod:`capture._timeline`). The grabber
 sleeps until each slot's presentation time, so ``t_capture_ns`` sits within scheduling jitter of
-``t_ns``. Before every grab it re-reads the window's position (following it when it moves, and
-never grabbing after it closed: a closed window ends the recording cleanly); every
-``GEOMETRY_POLL_S`` it also asks which window has focus, for the session's trajectories.
+``t_ns``; lateness is judged right before the grab, so the grab time of every fresh frame lies
+inside its own slot, and a grab that ends after its slot is dropped (its pixels may be the next
+slot's). The clock starts at the first grab: frame 0's ``t_ns`` is its grab time. Before every
+grab it re-reads the window's position (following it when it moves, and never grabbing after it
+closed: a closed window ends the recording cleanly); every ``GEOMETRY_POLL_S`` it also asks
+which window has focus, for the session's trajectories.
 """
 
 from __future__ import annotations
@@ -71,6 +74,14 @@ def lower_priority(nice: int = ENCODER_NICE) -> None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
+def _drain(q: queue.Queue[Any]) -> None:
+    """Discard ``q``'s items up to the grabber's stop marker."""
+    while True:
+        item = q.get()
+        if item is _STOP or (isinstance(item, tuple) and item[0] is _STOP):
+            return
+
+
 class ScreenRecorder:
     """Records one target to ``frames.mp4`` and frame rows to the event journal."""
 
@@ -90,8 +101,10 @@ class ScreenRecorder:
         max_frames: int | None = None,
         queue_size: int = FRAME_QUEUE,
         threads: int = 0,
+        on_write_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.target = target
+        self._on_write_error = on_write_error
         self.max_frames = max_frames
         self.fps = fps
         self.session_id = session_id
@@ -142,7 +155,12 @@ class ScreenRecorder:
     def join(self) -> None:
         for thread in self._threads:
             thread.join()
-        self._writer.close()
+        try:
+            self._writer.close()
+        except OSError as exc:  # the last fragment could not be written (a full disk)
+            if self._on_write_error is None:
+                raise
+            self._on_write_error(exc)
 
     @property
     def gop(self) -> int:
@@ -153,14 +171,20 @@ class ScreenRecorder:
             try:
                 body()
             except Exception as exc:  # noqa: BLE001 - a stage failing must stop the others
-                self.stats.errors.append(f"{threading.current_thread().name}: {exc}")
+                name = threading.current_thread().name
+                self.stats.errors.append(f"{name}: {exc}")
+                if isinstance(exc, OSError) and self._on_write_error is not None:
+                    self._on_write_error(exc)  # frames.mp4 could not be written
                 self._finish(f"error: {exc}")
                 self._stop.set()
                 self.started.set()
-                # Unblock neighbours so join() returns.
-                for q in (self._convert_q, self._encode_q):
-                    with contextlib.suppress(queue.Full):
-                        q.put_nowait(_STOP)
+                # Keep draining this stage's input until the stop marker, so that the stages
+                # before it never block on a full queue and join() returns.
+                if name == "capture-encode":
+                    _drain(self._encode_q)
+                elif name == "capture-convert":
+                    _drain(self._convert_q)
+                    self._encode_q.put(_STOP)
 
         return run
 
@@ -184,30 +208,24 @@ class ScreenRecorder:
             sct = open_grabber(self.target.handle, self.target.title, self.region, fps=self.fps)
             self.grabber_name = sct.name
             try:
-                clock = FrameClock(time.monotonic_ns(), self.fps)
-                self.clock = clock
-                self.started.set()
+                clock: FrameClock | None = None  # starts at the first grab (frame 0)
                 while not self._stop.is_set():
-                    if self.max_frames is not None and index >= self.max_frames:
-                        # Hold the last frame for its whole display interval, then stop.
-                        end = clock.t_ns(index) - time.monotonic_ns()
-                        if end > 0:
-                            self._stop.wait(end / 1e9)
-                        self._finish("duration_reached")
-                        break
-                    slot_t = clock.t_ns(index)
-                    now = time.monotonic_ns()
-                    if now < slot_t:
-                        time.sleep((slot_t - now) / 1e9)
+                    if clock is not None:
+                        if self.max_frames is not None and index >= self.max_frames:
+                            # Hold the last frame for its whole display interval, then stop.
+                            end = clock.t_ns(index) - time.monotonic_ns()
+                            if end > 0:
+                                self._stop.wait(end / 1e9)
+                            self._finish("duration_reached")
+                            break
+                        slot_t = clock.t_ns(index)
                         now = time.monotonic_ns()
-                    late_to = clock.index_at(now)
-                    if self.max_frames is not None:
-                        late_to = min(late_to, self.max_frames - 1)
-                    while index < late_to and last_capture is not None:
-                        # Missed slot(s): repeat the previous picture.
-                        self._row(index, clock.t_ns(index), last_capture, "padded")
-                        stats.padded += 1
-                        index += 1
+                        if now < slot_t:
+                            time.sleep((slot_t - now) / 1e9)
+                            now = time.monotonic_ns()
+                        index = self._pad_missed(clock, index, now, last_capture)
+                    else:
+                        now = time.monotonic_ns()
                     if backend is not None:
                         # Geometry before every grab (one round trip): a moved window is
                         # followed at once and a closed one never shows what was under it.
@@ -216,7 +234,7 @@ class ScreenRecorder:
                             next_poll = now + int(GEOMETRY_POLL_S * 1e9)
                         if not self._poll(backend, screen, index, check_focus):
                             break
-                    if self._convert_q.full():
+                    if clock is not None and self._convert_q.full():
                         # The pipeline is behind: skip the grab (saving its CPU for the
                         # encoder) and repeat the previous picture in this slot.
                         self._row(index, clock.t_ns(index), last_capture, "dropped")
@@ -225,13 +243,25 @@ class ScreenRecorder:
                         continue
                     if self._hidden:
                         # Minimised or zero-size: never grab what lies under it; repeat.
+                        clock = clock or self._start(time.monotonic_ns())
                         self._row(index, clock.t_ns(index), last_capture, "hidden")
                         stats.padded += 1
                         self.window_hidden_frames += 1
                         index += 1
                         continue
                     t_capture = time.monotonic_ns()
+                    if clock is not None:
+                        # Lateness is judged right before the grab, after the geometry round
+                        # trip (slow under load): a grab that starts after its slot ended
+                        # belongs to the slot it starts in, the skipped ones are padded.
+                        index = self._pad_missed(clock, index, t_capture, last_capture)
                     raw = sct.grab(self.region)
+                    t_done = time.monotonic_ns()
+                    if clock is None:
+                        if raw is None:  # a change-driven source has no first picture yet
+                            time.sleep(0.001)
+                            continue
+                        clock = self._start(t_capture)  # frame 0 is this grab
                     if raw is None and last_capture is not None:
                         # A change-driven source (WGC, ScreenCaptureKit): nothing new since the
                         # last picture, which this slot repeats.
@@ -241,6 +271,14 @@ class ScreenRecorder:
                         continue
                     if raw is None:  # no first picture yet: wait for the next slot
                         time.sleep(0.001)
+                        continue
+                    if last_capture is not None and t_done >= clock.t_ns(index + 1):
+                        # The grab ended after its slot: its pixels may be the next slot's.
+                        # Never shown early: the slot repeats the previous picture.
+                        self._row(index, clock.t_ns(index), last_capture, "dropped")
+                        stats.dropped += 1
+                        stats.late_grabs += 1
+                        index += 1
                         continue
                     try:
                         self._convert_q.put_nowait((index, raw, self.region))
@@ -266,10 +304,30 @@ class ScreenRecorder:
         else:
             self._finish("stopped")
         finally:
+            self.started.set()  # open() stops waiting (without a clock: did not start)
             self.grab_done.set()
             self._convert_q.put((_STOP, index))
             if backend is not None:
                 backend.close()
+
+    def _start(self, t0_ns: int) -> FrameClock:
+        """The session's clock: frame 0 is presented at ``t0_ns``, its own grab time."""
+        clock = FrameClock(t0_ns, self.fps)
+        self.clock = clock
+        self.started.set()
+        return clock
+
+    def _pad_missed(self, clock: FrameClock, index: int, now: int, last_capture: int | None) -> int:
+        """Pad every slot that ended before ``now`` (repeat the previous picture); returns the
+        slot ``now`` lies in (capped at the last frame of a fixed duration)."""
+        late_to = clock.index_at(now)
+        if self.max_frames is not None:
+            late_to = min(late_to, self.max_frames - 1)
+        while index < late_to and last_capture is not None:
+            self._row(index, clock.t_ns(index), last_capture, "padded")
+            self.stats.padded += 1
+            index += 1
+        return index
 
     def _row(self, index: int, t_ns: int, t_capture: int | None, dup: str | None) -> None:
         self._journal.add(

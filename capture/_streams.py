@@ -6,6 +6,7 @@ Each helper returns the running stream, or ``None`` and a one-line reason that g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,12 @@ def pick_target(cfg: CaptureConfig) -> tuple[ScreenTarget, str | None]:
         backend.close()
 
 
-def start_audio(cfg: CaptureConfig, session: Path) -> tuple[AudioRecorder | None, str | None]:
+def start_audio(
+    cfg: CaptureConfig,
+    session: Path,
+    *,
+    on_write_error: Callable[[BaseException], None] | None = None,
+) -> tuple[AudioRecorder | None, str | None]:
     """The audio stream, or ``(None, reason)``: a failed device never stops the session."""
     if not cfg.audio.enabled:
         return None, None
@@ -102,6 +108,7 @@ def start_audio(cfg: CaptureConfig, session: Path) -> tuple[AudioRecorder | None
             sample_rate=cfg.audio.sample_rate,
             channels=cfg.audio.channels,
             device=cfg.audio.device,
+            on_write_error=on_write_error,
         )
         audio.open()
         audio.start()
@@ -118,7 +125,13 @@ def start_audio(cfg: CaptureConfig, session: Path) -> tuple[AudioRecorder | None
 
 
 def open_webcam(
-    cfg: CaptureConfig, session: Path, journal: EventJournal, session_id: str, *, threads: int = 0
+    cfg: CaptureConfig,
+    session: Path,
+    journal: EventJournal,
+    session_id: str,
+    *,
+    threads: int = 0,
+    on_write_error: Callable[[BaseException], None] | None = None,
 ) -> tuple[WebcamRecorder | None, str | None]:
     """The webcam stream, or ``(None, reason)``: a missing camera never stops the session."""
     if not cfg.webcam.enabled:
@@ -134,6 +147,7 @@ def open_webcam(
             session_id=session_id,
             preset=cfg.preset,
             threads=threads,
+            on_write_error=on_write_error,
         ), None
     except CaptureDeviceError as exc:
         (session / WEBCAM_FILE).unlink(missing_ok=True)

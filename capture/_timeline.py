@@ -8,8 +8,13 @@ exactly. Every slot of the timeline gets one video frame:
 * a **padded** frame (``is_duplicate``) when the grabber missed the slot (it was late by a whole
   period): the previous picture is repeated, ``padded_frames`` counts them;
 * a **dropped** frame (``is_duplicate`` too) when a fresh grab had to be thrown away because the
-  convert/encode pipeline was full: the previous picture is repeated, ``dropped_frames`` counts
-  them.
+  convert/encode pipeline was full, or because the grab ended after its slot (under CPU
+  starvation: its pixels may already be the next slot's): the previous picture is repeated,
+  ``dropped_frames`` counts them.
+
+A fresh frame's ``t_capture_ns`` always lies inside its own slot, ``t_ns(i) <= t_capture_ns <
+t_ns(i + 1)``: lateness is judged right before the grab, and a grab that starts after its slot
+ended belongs to the slot it starts in.
 
 An input event at monotonic time ``t`` refers to ``frame_ref = floor((t - t0_ns) * fps / 1e9)``,
 the frame on screen at that instant.
@@ -101,6 +106,7 @@ class FrameStats:
     fresh: int = 0
     padded: int = 0
     dropped: int = 0
+    late_grabs: int = 0  # dropped because the grab ended after its slot
     first_capture_ns: int | None = None
     last_capture_ns: int | None = None
     failed_at_ns: int | None = None

@@ -102,11 +102,19 @@ class VideoWriter:
             self.packets_written += 1
 
     def close(self) -> None:
-        """Flush the encoder and finish the file. Safe to call twice."""
+        """Flush the encoder and finish the file. Safe to call twice. A failed write (a full
+        disk) raises once, after the container has been released."""
         if self._closed:
             return
         self._closed = True
+        error: BaseException | None = None
         try:
             self._mux(self._stream.encode(None))
-        finally:
+        except (OSError, av.error.FFmpegError) as exc:
+            error = exc
+        try:
             self._container.close()
+        except (OSError, av.error.FFmpegError) as exc:
+            error = error or exc
+        if error is not None:
+            raise error

@@ -15,6 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,10 @@ class WebcamRecorder:
         session_id: str,
         preset: str,
         threads: int = 0,
+        on_write_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         stream = container.streams.video[0]
+        self._on_write_error = on_write_error
         self.width, self.height = even_size(stream.codec_context.width, stream.codec_context.height)
         self.device = device
         self.fps = fps
@@ -112,8 +115,18 @@ class WebcamRecorder:
         if self._encoder.is_alive():
             self._q.put(None)
             self._encoder.join()
-        self._writer.close()
+        try:
+            self._writer.close()
+        except OSError as exc:  # a full disk: what was written stays
+            self._write_failed(exc)
         self._container.close()
+
+    def _write_failed(self, exc: BaseException) -> None:
+        if self.stats.error is None:
+            self.stats.error = f"webcam write failed: {exc}"
+            self.stats.failed_at_ns = time.monotonic_ns()
+        if self._on_write_error is not None:
+            self._on_write_error(exc)
 
     def _row(self, index: int, t_capture: int | None, dup: str | None) -> None:
         clock = self._clock or FrameClock(0, self.fps)
@@ -174,6 +187,15 @@ class WebcamRecorder:
 
     def _encode_loop(self) -> None:
         lower_priority()
+        try:
+            self._encode()
+        except OSError as exc:
+            self._write_failed(exc)
+            self._stop.set()
+            while self._q.get() is not None:  # keep the reader from blocking on a full queue
+                pass
+
+    def _encode(self) -> None:
         previous: Any = None
         written = 0
         while True:

@@ -8,11 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-PY=${PYTHON:-python3}
+# The project venv that setup.sh made, first on PATH (so `aiconfig`, `python3` are its own).
+. "${AICONFIG_VENV:-.venv}/bin/activate"
+PY="$VIRTUAL_ENV/bin/python"
 OUT=${OUT:-runs/demo}
 DURATION=${DURATION:-5}
 mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
+OUT=$(cd "$OUT" && pwd)   # relative or absolute, as given
 export AP_DATA_ROOT="$OUT/state"   # anti-rollback state for this demo
 
 echo "== 1. verify the signed baseline"
@@ -27,11 +29,20 @@ cleanup() {  # newest first: the window and the player before the servers they t
 trap cleanup EXIT
 if [ -z "${DISPLAY:-}" ]; then
   echo "== 2. start a private virtual display (Xvfb)"
-  # The server writes its display number to fd 3; $! is the server we started (not another's).
+  # Xvfb picks a free display and writes its number to fd 3 once it accepts clients; $! is
+  # the pid of exactly the server started here (never looked up by name: another user's
+  # Xvfb may start at the same moment).
   Xvfb -displayfd 3 -screen 0 1920x1080x24 -nolisten tcp -noreset 3>"$OUT/display" 2>/dev/null &
-  PIDS+=($!)
-  for _ in $(seq 100); do [ -s "$OUT/display" ] && break; sleep 0.1; done
+  XVFB_PID=$!
+  PIDS+=("$XVFB_PID")
+  for _ in $(seq 200); do
+    [ -s "$OUT/display" ] && break
+    kill -0 "$XVFB_PID" 2>/dev/null || { echo "demo: Xvfb exited before it was ready" >&2; exit 1; }
+    sleep 0.1
+  done
+  [ -s "$OUT/display" ] || { echo "demo: Xvfb did not start within 20 s" >&2; exit 1; }
   export DISPLAY=":$(cat "$OUT/display")"
+  echo "   Xvfb pid $XVFB_PID on DISPLAY=$DISPLAY"
 fi
 echo "   DISPLAY=$DISPLAY; opening a stand-in 'League of Legends' window"
 "$PY" tests/capture/testwin.py "League of Legends" 100 100 1280 720 >"$OUT/window.log" 2>&1 &

@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-PY=${PYTHON:-python3}
+# The project venv that setup.sh made, first on PATH (so `aiconfig`, `python3` are its own).
+. "${AICONFIG_VENV:-.venv}/bin/activate"
+PY="$VIRTUAL_ENV/bin/python"
 echo "== ruff"; "$PY" -m ruff check . && "$PY" -m ruff format --check .
 echo "== mypy"; "$PY" -m mypy
 # The capture package type-checks for the other platforms' code paths too (their backends run

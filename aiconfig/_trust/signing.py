@@ -21,9 +21,16 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from .._errors import ConfigFileError, SignatureFormatError, TrustError
 from .._files import atomic_write
 from . import sig_path
-from .sshsig import NAMESPACE, parse_armored, sign_ed25519, split_armored, verify
+from .sshsig import NAMESPACE, SshSignature, parse_armored, sign_ed25519, split_armored, verify
 
-__all__ = ["allowed_signers_line", "generate_keypair", "sign_file"]
+__all__ = [
+    "add_signature",
+    "allowed_signers_line",
+    "generate_keypair",
+    "make_signature",
+    "read_config_bytes",
+    "sign_file",
+]
 
 
 def allowed_signers_line(principal: str, public_key_line: str) -> str:
@@ -105,30 +112,52 @@ def _sign_with_ssh_keygen(key_path: Path, data: bytes) -> str:
     return split_armored(out)[0]
 
 
-def sign_file(config: Path, key_path: Path) -> tuple[str, Path]:
-    """Add a signature of ``config``'s exact bytes to ``config.sig``; return its fingerprint.
+def make_signature(data: bytes, key_path: Path) -> tuple[str, SshSignature]:
+    """Sign ``data`` with ``key_path`` in memory: ``(armored block, parsed signature)``.
 
-    A signature by the same key replaces the earlier one; others are kept (one block each).
-    The file is replaced atomically.
+    Nothing is written: callers check everything (the key, its principal) first, then store the
+    block with :func:`add_signature`. Raises a handled error for a missing or unusable key.
     """
-    try:
-        data = config.read_bytes()
-    except OSError as exc:
-        raise ConfigFileError(f"cannot read: {exc.strerror}", file=str(config)) from None
     armored = _sign_in_process(key_path, data) or _sign_with_ssh_keygen(key_path, data)
     sig = parse_armored(armored)
     if not verify(sig, data):
         raise SignatureFormatError(
             "the new signature does not verify; nothing was written", file=str(key_path)
         )
+    return armored, sig
+
+
+def add_signature(config: Path, armored: str) -> Path:
+    """Store one signature block in ``config.sig``, atomically; returns that path.
+
+    A block by the same key replaces the earlier one; others are kept (one block each).
+    """
+    public_key = parse_armored(armored).public_key
     target = sig_path(config)
     blocks: list[str] = []
     if target.exists():
         for block in split_armored(target.read_text(encoding="utf-8")):
             with contextlib.suppress(ValueError):
-                if parse_armored(block).public_key == sig.public_key:
+                if parse_armored(block).public_key == public_key:
                     continue
             blocks.append(block)
     blocks.append(armored)
     atomic_write(target, "".join(blocks), mode=0o600)
-    return sig.fingerprint, target
+    return target
+
+
+def read_config_bytes(config: Path) -> bytes:
+    try:
+        return config.read_bytes()
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read: {exc.strerror}", file=str(config)) from None
+
+
+def sign_file(config: Path, key_path: Path) -> tuple[str, Path]:
+    """Add a signature of ``config``'s exact bytes to ``config.sig``; return its fingerprint.
+
+    A signature by the same key replaces the earlier one; others are kept (one block each).
+    The file is replaced atomically, and only once the new signature exists and verifies.
+    """
+    armored, sig = make_signature(read_config_bytes(config), key_path)
+    return sig.fingerprint, add_signature(config, armored)

@@ -25,7 +25,14 @@ from .._bounded import read_capped
 from .._errors import ConfigFileError, ConfigValidationError
 from .sshsig import fingerprint
 
-__all__ = ["AllowedSigner", "Policy", "TrustStore", "find_keys_dir", "revoked_fingerprint"]
+__all__ = [
+    "AllowedSigner",
+    "EmergencyPolicy",
+    "Policy",
+    "TrustStore",
+    "find_keys_dir",
+    "revoked_fingerprint",
+]
 
 MAX_STORE_BYTES = 1 << 20  # allowed_signers / policy.yaml
 
@@ -61,6 +68,15 @@ class Rule(BaseModel):
     threshold: Annotated[int, Field(ge=1, le=100)]
 
 
+class EmergencyPolicy(BaseModel):
+    """Who may sign an emergency override (``aiconfig emergency``): k of these principals."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    principals: Annotated[tuple[str, ...], Field(min_length=1)]
+    threshold: Annotated[int, Field(ge=1, le=100)] = 1
+    max_ttl_hours: Annotated[float, Field(gt=0, le=24)] = 24
+
+
 class NameRule(BaseModel):
     """A threshold for every file that carries a config identity (``meta.name`` pattern)."""
 
@@ -89,6 +105,7 @@ class Policy(BaseModel):
     names: tuple[NameRule, ...] = ()
     unmatched: Literal["refuse", "default"] | None = None
     revoked: tuple[str, ...] = ()  # fingerprints (SHA256:...) or public key lines
+    emergency: EmergencyPolicy | None = None  # None: emergency overrides are refused
 
     @property
     def refuses_unmatched(self) -> bool:

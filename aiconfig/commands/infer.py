@@ -53,7 +53,9 @@ def add_parser(sub: Any) -> None:
         "by design)",
     )
     run_g.add_argument("--budget-ms", type=float, metavar="MS", help="override the budget")
-    add_run_arguments(p)  # --run-id --out --no-network --log-json --ready-file ...
+    add_run_arguments(
+        p, out_default="runs/infer"
+    )  # --run-id --out --no-network --log-json --ready-file ...
     add_trust_options(p, data_root=False)
     p.set_defaults(run=run)
 

@@ -26,26 +26,35 @@ def add_parser(sub: Any) -> None:
 
 
 def _redact(
-    value: Any, key: str = "", sources: dict[str, str] | None = None, at: tuple[Any, ...] = ()
+    value: Any, path: tuple[str | int, ...] = (), sources: dict[str, str] | None = None
 ) -> Any:
-    """Secrets are masked: by key name, and by the name of the env variable a value came from.
+    """Secrets are masked: every secret field (the schema decides: ``SecretStr`` or marked,
+    never the key's name), and any value that came from an env variable whose name looks
+    secret (``GITHUB_TOKEN``, ``SLACK_WEBHOOK``), whatever key it lands in.
 
     ``show --resolved`` exists to show what the environment resolved to, so a value from a
-    variable such as ``NUM_WORKERS`` is shown; one from ``GITHUB_TOKEN`` or ``SLACK_WEBHOOK`` is
-    not, whatever key it lands in. (Error messages and diffs never show env values at all.)
+    variable such as ``NUM_WORKERS`` is shown. (Error messages and diffs never show env values.)
     """
     from .._keypath import KeyPath, is_secret_key
+    from .._schema import is_secret_path
 
-    if key and is_secret_key(key) and value is not None and not isinstance(value, dict | list):
-        return "**********"
-    source = (sources or {}).get(str(KeyPath(at)), "") if at else ""
+    source = (sources or {}).get(str(KeyPath(path)), "") if path else ""
     if source.startswith("env:") and is_secret_key(source[4:]) and value is not None:
         return "**********"
     if isinstance(value, dict):
-        return {k: _redact(v, str(k), sources, (*at, k)) for k, v in value.items()}
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            sub: tuple[str | int, ...] = (*path, str(k))
+            if path == ("overrides",):  # a fork file: its keys are dotted config paths
+                try:
+                    sub = KeyPath.parse(str(k))
+                except ValueError:
+                    sub = (str(k),)
+            out[k] = _redact(v, sub, sources)
+        return out
     if isinstance(value, list):
-        return [_redact(v, key, sources, (*at, i)) for i, v in enumerate(value)]
-    if key and is_secret_key(key) and value is not None:
+        return [_redact(v, (*path, i), sources) for i, v in enumerate(value)]
+    if path and value is not None and is_secret_path(path):
         return "**********"
     return value
 

@@ -19,7 +19,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--key", required=True, metavar="K", help="private key (or .pub for ssh-agent)")
     p.add_argument(
-        "--principal", help="check that this key is listed for PRINCIPAL in allowed_signers"
+        "--principal",
+        help="refuse (writing nothing) unless this key is listed for PRINCIPAL in allowed_signers",
     )
     p.add_argument("--keys", metavar="DIR", help="trust store used for --principal")
     p.set_defaults(run=run)
@@ -27,29 +28,24 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._errors import UntrustedKeyError
-    from .._trust.signing import sign_file
-    from .._trust.sshsig import parse_armored, split_armored
+    from .._trust.signing import add_signature, make_signature, read_config_bytes
     from .._trust.store import TrustStore, find_keys_dir
 
     config = Path(args.file)
-    if args.principal:
-        store = TrustStore.load(find_keys_dir(config, args.keys))
-    fingerprint, target = sign_file(config, Path(args.key))
-    if args.principal:
-        blocks = split_armored(target.read_text(encoding="utf-8"))
-        mine = next(b for b in blocks if parse_armored(b).fingerprint == fingerprint)
-        listed = {
-            p for e in store.entries_for(parse_armored(mine).public_key) for p in e.principals
-        }
+    # Everything is checked before FILE.sig changes: the config, the key, and (--principal) that
+    # the trust store lists this key for that principal.
+    store = TrustStore.load(find_keys_dir(config, args.keys)) if args.principal else None
+    armored, sig = make_signature(read_config_bytes(config), Path(args.key))
+    if store is not None:
+        listed = {p for e in store.entries_for(sig.public_key) for p in e.principals}
         if args.principal not in listed:
-            sys.stderr.write(
-                f"warning: signature written, but {fingerprint} is not listed for "
-                f"'{args.principal}' in allowed_signers\n"
-            )
             raise UntrustedKeyError(
-                f"key {fingerprint} is not listed for principal '{args.principal}'",
-                file=str(target),
-                hint="add it to keys/allowed_signers through review",
+                f"key {sig.fingerprint} is not listed for principal '{args.principal}'; "
+                "nothing was signed",
+                file=str(args.key),
+                hint="add it to keys/allowed_signers through review, or sign with the key "
+                "listed for that principal",
             )
-    sys.stdout.write(f"signed {config} with {fingerprint} -> {target}\n")
+    target = add_signature(config, armored)
+    sys.stdout.write(f"signed {config} with {sig.fingerprint} -> {target}\n")
     return 0

@@ -17,7 +17,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     p.add_argument("--keys", metavar="DIR", help="trust store (default: keys/ near the file)")
-    p.add_argument("--data-root", metavar="DIR", help="anti-rollback state directory")
+    p.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help="anti-rollback state, read only (default: $AP_DATA_ROOT, else "
+        "$XDG_STATE_HOME/aiconfig, else ~/.local/state/aiconfig)",
+    )
     p.set_defaults(run=run)
 
 
@@ -64,6 +69,12 @@ def run(args: argparse.Namespace) -> int:
                 f"{v.reviewers}/{v.threshold} reviewers: {who}; "
                 f"expires {entry['expires'] or 'never'}\n"
             )
+            # Blocks that do not count (stale: made over older bytes; untrusted or revoked
+            # keys) are shown too, one line each: a reviewer must see that a re-sign is due.
+            for ignored in entry["ignored_signatures"]:
+                sys.stdout.write(
+                    f"     ignored signature {ignored['fingerprint']}: {ignored['reason']}\n"
+                )
     if args.json:
         print_json({"ok": not failed, "files": results})
     return 1 if failed else 0

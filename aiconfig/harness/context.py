@@ -168,10 +168,22 @@ class RunContext:
         return path
 
     def set_config(
-        self, *, sha256: str, signers: Iterable[str] = (), path: str | None = None
+        self,
+        *,
+        sha256: str,
+        signers: Iterable[str] = (),
+        path: str | None = None,
+        emergency: Iterable[Mapping[str, Any]] = (),
     ) -> None:
-        """Record the config that drives this run (digest and signers) in the manifest."""
+        """Record the config that drives this run (digest and signers) in the manifest.
+
+        ``emergency`` is ``provenance.emergency``: active emergency overrides are listed
+        under ``config.emergency`` (absent when there are none).
+        """
         self._config = {"path": path, "sha256": sha256, "signers": sorted(set(signers))}
+        active = [dict(e) for e in emergency]
+        if active:
+            self._config["emergency"] = active
 
     def add_artifact(self, rel_path: str, **annotations: Any) -> None:
         """Annotate an output file (``kind``, ``capture={...}``, anything JSON); hashed at exit."""

@@ -7,7 +7,8 @@ Schema (``schema_version`` ``aiconfig.run-manifest/1``)::
       "run_id": "...", "job": "capture", "status": "succeeded" | "failed" | "interrupted",
       "error": null | "one line",
       "started_at": "2026-11-21T18:30:00.000000Z", "ended_at": "...",
-      "config": null | {"path": "...", "sha256": "...", "signers": ["alice@example.com"]},
+      "config": null | {"path": "...", "sha256": "...", "signers": ["alice@example.com"],
+                 "emergency": [...]},    # active emergency overrides; absent when none
       "settings": {...resolved run settings...},
       "scope": ["session_20261121_183000"],      # optional: only these subpaths are the run's
       "artifacts": [

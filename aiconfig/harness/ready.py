@@ -56,10 +56,12 @@ class ReadyState:
         return self.state == "ready"
 
 
-def ready_state(path: Path) -> ReadyState:
-    """``absent``, ``ready`` (pid alive and the same process), ``stale`` or ``invalid``."""
+def ready_state(path: str | os.PathLike[str]) -> ReadyState:
+    """``absent``, ``ready`` (pid alive and the same process), ``stale`` or ``invalid``.
+
+    ``path`` is a ``str`` or any path-like object (``Path``)."""
     try:
-        info = load_json_capped(path, 1 << 20, what="ready file")
+        info = load_json_capped(Path(path), 1 << 20, what="ready file")
     except FileNotFoundError:
         return ReadyState("absent", {})
     except (OSError, ConfigFileError):

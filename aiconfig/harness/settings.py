@@ -69,12 +69,28 @@ class RunSettings:
         }
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the orchestrator-contract flags. Values stay strings; :func:`resolve_settings` checks."""
+def add_run_arguments(parser: argparse.ArgumentParser, *, out_default: str = "") -> None:
+    """Add the orchestrator-contract flags. Values stay strings; :func:`resolve_settings` checks.
+
+    ``out_default`` is what ``--help`` says ``--out`` defaults to (the job's ``default_out``);
+    empty: ``--out`` (or ``AP_OUT_DIR``) is required.
+    """
     group = parser.add_argument_group("run (orchestrator contract)")
-    group.add_argument("--run-id", metavar="ID", help="run identity (env AP_RUN_ID)")
-    group.add_argument("--out", metavar="DIR", help="output directory of this run (env AP_OUT_DIR)")
-    group.add_argument("--data-root", metavar="DIR", help="shared data root (env AP_DATA_ROOT)")
+    group.add_argument(
+        "--run-id", metavar="ID", help="run identity (env AP_RUN_ID; default: <job>-<time>-<pid>)"
+    )
+    group.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output directory of this run (env AP_OUT_DIR; "
+        + (f"default: {out_default})" if out_default else "required)"),
+    )
+    group.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help="shared data root: anti-rollback state, caches (env AP_DATA_ROOT; default: the "
+        "state goes to ~/.local/state/aiconfig)",
+    )
     group.add_argument(
         "--no-network",
         action="store_const",
@@ -95,7 +111,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="one JSON log object per line on stdout (env AP_LOG_JSON=1)",
     )
-    group.add_argument("--ready-file", metavar="PATH", help="readiness file written once ready")
+    group.add_argument(
+        "--ready-file",
+        metavar="PATH",
+        help="readiness file written once ready, removed on exit (env AP_READY_FILE)",
+    )
     group.add_argument(
         "--lock-dir",
         metavar="DIR",

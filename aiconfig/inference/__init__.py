@@ -24,6 +24,7 @@ from aiconfig._network import is_offline as offline_mode
 
 from ._admission import Admission, ComputeEstimate
 from ._batching import BatchScheduler
+from ._call import InferenceResult, LatencyObserver, Slot
 from ._errors import (
     LatencyBudgetExceeded,
     ModelError,
@@ -32,7 +33,7 @@ from ._errors import (
     SidecarNotReady,
     SidecarRequestError,
 )
-from ._interface import AIModelInterface, InferenceResult, LatencyObserver, Slot
+from ._interface import AIModelInterface
 from ._job import InferRequest, JobTelemetry, read_prompts, run_infer_job
 from ._vllm import Generation, GenerationRequest, VLLMClient
 from .sidecar import Check, SidecarDiagnosis, ensure_ready, preflight

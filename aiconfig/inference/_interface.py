@@ -17,8 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 from opentelemetry import context, metrics, trace
@@ -26,6 +25,15 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ._admission import Admission
 from ._batching import BatchEntry, BatchScheduler, TooLate
+from ._call import (
+    _NS_PER_MS,
+    _NS_PER_S,
+    LATENCY_BUCKETS_S,
+    InferenceResult,
+    LatencyObserver,
+    Slot,
+    _Call,
+)
 from ._errors import LatencyBudgetExceeded, Overloaded, Phase
 
 __all__ = [
@@ -37,86 +45,6 @@ __all__ = [
 
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
-
-#: Called after every call with ``(model, total_ms, ok, span)``, ``span`` being the call's own
-#: span (still open: an observer may add events to it); monitoring's alerting plugs in here.
-LatencyObserver = Callable[[str, float, bool, trace.Span], None]
-
-_NS_PER_MS = 1_000_000.0
-_NS_PER_S = 1_000_000_000.0
-
-# Histogram buckets in seconds, from 0.1 ms (a tiny CPU model) to 80 s (a long generation).
-LATENCY_BUCKETS_S: tuple[float, ...] = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08,
-    0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
-)  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class InferenceResult(Generic[OutT]):
-    """What one call returned and where its time went (milliseconds)."""
-
-    output: OutT
-    model: str
-    queue_ms: float
-    compute_ms: float
-    total_ms: float
-    budget_ms: float
-
-
-class _Call:
-    """Timings and outcome of one call, filled in as it goes (``perf_counter_ns`` values)."""
-
-    __slots__ = (
-        "attrs",
-        "batch_size",
-        "budget",
-        "got_slot",
-        "outcome",
-        "queued",
-        "t0",
-        "t0_wall",
-        "t_end",
-        "t_slot",
-    )
-
-    def __init__(self, budget: float, attrs: Mapping[str, Any]) -> None:
-        self.budget = budget
-        self.attrs = attrs
-        self.t0 = time.perf_counter_ns()
-        self.t0_wall = time.time_ns()
-        self.t_slot = 0
-        self.t_end = 0
-        self.got_slot = False
-        self.queued = False
-        self.outcome = "error"
-        self.batch_size = 0
-
-
-class Slot:
-    """The concurrency slot a call holds; released exactly once.
-
-    A backend whose work outlives the awaiting coroutine (a thread that cannot be interrupted)
-    sets ``deferred`` and releases the slot itself when the work really ends, so the concurrency
-    bound stays true even for calls that were abandoned at their deadline. Releasing feeds the
-    time the slot was held to the admission's compute estimate.
-    """
-
-    __slots__ = ("_admission", "_held", "deferred", "started_ns")
-
-    def __init__(self, admission: Admission) -> None:
-        self._admission = admission
-        self._held = True
-        self.started_ns = time.perf_counter_ns()
-        self.deferred = False
-
-    def release(self) -> None:
-        if self._held:
-            self._held = False
-            admission = self._admission
-            if admission.deadline_aware:
-                admission.estimate.observe((time.perf_counter_ns() - self.started_ns) / _NS_PER_MS)
-            admission.release()
 
 
 class AIModelInterface(ABC, Generic[InT, OutT]):
@@ -436,14 +364,18 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         t_end = call.t_end
         outcome = call.outcome
         total_s = (t_end - t0) / _NS_PER_S
-        self._m_duration.record(total_s, self._attrs_by_outcome[outcome])
+        # The current context, looked up once: the SDK would otherwise read the context
+        # variable again for the histogram's exemplar filter, the span's parent and the sampler.
+        ctx = context.get_current()
+        by_outcome = self._attrs_by_outcome[outcome]
+        self._m_duration.record(total_s, by_outcome, ctx)
         if outcome == "overloaded":
-            self._m_rejections.add(1, self._attrs_by_outcome[outcome])
+            self._m_rejections.add(1, by_outcome, ctx)
         else:
             if call.queued:
-                self._m_queue.record((call.t_slot - t0) / _NS_PER_S, self._attrs_min)
+                self._m_queue.record((call.t_slot - t0) / _NS_PER_S, self._attrs_min, ctx)
             if outcome == "budget_exceeded":
-                self._m_rejections.add(1, self._attrs_by_outcome[outcome])
+                self._m_rejections.add(1, by_outcome, ctx)
         t_slot = call.t_slot or t_end
         if span is None:
             # One dict with every attribute, one SDK call: the span is created now, backdated.
@@ -460,8 +392,9 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
                 attrs["error.type"] = type(error).__name__
             span = self._tracer.start_span(
                 self._span_name,
-                kind=self._span_kind,
-                attributes=attrs,
+                ctx,
+                self._span_kind,
+                attrs,
                 start_time=call.t0_wall,
                 record_exception=False,
                 set_status_on_exception=False,
@@ -485,7 +418,7 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
                 for observer in self._observers:
                     observer(self.name, total_ms, ok, span)
         finally:
-            span.end(end_time=call.t0_wall + (t_end - t0))
+            span.end(call.t0_wall + (t_end - t0))
 
     async def aclose(self) -> None:
         """Release resources (thread pools, HTTP connections). Safe to call twice."""

@@ -163,7 +163,10 @@ def run_infer_job(
 def _record_config(run: RunContext, cfg: AIConfig) -> None:
     prov = cfg.provenance
     run.set_config(
-        sha256=prov.sha256 or "", signers=[s.principal for s in prov.signers], path=prov.path
+        sha256=prov.sha256 or "",
+        signers=[s.principal for s in prov.signers],
+        path=prov.path,
+        emergency=prov.emergency,
     )
 
 

@@ -32,8 +32,9 @@ import torch
 from aiconfig import InferenceConfig, InferenceServerError
 
 from ._batching import BatchEntry
+from ._call import LatencyObserver, Slot
 from ._errors import ModelError
-from ._interface import AIModelInterface, LatencyObserver, Slot
+from ._interface import AIModelInterface
 
 # torch.inference_mode() is a Python context manager around this C++ guard; entering the guard
 # directly costs 0.6 us instead of 1.5 us per call (measured), on the wrapper's hot path.
@@ -335,13 +336,21 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
 
     def _forward_group(self, members: list[tuple[int, torch.Tensor]], outcomes: list[Any]) -> None:
         """Rows of same-shaped inputs in passes of exactly ``max_batch_size`` rows (padded)."""
-        rows = torch.cat([t for _, t in members]) if len(members) > 1 else members[0][1]
-        n = rows.shape[0]
+        first = members[0][1]
+        n = sum(t.shape[0] for _, t in members)
         size = self.max_batch_size
         padded = -(-n // size) * size
-        if padded != n:
-            pad = rows.new_zeros((padded - n, *rows.shape[1:]))
-            rows = torch.cat([rows, pad])
+        if padded == n and len(members) == 1:
+            rows = first
+        else:
+            # One buffer of the padded shape, each input copied into it once (cat-then-pad
+            # would copy every row twice), the padding zeroed in place.
+            rows = first.new_empty((padded, *first.shape[1:]))
+            if len(members) == 1:
+                rows[:n].copy_(first)
+            else:
+                torch.cat([t for _, t in members], out=rows[:n])
+            rows[n:].zero_()
         try:
             parts = [self._forward(rows[i : i + size]) for i in range(0, padded, size)]
             out = _cat_outputs(parts, size)

@@ -24,9 +24,10 @@ from opentelemetry.trace import SpanKind
 from aiconfig import InferenceConfig, VLLMConfig
 from aiconfig._network import check_network_allowed
 
+from ._call import InferenceResult, LatencyObserver, Slot
 from ._errors import LatencyBudgetExceeded, SidecarRequestError
 from ._http import error_message, make_client, server_address
-from ._interface import AIModelInterface, InferenceResult, LatencyObserver, Slot
+from ._interface import AIModelInterface
 
 __all__ = ["Generation", "GenerationRequest", "VLLMClient"]
 

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 from aiconfig import AiconfigError
 
+from ._call import InferenceResult
 from ._errors import LatencyBudgetExceeded, Overloaded
-from ._interface import InferenceResult
 
 __all__ = ["CallRecord", "RunSummary", "percentile", "run_calls", "summarize"]
 

@@ -25,7 +25,7 @@ import threading
 import time
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -102,6 +102,7 @@ class AlertManager:
         self._suppressed: dict[str, int] = {}
         self._threads: list[threading.Thread] = []
         self.emitted: list[Alert] = []
+        self.emergencies: list[dict[str, Any]] = []
         self.suppressed_total = 0
         self.webhook_results: list[str] = []
         meter = metrics.get_meter("aiconfig.monitoring", meter_provider=meter_provider)
@@ -158,6 +159,43 @@ class AlertManager:
             self._emit(alert, span or trace.get_current_span())
         return alert
 
+    def emergency_override(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Alert that the run's config carries active emergency overrides (never dampened).
+
+        ``records`` are ``cfg.provenance.emergency``; :func:`setup_for_run` calls this once,
+        so the core need not know about monitoring. Emitted as the log event
+        ``aiconfig.alert`` (``aiconfig.alert.kind`` = ``emergency_override``), a warning on
+        the ``aiconfig.alerts`` logger, the ``aiconfig.alerts`` counter and the webhook.
+        """
+        for record in records:
+            overrides = dict(record.get("overrides", {}))
+            message = (
+                f"emergency override active: {json.dumps(overrides, default=str)} on "
+                f"{record.get('base')} (reason: {record.get('reason')}; expires "
+                f"{record.get('expires')}; signed by {', '.join(record.get('signers', []))})"
+            )
+            attrs: dict[str, Any] = {
+                "aiconfig.alert.kind": "emergency_override",
+                "aiconfig.emergency.file": str(record.get("file")),
+                "aiconfig.emergency.reason": str(record.get("reason")),
+                "aiconfig.emergency.expires": str(record.get("expires")),
+                "aiconfig.emergency.paths": sorted(overrides),
+                "aiconfig.emergency.signers": list(record.get("signers", [])),
+            }
+            _log.warning(message)
+            self._otel_log.emit(
+                body=message,
+                severity_number=SeverityNumber.WARN,
+                severity_text="WARN",
+                attributes=attrs,
+                event_name="aiconfig.alert",
+            )
+            self._m_alerts.add(1, {"aiconfig.alert.kind": "emergency_override", "state": "emitted"})
+            self.emergencies.append(dict(record))
+            if self.cfg.webhook_url:
+                body = {"type": "aiconfig.emergency_override", **dict(record)}
+                self._post_json(self.cfg.webhook_url, body)
+
     def _emit(self, alert: Alert, span: trace.Span) -> None:
         attrs: dict[str, Any] = {
             "aiconfig.model": alert.model,
@@ -179,11 +217,14 @@ class AlertManager:
             self._post(self.cfg.webhook_url, alert)
 
     def _post(self, url: str, alert: Alert) -> None:
+        self._post_json(url, {"type": "aiconfig.latency_breach", **asdict(alert)})
+
+    def _post_json(self, url: str, payload: Mapping[str, Any]) -> None:
         if is_offline(self._environ) and not is_loopback_url(url):
             self._webhook_done("refused_offline")
             _log.warning("offline mode (AP_NO_NETWORK=1): alert webhook %s not called", _shown(url))
             return
-        body = json.dumps({"type": "aiconfig.latency_breach", **asdict(alert)}).encode()
+        body = json.dumps(payload, default=str).encode()
         thread = threading.Thread(
             target=self._deliver, args=(url, body), name="aiconfig-alert-webhook", daemon=True
         )

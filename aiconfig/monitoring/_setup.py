@@ -127,6 +127,15 @@ class Telemetry:
         )
         span.end(end_time=end_ns)
 
+    def alert_emergency_overrides(self, cfg: AIConfig) -> None:
+        """Alert (through :class:`AlertManager`) on each active emergency override of ``cfg``.
+
+        The config core records overrides in ``cfg.provenance.emergency`` and imports no
+        monitoring; the job's telemetry announces them, whatever the alert dampening.
+        """
+        if self.alerts is not None and cfg.provenance.emergency:
+            self.alerts.emergency_override(cfg.provenance.emergency)
+
     def force_flush(self) -> None:
         for p in (self.tracer_provider, self.meter_provider, self.logger_provider):
             flush = getattr(p, "force_flush", None)
@@ -290,15 +299,18 @@ def setup_for_run(
     Sets up ``cfg.monitoring`` as the process-wide providers, so every ``opentelemetry-api``
     span and metric of the run (config, capture, inference) goes to the configured exporters,
     under a resource naming the run (``AP_RUN_ID`` when ``run_id`` is None) and the sha256 of
-    the config file. Call ``shutdown()`` (or use it as a context manager) at the end to flush.
+    the config file. Active emergency overrides of the config raise an alert at once. Call
+    ``shutdown()`` (or use it as a context manager) at the end to flush.
     """
-    return setup_telemetry(
+    telemetry = setup_telemetry(
         cfg.monitoring,
         run_id=run_id,
         config_digest=f"sha256:{cfg.provenance.sha256}" if cfg.provenance.sha256 else None,
         out_dir=out_dir,
         set_global=True,
     )
+    telemetry.alert_emergency_overrides(cfg)
+    return telemetry
 
 
 def _sampler(ratio: float, otel: OTelEnv | None = None) -> Sampler:

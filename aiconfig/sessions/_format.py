@@ -38,6 +38,7 @@ __all__ = [
     "RUN_MANIFEST_SCHEMA",
     "SESSION_DIR_PATTERN",
     "STATUS_COMPLETE",
+    "STATUS_FAILED",
     "STATUS_RECORDING",
     "STATUS_RECOVERED",
     "WEBCAM_FILE",
@@ -73,6 +74,9 @@ SESSION_DIR_PATTERN: Final = re.compile(r"^session_\d{8}_\d{6}(_\d+)?$")
 STATUS_RECORDING: Final = "recording"
 STATUS_COMPLETE: Final = "complete"
 STATUS_RECOVERED: Final = "recovered"
+STATUS_FAILED: Final = "failed"
+"""A write failed (a full disk): the recorder stopped every stream and kept what was written;
+``metadata.json`` ``failure`` says why and when. ``capture recover`` makes it a session."""
 
 EVENT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("t_ns", "int64"),

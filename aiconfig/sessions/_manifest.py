@@ -29,6 +29,7 @@ from ._format import (
     MANIFEST_SCHEMA_VERSION,
     RUN_MANIFEST_SCHEMA,
     STATUS_COMPLETE,
+    STATUS_FAILED,
     STATUS_RECORDING,
     STATUS_RECOVERED,
 )
@@ -121,8 +122,11 @@ def read_manifest(session: Path) -> ManifestInfo | str | None:
         return f"{MANIFEST_FILE}: artifacts is not a list of objects"
     if version == MANIFEST_SCHEMA_VERSION:
         status = doc.get("status")
-        if status not in (STATUS_RECORDING, STATUS_COMPLETE, STATUS_RECOVERED):
-            return f"{MANIFEST_FILE}: status {status!r} is not recording, complete or recovered"
+        if status not in (STATUS_RECORDING, STATUS_COMPLETE, STATUS_RECOVERED, STATUS_FAILED):
+            return (
+                f"{MANIFEST_FILE}: status {status!r} is not recording, complete, recovered or "
+                "failed"
+            )
     elif version == RUN_MANIFEST_SCHEMA:
         status = _RUN_STATUS.get(str(doc.get("status")), "failed")
     else:

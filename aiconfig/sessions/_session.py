@@ -293,24 +293,29 @@ class Session:
         return self.path / EVENTS_FILE
 
     def parquet_file(self) -> Any:
-        """``events.parquet`` opened (footer read) as a ``pyarrow.parquet.ParquetFile``."""
+        """``events.parquet`` opened (footer read) as a ``pyarrow.parquet.ParquetFile``; page
+        checksums (written by the recorder) are verified as pages are read."""
         import pyarrow.parquet as pq
 
         try:
-            return pq.ParquetFile(str(self.events_path))
+            return pq.ParquetFile(str(self.events_path), page_checksum_verification=True)
         except FileNotFoundError:
             raise SessionError(
                 f"{EVENTS_FILE} is missing", file=str(self.path), hint=self._recover_hint()
             ) from None
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several unrelated types here
+            detail = " ".join(str(exc).split())  # pyarrow's messages span lines
             raise SessionError(
-                f"unreadable ({exc})", file=str(self.events_path), hint=self._recover_hint()
+                f"unreadable ({detail})", file=str(self.events_path), hint=self._recover_hint()
             ) from None
 
     def _recover_hint(self) -> str:
         if self.status == STATUS_RECORDING:
             return f"run 'python -m capture recover {self.path}'"
-        return "the file is damaged; restore it from a copy"
+        return (
+            f"the file is damaged; restore it from a copy, or run 'python -m capture recover "
+            f"{self.path}' to keep the readable part"
+        )
 
     def iter_events(
         self, *, columns: Sequence[str] | None = None, batch_size: int = 65536
@@ -340,7 +345,9 @@ class Session:
                     hint="raise AP_MEM_LIMIT_MB",
                 ) from None
             raise SessionError(
-                f"corrupt ({exc})", file=str(self.events_path), hint=self._recover_hint()
+                f"corrupt ({' '.join(str(exc).split())})",
+                file=str(self.events_path),
+                hint=self._recover_hint(),
             ) from None
 
     def events(self, *, columns: Sequence[str] | None = None) -> Any:

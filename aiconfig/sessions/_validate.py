@@ -27,6 +27,7 @@ from ._format import (
     MANIFEST_FILE,
     METADATA_FILE,
     STATUS_COMPLETE,
+    STATUS_FAILED,
     STATUS_RECORDING,
     STATUS_RECOVERED,
     WEBCAM_FILE,
@@ -91,7 +92,22 @@ def _not_finalized(path: Path) -> bool:
         doc = read_json_member(path / MANIFEST_FILE)
     except (OSError, ConfigFileError):
         return (path / EVENTS_JOURNAL).is_file()
-    return isinstance(doc, dict) and doc.get("status") == STATUS_RECORDING
+    return isinstance(doc, dict) and doc.get("status") in (STATUS_RECORDING, STATUS_FAILED)
+
+
+def _failure(path: Path) -> str | None:
+    """``reason at TIME`` from a failed session's metadata (None when it did not fail)."""
+    try:
+        doc = read_json_member(path / MANIFEST_FILE)
+        if not isinstance(doc, dict) or doc.get("status") != STATUS_FAILED:
+            return None
+        meta = read_json_member(path / METADATA_FILE)
+        failure = meta.get("failure") if isinstance(meta, dict) else None
+    except (OSError, ConfigFileError):
+        return "reason unknown"
+    if not isinstance(failure, dict):
+        return "reason unknown"
+    return f"{failure.get('reason', 'reason unknown')} at {failure.get('at', 'an unknown time')}"
 
 
 def _open(path: Path, check: SessionCheck) -> Session | None:
@@ -105,6 +121,14 @@ def _open(path: Path, check: SessionCheck) -> Session | None:
     try:
         if _not_finalized(path):
             check.status = STATUS_RECORDING
+            failure = _failure(path)
+            if failure is not None:
+                check.status = STATUS_FAILED
+                check.problems.append(
+                    f"the recording failed ({failure}); free some space if the disk is full "
+                    f"and run 'python -m capture recover {path}'"
+                )
+                return None
             check.problems.append(
                 "the session was not finalized (recorder killed or still running); "
                 f"run 'python -m capture recover {path}'"

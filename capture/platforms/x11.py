@@ -87,6 +87,17 @@ class X11Input:
                 finally:
                     _server_time.ms = None
 
+            def _stop_platform(self) -> None:
+                super()._stop_platform()
+                # pynput (1.8.x) disables the RECORD context on the connection that is blocked
+                # reading it, so the listener thread wakes only at the next X event: join()
+                # then waited out its timeout and every stop took seconds longer with input
+                # logging on (moses-palmer/pynput#583, open). Disabling it through the other
+                # connection, and flushing, ends the recording at once.
+                with contextlib.suppress(Exception):
+                    self._display_stop.record_disable_context(self._context)
+                    self._display_stop.flush()
+
         return WithServerTime
 
     def event_time_ns(self, now_ns: int | None = None, key: Any = None) -> int:

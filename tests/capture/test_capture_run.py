@@ -329,30 +329,38 @@ def test_ready_file_of_another_live_run_stops_the_capture_cleanly(tmp_path: Path
 
 
 def test_sigterm_at_any_moment_of_start_up_is_clean(tmp_path: Path) -> None:
-    """SIGTERM while libraries load, devices open or frames flow: never a traceback; before
-    recording the run ends 'interrupted' (exit 143), once recording the session is finalized."""
-    outcomes = set()
-    for i, delay in enumerate((0.2, 0.5, 1.5)):
+    """SIGTERM while libraries load, devices open or frames flow: never a traceback, and one
+    outcome, as for every job (docs/harness.md): exit 143, the run 'interrupted'; once recording,
+    the session is finalized first, kept and valid."""
+    outcomes: set[int | str] = set()
+    for i, delay in enumerate((0.2, 0.5, None)):  # None: once it records
         out = tmp_path / f"out-{i}"
         proc = subprocess.Popen(
             capture_cmd("--allow-any", "--no-input", "--quiet", "--run-id", f"t{i}", "--out",
                         str(out)),
             env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        time.sleep(delay)
+        if delay is None:
+            deadline = time.monotonic() + 60
+            while not list(out.glob("session_*/metadata.json")):
+                assert time.monotonic() < deadline and proc.poll() is None, "did not record"
+                time.sleep(0.05)
+            time.sleep(0.5)
+        else:
+            time.sleep(delay)
         proc.terminate()
         _, err = proc.communicate(timeout=30)
         assert "Traceback" not in err, err
-        assert proc.returncode in (0, 143, -15), (proc.returncode, err)
+        assert proc.returncode in (143, -15), (proc.returncode, err)
         if proc.returncode == 143:
             assert err.strip().endswith("terminated (SIGTERM)")
             doc = json.loads((out / "manifest.json").read_text())
             assert doc["status"] == "interrupted"
-        elif proc.returncode == 0:
-            doc = json.loads((out / "manifest.json").read_text())
-            assert doc["status"] == "succeeded" and doc["capture"]["valid"] is True
+            if "capture" in doc:  # it was recording: the session was finalized first
+                assert doc["capture"]["valid"] is True
+                outcomes.add("recorded")
         outcomes.add(proc.returncode)
-    assert 0 in outcomes  # the last, at 1.5 s, stops a recording session
+    assert "recorded" in outcomes  # the last stops a recording session
 
 
 def test_heavy_libraries_load_inside_the_run(tmp_path: Path) -> None:

@@ -182,27 +182,29 @@ def test_validate_reports_reasons(tmp_path: Path) -> None:
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
 
 
-def test_config_command_refuses_contract_overrides() -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aiconfig",
-            "capture",
-            "--config",
-            "experiments/baseline.yaml",
-            "--fps",
-            "60",
-        ],
-        capture_output=True,
-        text=True,
-        env=run_env(),
-        cwd=REPO,
-        check=False,
-    )
+def test_config_command_refuses_contract_overrides_suggesting_only_what_works() -> None:
+    def aiconfig(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "aiconfig", *args],
+            capture_output=True, text=True, env=run_env(), cwd=REPO, check=False,
+        )  # fmt: skip
+
+    flags = ["--fps", "60", "--preset", "ultrafast", "--webcam-resolution", "1280x720"]
+    proc = aiconfig("capture", "--config", "experiments/baseline.yaml", *flags)
     assert proc.returncode == 1, proc.stderr
-    assert "capture.fps" in proc.stderr and "aiconfig fork" in proc.stderr
-    assert proc.stderr.count("\n") == 1
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 3, lines  # every refused flag at once, one line each
+    fps, preset, webcam = lines
+    # the baseline locks capture.fps: no fork can change it, so none is suggested
+    assert "--fps: capture.fps is locked by the config" in fps and "aiconfig fork" not in fps
+    for line, dotted in ((preset, "capture.preset"), (webcam, "capture.webcam.resolution")):
+        assert f"{dotted} is set by the reviewed config" in line
+        command = line.split("fork it instead: ")[1]
+        # the suggested command works as printed (here without writing: --dry-run)
+        argv = command.split()[1:]
+        argv[argv.index("NAME")] = "suggested"
+        done = aiconfig(*argv, "--dry-run")
+        assert done.returncode == 0, (command, done.stderr)
 
 
 def test_config_overrides_rules() -> None:

@@ -58,6 +58,7 @@ def test_core_modules_are_private() -> None:
         if not p.name.startswith("_")
         and p.name
         not in {"cli.py", "commands", "harness", "inference", "monitoring", "sessions", "py.typed"}
+        and p.name != "schemas"  # data, not code: the shipped JSON Schemas editors point at
     ]
     assert public == []
 

@@ -26,9 +26,9 @@ The convention (see CONTRIBUTING.md, "Documentation examples"):
   ``aiconfig check-sidecar ...   # exit 1 with a diagnosis when not ready``.
 * In ``console`` blocks the lines after ``$ `` are commands and the lines below each are its
   exact output (stdout and stderr together); ``[exit N]`` may end the expected output.
-* All blocks of one file run in order in one sandbox: a copy of ``experiments/``, ``keys/``,
-  ``tools/`` with a private ``HOME``, ``AP_DATA_ROOT`` and ``RUN_DIR``, and ``aiconfig`` /
-  ``python`` on ``PATH`` running this checkout.
+* All blocks of one file run in order in one sandbox: a copy of ``experiments/``,
+  ``examples/``, ``keys/``, ``tools/`` with a private ``HOME``, ``AP_DATA_ROOT`` and
+  ``RUN_DIR``, and ``aiconfig`` / ``python`` on ``PATH`` running this checkout.
 """
 
 from __future__ import annotations

@@ -58,23 +58,6 @@ def from_baseline(box: Sandbox) -> None:
             path.unlink()
 
 
-def broken_yaml(box: Sandbox) -> None:
-    """The README's ``broken.yaml``: four mistakes, one of them in an environment variable."""
-    (box.root / "broken.yaml").write_text(
-        "meta:\n"
-        "  name: broken\n"
-        "  version: 1\n"
-        "trainig:\n"
-        "  lr: 1e-4\n"
-        "capture:\n"
-        "  fps: 0\n"
-        "  window_title: no\n"
-        "inference:\n"
-        "  max_concurrency: ${oc.env:CONC}\n",
-        encoding="utf-8",
-    )
-
-
 def _git(box: Sandbox, *args: str) -> None:
     subprocess.run(["git", *args], cwd=box.root, check=True, capture_output=True, env=box.env)
 
@@ -104,11 +87,58 @@ def git_history(box: Sandbox) -> None:
     git("update-ref", "refs/remotes/origin/main", "HEAD")
 
 
+def schemas(box: Sandbox) -> None:
+    """The shipped JSON Schemas and VS Code settings where a clone has them, and
+    ``check-jsonschema`` (a dev dependency) on the sandbox's PATH."""
+    shutil.copytree(REPO / "aiconfig" / "schemas", box.root / "aiconfig" / "schemas")
+    shutil.copytree(REPO / ".vscode", box.root / ".vscode")
+    shim = box.root / ".bin" / "check-jsonschema"
+    shim.write_text(
+        f'#!/bin/sh\nexec "{os.path.realpath(sys.executable)}" -m check_jsonschema "$@"\n',
+        encoding="utf-8",
+    )
+    shim.chmod(0o755)
+
+
+def schema_broken_yaml(box: Sandbox) -> None:
+    """docs/editors-and-trackers.md's ``broken.yaml``: a typo, a wrong type, two out of range."""
+    (box.root / "broken.yaml").write_text(
+        "meta:\n  name: broken\n  version: 1\ntrainig:\n  epochs: 3\ntraining:\n"
+        "  epochs: many\n  optimizer:\n    betas: [0.9, 1.5]\ncapture:\n  fps: 0\n",
+        encoding="utf-8",
+    )
+
+
+def oncall(box: Sandbox) -> None:
+    """docs/emergency.md's set-up: the baseline lists emergency paths (a reviewed change, so
+    fresh reviewer keys re-sign it) and the on-call key is ``~/.ssh/oncall`` (lead@)."""
+    from aiconfig._trust.signing import allowed_signers_line, generate_keypair, sign_file
+
+    keys = box.home / ".ssh"
+    lines = []
+    for who in ("lead", "research"):
+        pub = generate_keypair(keys / f"team-{who}", comment=f"{who}@aiconfig.dev")
+        lines.append(allowed_signers_line(f"{who}@aiconfig.dev", pub))
+    (box.root / "keys" / "allowed_signers").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    shutil.copy(keys / "team-lead", keys / "oncall")
+    base = box.root / "experiments" / "baseline.yaml"
+    listed = "  emergency:\n    - inference.latency_budget_ms\n    - capture.webcam\n"
+    base.write_text(
+        base.read_text(encoding="utf-8").replace("  locked:", listed + "  locked:", 1),
+        encoding="utf-8",
+    )
+    base.with_name("baseline.yaml.sig").unlink()
+    sign_file(base, keys / "team-lead")
+    sign_file(base, keys / "team-research")
+
+
 SETUPS: dict[str, Callable[[Sandbox], None]] = {
+    "schemas": schemas,
+    "schema-broken-yaml": schema_broken_yaml,
+    "oncall": oncall,
     "trust-alice": trust_alice,
     "reviewer-key": reviewer_key,
     "from-baseline": from_baseline,
-    "broken-yaml": broken_yaml,
     "git-repo": git_repo,
     "git-history": git_history,
 }
@@ -116,7 +146,7 @@ SETUPS: dict[str, Callable[[Sandbox], None]] = {
 
 def make_sandbox(root: Path) -> Sandbox:
     """A copy of the project's data and a private environment in which examples run."""
-    for name in ("experiments", "keys", "tools"):
+    for name in ("experiments", "examples", "keys", "tools"):
         shutil.copytree(REPO / name, root / name)
     home = root / "home"
     (home / ".ssh").mkdir(parents=True)

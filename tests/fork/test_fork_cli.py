@@ -256,3 +256,43 @@ def test_markdown_escapes_pipes(project: Project, capsys: pytest.CaptureFixture[
     assert code == 1
     row = next(line for line in out.splitlines() if "model.name" in line)
     assert row.count(" | ") == 3 and "a\\|b`c" in row
+
+
+def test_every_problem_at_once_each_with_the_right_reason(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        capsys,
+        *project.cli(
+            "fork", str(project.baseline), "--name", "x",
+            "--set", "capture.fps=60", "--set", "meta.version=3",
+            "--set", "inference.vllm.api_key=sk-123", "--set", "training=1",
+            "--sweep", "model.dropout=0.1,2",
+        ),
+    )  # fmt: skip
+    assert code == 1
+    lines = err.splitlines()
+    assert len(lines) == 5, lines
+    fps, meta, secret, section, sweep = lines
+    assert fps.startswith("error: capture.fps: ") and "locked by the base" in fps
+    assert meta.startswith("error: meta.version: meta cannot be overridden")
+    assert "secrets never go into config files" in secret and "sk-123" not in err
+    # training is locked only below (training.seed): the problem is that it is a whole section
+    assert "'training' is a whole section; a whole section cannot be overridden" in section
+    assert "locked" not in section
+    assert sweep.startswith("error: model.dropout: bad value '2'")
+    assert sorted(p.name for p in project.exp.iterdir()) == ["baseline.yaml", "baseline.yaml.sig"]
+
+
+def test_every_existing_sweep_point_is_named(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = project.cli("fork", str(project.baseline), "--name", "s",
+                       "--sweep", "training.batch_size=32,64")  # fmt: skip
+    assert run(capsys, *args)[0] == 0
+    code, _, err = run(capsys, *args)
+    assert code == 1
+    assert [line.split(": ")[1] for line in err.splitlines()] == [
+        str(project.exp / "s-batch_size32.yaml"),
+        str(project.exp / "s-batch_size64.yaml"),
+    ]

@@ -122,3 +122,29 @@ def test_bad_revision_exits_2(repo: Project, capsys: pytest.CaptureFixture[str])
     code = main(["diff", "--git", "no-such-rev", "--repo", str(repo.root)])
     _, err = capsys.readouterr()
     assert code == 2 and err.startswith("error:") and len(err.splitlines()) == 1
+
+
+def test_missing_revisions_are_named(
+    repo: Project, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    git(repo, "tag", "v1.2")
+    code = main(["diff", "--git", "v1.2", "v9.9", "--repo", str(repo.root)])
+    err = capsys.readouterr().err
+    assert code == 2
+    (line,) = err.splitlines()  # v1.2 exists: only v9.9 is named
+    assert "unknown revision 'v9.9'" in line and "git repository" not in line
+    code = main(["diff", "--git", "v0.1", "v9.9", "--repo", str(repo.root)])
+    lines = capsys.readouterr().err.splitlines()
+    assert code == 2 and ["v0.1" in lines[0], "v9.9" in lines[1]] == [True, True]
+    outside = tmp_path / "not-a-repo"
+    outside.mkdir()
+    assert main(["diff", "--git", "HEAD", "--repo", str(outside)]) == 2
+    assert f"{outside}: not inside a git repository" in capsys.readouterr().err
+
+
+def test_identical_is_labelled_identical(repo: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    base = str(repo.baseline)
+    for fmt, label in (("text", f"{base} [identical]"), ("markdown", "— identical")):
+        assert main(["diff", base, base, "--format", fmt, "--keys", str(repo.root / "keys")]) == 0
+        out = capsys.readouterr().out
+        assert label in out and "modified" not in out

@@ -58,6 +58,16 @@ def test_sigkilled_run_leaves_a_detectably_stale_ready_file(tmp_path: Path) -> N
     assert ready_state(ready).is_ready and ready_state(ready).info["run_id"] == "next"
 
 
+def test_ready_state_takes_a_str_as_documented(tmp_path: Path) -> None:
+    """docs/harness.md: ``aiconfig.harness.ready_state(path)``, path as an orchestrator has it."""
+    ready = tmp_path / "s.ready.json"
+    assert ready_state(str(ready)).state == "absent"
+    write_ready_file(ready, run_id="s", job="capture", started_at="now")
+    assert ready_state(str(ready)).is_ready
+    ready.write_text("{not json")
+    assert ready_state(str(ready)).state == "invalid"
+
+
 def test_live_ready_file_of_another_run_is_not_overwritten(tmp_path: Path) -> None:
     ready = tmp_path / "l.ready.json"
     proc = start_child(_env(tmp_path, "l"), tmp_path)

@@ -359,7 +359,9 @@ def export_lerobot(
         if engine == "ray":
             from .ray import export_episodes
 
-            episodes = export_episodes(plan.paths, tmp, spec, plan.fps, progress)
+            episodes = export_episodes(
+                plan.paths, tmp, spec, plan.fps, progress, work=export_episode
+            )
         elif engine == "local":
             episodes = _run_local(plan, tmp, spec, progress)
         else:

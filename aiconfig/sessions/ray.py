@@ -165,13 +165,14 @@ def export_episodes(
     spec: ActionSpec,
     fps: int,
     progress: Callable[[int], None] | None = None,
+    *,
+    work: Callable[..., dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """:func:`~aiconfig.sessions._lerobot.export_episode` for every session, as Ray tasks
+    """``work`` (the export's :func:`~aiconfig.sessions._lerobot.export_episode`, passed in so
+    the two modules do not import each other) for every session, as Ray tasks
     (``out`` must be on storage the workers share); results in episode order."""
     ray = _ray()
-    from ._lerobot import export_episode
-
-    task = ray.remote(export_episode)
+    task = ray.remote(work)
     refs = [task.remote(p, e, out, spec, fps) for e, p in enumerate(paths)]
     results: dict[Any, Any] = {}
     pending = list(refs)

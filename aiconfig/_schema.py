@@ -28,11 +28,19 @@ from pydantic import (
     PrivateAttr,
     SecretBytes,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
 
+from ._actions import (
+    LEAGUE_KEY_VOCABULARY,
+    InputActionMap,
+    InputKey,
+    check_action_map,
+    resolve_action_map,
+)
 from ._keypath import KeyPath, Parts
 from ._network import is_loopback_host
 from ._provenance import Provenance
@@ -147,7 +155,38 @@ class ModelConfig(FrozenModel):
     num_heads: Annotated[int, Field(ge=1, le=256)] = 8
     dropout: Probability = 0.1
     action_space: tuple[str, ...] = ("move", "attack", "q", "w", "e", "r", "d", "f")
+    key_vocabulary: tuple[InputKey, ...] = LEAGUE_KEY_VOCABULARY
+    action_map: InputActionMap | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    @field_validator("action_space")
+    @classmethod
+    def _unique_actions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        dup = sorted({a for a in v if v.count(a) > 1})
+        if dup:
+            raise ValueError(f"action names must be unique; {', '.join(dup)} repeated")
+        return v
+
+    @field_validator("key_vocabulary")
+    @classmethod
+    def _unique_keys(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        dup = sorted({k for k in v if v.count(k) > 1})
+        if dup:
+            raise ValueError(f"keys must be unique; {', '.join(dup)} repeated")
+        return v
+
+    @field_validator("action_map")
+    @classmethod
+    def _actions_known(cls, v: Mapping[str, str] | None, info: ValidationInfo) -> Any:
+        space = info.data.get("action_space")
+        if space is None:  # action_space itself is invalid and reported
+            return v
+        return check_action_map(v, tuple(space))
+
+    def resolved_action_map(self) -> Mapping[str, str]:
+        """Input name -> action name: ``action_map``, or the League default restricted to
+        ``action_space`` when it is not set."""
+        return resolve_action_map(self.action_map, self.action_space)
 
 
 class OptimizerConfig(FrozenModel):

@@ -102,6 +102,10 @@ def add_parser(sub: Any) -> None:
     )
     r.set_defaults(run=_report)
 
+    from .sessions_export import add_export_parser
+
+    add_export_parser(s)
+
 
 def _catalog(root: Path) -> Any:
     from ..sessions import Catalog

@@ -13,6 +13,8 @@ functions that need them. Public API::
     cat = Catalog("sessions")                # every session below a root
     cat.index()                              # ROOT/sessions.parquet, incrementally
     cat.query("SELECT session_id, fps FROM sessions")   # DuckDB, a pyarrow.Table
+    ds = SessionDataset.from_config(cfg, split="train")  # torch (imported then), see _dataset
+    export_lerobot(["sessions"], "out", cfg=cfg)         # LeRobot v3 layout, see _lerobot
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._actions import ActionSpec, FrameActions, bin_actions
     from ._catalog import Catalog, SessionRow
+    from ._dataset import SessionClipDataset, SessionDataset, split_of
     from ._format import (
         AUDIO_FILE,
         EVENT_COLUMNS,
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
         WEBCAM_FILE,
         event_schema,
     )
+    from ._lerobot import export_lerobot
     from ._manifest import build_manifest
     from ._report import write_report
     from ._session import Session, WindowGeometry, open_session, refuse_symlinked_members
@@ -62,22 +67,36 @@ __all__ = [
     "STATUS_RECORDING",
     "STATUS_RECOVERED",
     "WEBCAM_FILE",
+    "ActionSpec",
     "Catalog",
+    "FrameActions",
     "Session",
     "SessionCheck",
+    "SessionClipDataset",
+    "SessionDataset",
     "SessionRow",
     "VideoInfo",
     "WindowGeometry",
+    "bin_actions",
     "build_manifest",
     "event_schema",
+    "export_lerobot",
     "open_session",
     "probe_video",
     "refuse_symlinked_members",
+    "split_of",
     "validate_session",
     "write_report",
 ]
 
 _WHERE = {
+    "ActionSpec": "_actions",
+    "FrameActions": "_actions",
+    "bin_actions": "_actions",
+    "SessionClipDataset": "_dataset",
+    "SessionDataset": "_dataset",
+    "split_of": "_dataset",
+    "export_lerobot": "_lerobot",
     "Catalog": "_catalog",
     "SessionRow": "_catalog",
     "build_manifest": "_manifest",

@@ -205,7 +205,7 @@ def finalize_session(
     if recovered and video is not None and n_video > n_frames:
         # The events end before the video (a journal cut short, a damaged row group): the
         # video keeps only the frames that have a row.
-        from ._recover import remux_readable
+        from ._remux import remux_readable
 
         remux_readable(session / FRAMES_FILE, limit=n_frames)
         video = probe_video(session / FRAMES_FILE, fps)

@@ -22,8 +22,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import av
-
 from aiconfig import CaptureDeviceError, ConfigFileError
 from aiconfig._bounded import load_json_capped
 from aiconfig._files import atomic_path, atomic_write_json
@@ -37,13 +35,13 @@ from ._constants import (
     FRAMES_FILE,
     MANIFEST_FILE,
     METADATA_FILE,
-    MP4_MOVFLAGS,
     STATUS_FAILED,
     STATUS_RECORDING,
     STATUS_RECOVERED,
     WEBCAM_FILE,
 )
 from ._finalize import finalize_session, write_manifest
+from ._remux import remux_readable
 from ._storage import RESERVE_FILE
 
 __all__ = ["BACKUP_DIR", "recover_session", "remux_readable"]
@@ -75,40 +73,6 @@ def backup(session: Path, name: str) -> Path | None:
     except OSError:
         shutil.copy2(src, dst)
     return dst
-
-
-def remux_readable(path: Path, limit: int | None = None) -> int:
-    """Rewrite ``path`` with only its readable packets (the first ``limit`` of them: without
-    B-frames decode order is frame order); returns how many were kept."""
-    kept = 0
-    try:
-        src: Any = av.open(str(path))
-    except (av.error.FFmpegError, OSError):
-        return 0  # nothing readable; keep the file as evidence, validation will say so
-    try:
-        if not src.streams.video:
-            return 0
-        with atomic_path(path) as tmp:
-            in_stream = src.streams.video[0]
-            dst: Any = av.open(str(tmp), "w", format="mp4", options={"movflags": MP4_MOVFLAGS})
-            try:
-                out_stream = dst.add_stream_from_template(in_stream)
-                try:
-                    for packet in src.demux(in_stream):
-                        if packet.size == 0 or packet.dts is None:
-                            continue
-                        if limit is not None and kept >= limit:
-                            break
-                        packet.stream = out_stream
-                        dst.mux(packet)
-                        kept += 1
-                except (av.error.FFmpegError, ValueError):
-                    pass  # the torn last fragment, or damage: keep what came before
-            finally:
-                dst.close()
-    finally:
-        src.close()
-    return kept
 
 
 def _fix_wav(path: Path) -> int | None:

@@ -338,6 +338,11 @@ def parse_yaml(data: bytes, file: str, limits: Limits | None = None) -> ParsedYa
         mark = exc.problem_mark or exc.context_mark
         where = mark.line + 1 if mark else None
         problem = (exc.problem or exc.context or "malformed YAML").strip()
+        if "maximum nesting depth" in problem:
+            # PyYAML >= 6.0.4 caps nesting in its scanner, which reads ahead of our event check.
+            raise ConfigParseError(
+                f"nesting deeper than {limits.max_depth}", file=file, line=where, hint="flatten it"
+            ) from None
         raise ConfigParseError(
             f"YAML syntax error: {problem}", file=file, line=where, hint="fix the syntax"
         ) from None

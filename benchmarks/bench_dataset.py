@@ -35,6 +35,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # run as `python benchmarks/<name>.py`: import this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from tests.capture.capture_helpers import Injector, start_recording, start_xvfb
 from tests.sessions.replicate import replicate
 

@@ -13,10 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 import tempfile
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python benchmarks/<name>.py`: import this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiconfig import EmergencyOverrideWarning, load
 from aiconfig._emergency import override_path, render_override

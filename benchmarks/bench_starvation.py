@@ -16,9 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as `python benchmarks/<name>.py`: import this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.capture.capture_helpers import start_xvfb
 from tests.capture.starvation import check_slots, record_under_load

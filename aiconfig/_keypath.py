@@ -63,6 +63,9 @@ def _quoted(text: str, i: int) -> tuple[int, str]:
     raise ValueError(f"unterminated quote in path '{text}'")
 
 
+_NON_STRING_KEYS: dict[object, str] = {None: "null", True: "true", False: "false"}
+
+
 class KeyPath(tuple[str | int, ...]):
     """An immutable path into a config: ``KeyPath(("model", "action_space", 2))``."""
 
@@ -105,10 +108,12 @@ class KeyPath(tuple[str | int, ...]):
 
     def __str__(self) -> str:
         out = ""
-        for part in self:
-            if isinstance(part, int):
-                out += f"[{part}]"
+        for item in self:
+            if isinstance(item, int) and not isinstance(item, bool):
+                out += f"[{item}]"
                 continue
+            # A YAML key that is not a string (null, true, 1.5) is named before validation.
+            part = item if isinstance(item, str) else _NON_STRING_KEYS.get(item, str(item))
             if not part or _NEEDS_QUOTES.search(part):
                 text = '"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"'
             else:

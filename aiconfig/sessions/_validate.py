@@ -200,7 +200,9 @@ def _check_rows(session: Session, ev: EventScan, check: SessionCheck) -> None:
     if not ev.frame_refs_in_order:
         check.problems.append("screen frame rows are not numbered 0..n-1 in order")
     t0 = meta.get("start_monotonic_ns")
-    if n and isinstance(t0, int) and fps > 0 and float(fps).is_integer():
+    if not (isinstance(t0, int) and not isinstance(t0, bool) and 0 <= t0 < 2**62):
+        t0 = None  # not a clock reading the int64 grid below could hold
+    if n and t0 is not None and fps > 0 and float(fps).is_integer():
         grid = t0 + (np.arange(n, dtype=np.int64) * 1_000_000_000) // int(fps)
         off = int((ev.frame_t != grid).sum())
         if off:

@@ -120,8 +120,9 @@ InputActionMap = Annotated[
 def check_action_map(
     action_map: Mapping[str, str] | None, action_space: tuple[str, ...]
 ) -> Mapping[str, str] | None:
-    """``action_map`` unchanged when every action it names is in ``action_space`` and every
-    action is driven by some input; ``ValueError`` naming the entry and the fix otherwise."""
+    """``action_map`` unchanged when every action it names is in ``action_space`` and, for an
+    explicit map, every action is driven by some input; ``ValueError`` naming the entry and
+    the fix otherwise."""
     resolved = resolve_action_map(action_map, action_space)
     problems = []
     for inp, action in resolved.items():
@@ -133,8 +134,10 @@ def check_action_map(
                 f"[{', '.join(action_space)}]; {hint}fix the name or add it to model.action_space"
             )
     unmapped = [a for a in action_space if a not in set(resolved.values())]
-    if unmapped:
-        where = "model.action_map" if action_map is not None else "the default action map"
+    # Only an explicit map must drive every action: with the default map, action_space may
+    # also name a model's outputs (inference) that no recorded input drives.
+    if unmapped and action_map is not None:
+        where = "model.action_map"
         problems.append(
             f"no input in {where} drives {', '.join(map(repr, unmapped))} (it would always be "
             f"0); set model.action_map, e.g. {{{unmapped[0]}: {unmapped[0]}}}"

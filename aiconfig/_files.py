@@ -39,8 +39,10 @@ __all__ = [
     "atomic_write",
     "atomic_write_json",
     "fsync_dir",
+    "fsync_fd",
     "is_temp_name",
     "open_lock_file",
+    "publish_dir",
     "sha256_file",
 ]
 
@@ -138,6 +140,18 @@ def atomic_write(
 def atomic_write_json(path: Path, obj: Any, *, mode: int = 0o666) -> None:
     """:func:`atomic_write` of ``obj`` as indented JSON (key order kept) and a final newline."""
     atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", mode=mode)
+
+
+def publish_dir(tmp: str | os.PathLike[str], out: Path) -> None:
+    """Move a finished directory ``tmp`` (made beside ``out``) into place in one rename, and
+    make the rename durable (the parent directory is fsynced)."""
+    os.replace(tmp, out)
+    fsync_dir(out.parent)
+
+
+def fsync_fd(fd: int) -> None:
+    """fsync one open file: the periodic durability policy of writers that keep files open."""
+    os.fsync(fd)
 
 
 def sha256_file(path: Path, chunk: int = _CHUNK) -> FileDigest:

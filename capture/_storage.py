@@ -218,7 +218,7 @@ class Syncer:
 
     def sync_all(self) -> None:
         """One round: every file, then the directories (new names survive a power cut)."""
-        from aiconfig._files import fsync_dir
+        from aiconfig._files import fsync_dir, fsync_fd
 
         if self.interval_s <= 0:
             return
@@ -234,7 +234,7 @@ class Syncer:
                 if entry.fd is None:
                     continue
             try:
-                os.fsync(entry.fd)
+                fsync_fd(entry.fd)
             except OSError as exc:
                 if self._on_error is not None:
                     self._on_error(entry.path.name, exc)

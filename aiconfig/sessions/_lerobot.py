@@ -29,7 +29,6 @@ signers, run id) is kept in the episode's row under ``aiconfig/*``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import AiconfigError, SessionError
+from .._files import publish_dir
 from ._actions import ActionSpec, bin_actions
 from ._session import open_session
 
@@ -367,7 +367,7 @@ def export_lerobot(
         else:
             raise AiconfigError(f"unknown engine {engine!r}; use local or ray")
         _write_tables(Path(tmp), episodes, spec, plan, task)
-        os.replace(tmp, out)
+        publish_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -31,7 +31,9 @@ LEAVES: dict[str, st.SearchStrategy[Any]] = {
     "model.name": text,
     "model.dropout": st.floats(0.0, 1.0),
     "model.architecture": st.sampled_from(["cnn_lstm", "transformer", "resnet_mlp"]),
-    "model.action_space": st.lists(st.text("qwerdf", min_size=1, max_size=3), max_size=10),
+    "model.action_space": st.lists(
+        st.text("qwerdf", min_size=1, max_size=3), max_size=10, unique=True
+    ),
     "model.checkpoint": st.none() | text,
     "inference.vllm.temperature": st.floats(0.0, 2.0),
     "capture.preset": st.sampled_from(["ultrafast", "superfast", "veryfast", "medium"]),

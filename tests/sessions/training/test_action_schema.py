@@ -33,7 +33,10 @@ def test_the_default_map_follows_a_smaller_action_space() -> None:
     ("fields", "message"),
     [
         ({"action_space": ["move"], "action_map": {"mouse_right": "jump"}}, "'jump', which is not"),
-        ({"action_space": ["move", "b"]}, "no input in the default action map drives 'b'"),
+        (
+            {"action_space": ["move", "b"], "action_map": {"mouse_right": "move"}},
+            "no input in model.action_map drives 'b'",
+        ),
         ({"action_map": {"mouse_lft": "move"}}, "unknown mouse button 'mouse_lft'"),
         ({"action_map": {"spcae": "move"}}, "did you mean 'space'"),
         ({"key_vocabulary": ["q", "q"]}, "keys must be unique; q repeated"),

@@ -7,7 +7,9 @@ of samples (``frame_stack`` 4 at 256x144 by default), times in one fresh single-
 each (= one DataLoader worker on one core):
 
 * ``naive``: the peer: per sample, ``container.seek`` to frame ``i-K+1`` (back to its keyframe)
-  with the session's container kept open, decode up to ``i``, resize the K frames;
+  with the session's container kept open, decode up to ``i``, resize the K frames with
+  PyAV's ``VideoFrame.to_ndarray(width=, height=, format="rgb24", interpolation="AREA")``
+  (plain PyAV, nothing borrowed from the dataset);
 * ``map``: :class:`SessionDataset` ``ds[j]`` in the same random order (GOP-aware seeks, decoder
   positions kept, bounded frame cache of ``--cache-mb``);
 * ``clips``: :class:`SessionClipDataset` (shuffled keyframe-aligned clips, each decoded once in
@@ -83,11 +85,13 @@ def record(out: Path, seconds: int) -> Path:
 
 
 def _naive(ds: Any, order: list[int], k: int, size: tuple[int, int]) -> tuple[list[Any], int]:
-    """The peer, exactly as a user would write it: seek to the first frame, decode forward."""
+    """The peer, exactly as a user would write it with PyAV: seek to the first frame, decode
+    forward, convert each of the K frames with ``VideoFrame.to_ndarray`` (same pixels as
+    :func:`aiconfig.sessions._decode.to_array`, the equality check below holds)."""
     import av
+    import numpy as np
 
-    from aiconfig.sessions._decode import to_array
-
+    w, h = size
     opened: dict[Path, Any] = {}
     out, decoded = [], 0
     for j in order:
@@ -106,7 +110,8 @@ def _naive(ds: Any, order: list[int], k: int, size: tuple[int, int]) -> tuple[li
             decoded += 1
             idx = round(float(frame.pts * stream.time_base) * src.fps)
             if idx >= first:
-                frames[idx] = to_array(frame, size)
+                rgb = frame.to_ndarray(width=w, height=h, format="rgb24", interpolation="AREA")
+                frames[idx] = np.ascontiguousarray(rgb.transpose(2, 0, 1))
             if idx >= i:
                 break
         out.append([frames[max(0, f)] for f in range(i - k + 1, i + 1)])

@@ -13,7 +13,6 @@ from torch.utils.data import DataLoader
 
 from aiconfig import AIConfig
 from aiconfig.sessions import ActionSpec, SessionClipDataset, SessionDataset, open_session, split_of
-from aiconfig.sessions._decode import to_array
 
 from .conftest import TimedRoot
 from .timed import TAP_KEYS
@@ -31,9 +30,13 @@ def config(**training: object) -> AIConfig:
 
 
 def independent_decode(video: Path, size: tuple[int, int]) -> list[np.ndarray]:
-    """Every frame in order, no seeking, no cache: the reference."""
+    """Every frame in order, no seeking, no cache, plain PyAV: the reference."""
+    w, h = size
     with av.open(str(video)) as c:
-        return [to_array(f, size) for f in c.decode(video=0)]
+        return [
+            f.to_ndarray(width=w, height=h, format="rgb24", interpolation="AREA").transpose(2, 0, 1)
+            for f in c.decode(video=0)
+        ]
 
 
 @pytest.fixture(scope="module")

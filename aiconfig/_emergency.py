@@ -74,6 +74,10 @@ class EmergencyOverrideWarning(UserWarning):
 
 
 class _Header(FrozenModel):
+    # Built on first use: most loads find no emergency file, and building both models at
+    # import is a measurable part of every command's start-up.
+    model_config = {**FrozenModel.model_config, "defer_build": True}
+
     base: Annotated[str, Field(min_length=1)]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     reason: Annotated[str, Field(min_length=3, max_length=2000)]
@@ -87,6 +91,8 @@ class _Header(FrozenModel):
 
 
 class _Document(FrozenModel):
+    model_config = {**FrozenModel.model_config, "defer_build": True}
+
     emergency: _Header
     overrides: Annotated[dict[str, Any], Field(min_length=1)]
 

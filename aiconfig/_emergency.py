@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from ._errors import AiconfigError, EmergencyOverrideError, ForkError, Problem
@@ -76,7 +76,7 @@ class EmergencyOverrideWarning(UserWarning):
 class _Header(FrozenModel):
     # Built on first use: most loads find no emergency file, and building both models at
     # import is a measurable part of every command's start-up.
-    model_config = {**FrozenModel.model_config, "defer_build": True}
+    model_config = ConfigDict(defer_build=True)  # merged with FrozenModel's
 
     base: Annotated[str, Field(min_length=1)]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -91,7 +91,7 @@ class _Header(FrozenModel):
 
 
 class _Document(FrozenModel):
-    model_config = {**FrozenModel.model_config, "defer_build": True}
+    model_config = ConfigDict(defer_build=True)  # merged with FrozenModel's
 
     emergency: _Header
     overrides: Annotated[dict[str, Any], Field(min_length=1)]

@@ -84,6 +84,133 @@ def _existing_version(path: Path) -> int | None:
         return None
 
 
+_Edit = tuple[str, Any]  # one --set pair: the path and its typed value
+_Axis = tuple[str, list[Any]]  # one --sweep axis: the path and its typed values
+
+
+class _Edits:
+    """The ``--set`` pairs and ``--sweep`` axes of one command, with every problem of any of them.
+
+    Each assignment is parsed, checked against the base's locked paths and typed; a bad one is
+    recorded in ``problems`` and left out, so that one run reports them all at once.
+    """
+
+    def __init__(self, locked: tuple[str, ...]) -> None:
+        self.locked = locked
+        self.problems: list[Problem] = []
+        self.fixed: list[_Edit] = []  # pairs: list edits such as a[+] may repeat
+        self.axes: list[_Axis] = []
+
+    def _checked(self, text: str) -> tuple[str, str | None, FieldTarget] | None:
+        try:
+            path, raw = parse_assignment(text)
+            field = check_overridable(path, self.locked)
+        except ForkError as exc:
+            self.problems.extend(exc.problems)
+            return None
+        return path, raw, field
+
+    def _typed(self, path: str, raws: Sequence[str | None]) -> list[Any] | None:
+        try:
+            return [type_value(path, raw) for raw in raws]
+        except ForkError as exc:
+            self.problems.extend(exc.problems)
+            return None
+
+    def add_set(self, text: str) -> None:
+        assignment = self._checked(text)
+        if assignment is None:
+            return
+        path, raw, _ = assignment
+        if path in dict(self.fixed) and not (path.endswith("[+]") or path.startswith("~")):
+            self.problems.append(Problem(f"--set {path} given twice", path=path, hint="keep one"))
+            return
+        values = self._typed(path, [raw])
+        if values is not None:
+            self.fixed.append((path, values[0]))
+
+    def add_sweep(self, text: str) -> None:
+        assignment = self._checked(text)
+        if assignment is None:
+            return
+        path, raw, field = assignment
+        if raw is None or field.op != "set":
+            self.problems.append(
+                Problem(
+                    f"--sweep {path}: a sweep sets values; it cannot append or remove items",
+                    path=path,
+                    hint="sweep over a value (path=a,b) or an item (path[2]=a,b)",
+                )
+            )
+            return
+        if path in dict(self.fixed) or any(path == p for p, _ in self.axes):
+            self.problems.append(
+                Problem(f"{path} is both set and swept", path=path, hint="keep one")
+            )
+            return
+        try:
+            raws = split_values(raw)
+        except ForkError as exc:
+            self.problems.extend(exc.problems)
+            return
+        swept = self._typed(path, raws)
+        if swept is not None:
+            self.axes.append((path, swept))
+
+
+def _parse_edits(
+    sets: Sequence[str], sweeps: Sequence[str], locked: tuple[str, ...]
+) -> tuple[list[_Edit], list[_Axis]]:
+    """The typed ``--set`` pairs and ``--sweep`` axes; all their problems raised at once."""
+    edits = _Edits(locked)
+    for text in sets:
+        edits.add_set(text)
+    for text in sweeps:
+        edits.add_sweep(text)
+    if edits.problems:
+        raise ForkError(edits.problems)
+    return edits.fixed, edits.axes
+
+
+def _point_names(name: str, axes: Sequence[_Axis], points: Sequence[tuple[Any, ...]]) -> list[str]:
+    """One file name per point (``name`` alone without a sweep); a repeated one gets ``-INDEX``."""
+    labels = _labels([p for p, _ in axes])
+    names: list[str] = []
+    seen: set[str] = set()
+    for index, point in enumerate(points):
+        point_nm = point_name(name, labels, point) if axes else name
+        if point_nm in seen:
+            point_nm = f"{point_nm}-{index}"
+        seen.add(point_nm)
+        names.append(point_nm)
+    return names
+
+
+def _refuse_overwrite(target: Path) -> Problem:
+    return Problem(
+        "refusing to overwrite an existing fork",
+        file=str(target),
+        hint="pass --force to replace it (its signature is removed; re-sign it), "
+        "or choose another --name",
+    )
+
+
+def _describe(base: AIConfig, overrides: dict[str, Any]) -> str:
+    """The default description of a fork: its base and its overrides."""
+    return f"fork of {base.meta.name} v{base.meta.version}: " + (
+        ", ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items()) or "no overrides"
+    )
+
+
+def _sweep_note(
+    sweep_name: str, index: int, total: int, axes: Sequence[_Axis], point: tuple[Any, ...]
+) -> str:
+    """Which point of which sweep a fork is: ``NAME point 2/6: lr=0.01, ...``."""
+    return f"{sweep_name} point {index + 1}/{total}: " + ", ".join(
+        f"{p}={json.dumps(v)}" for (p, _), v in zip(axes, point, strict=True)
+    )
+
+
 def plan_forks(
     base_path: Path,
     base: AIConfig,
@@ -98,117 +225,38 @@ def plan_forks(
 ) -> list[PlannedFork]:
     """Type, merge and validate every fork to be written; raise before anything is written."""
     base_bytes = base_path.read_bytes()
-    if hashlib.sha256(base_bytes).hexdigest() != base.provenance.sha256 and base.provenance.sha256:
+    base_sha256 = hashlib.sha256(base_bytes).hexdigest()
+    if base_sha256 != base.provenance.sha256 and base.provenance.sha256:
         raise ForkError(
             "the base changed while forking", file=str(base_path), hint="run the command again"
         )
-    locked = tuple(base.meta.locked)
-    problems: list[Problem] = []  # every problem of every --set / --sweep, reported at once
-
-    def checked(text: str) -> tuple[str, str | None, FieldTarget] | None:
-        try:
-            path, raw = parse_assignment(text)
-            field = check_overridable(path, locked)
-        except ForkError as exc:
-            problems.extend(exc.problems)
-            return None
-        return path, raw, field
-
-    def typed(path: str, raws: Sequence[str | None]) -> list[Any] | None:
-        try:
-            return [type_value(path, raw) for raw in raws]
-        except ForkError as exc:
-            problems.extend(exc.problems)
-            return None
-
-    fixed: list[tuple[str, Any]] = []  # pairs: list edits such as a[+] may repeat
-    for text in sets:
-        assignment = checked(text)
-        if assignment is None:
-            continue
-        path, raw, _ = assignment
-        if path in dict(fixed) and not (path.endswith("[+]") or path.startswith("~")):
-            problems.append(Problem(f"--set {path} given twice", path=path, hint="keep one"))
-            continue
-        values = typed(path, [raw])
-        if values is not None:
-            fixed.append((path, values[0]))
-    axes: list[tuple[str, list[Any]]] = []
-    for text in sweeps:
-        assignment = checked(text)
-        if assignment is None:
-            continue
-        path, raw, field = assignment
-        if raw is None or field.op != "set":
-            problems.append(
-                Problem(
-                    f"--sweep {path}: a sweep sets values; it cannot append or remove items",
-                    path=path,
-                    hint="sweep over a value (path=a,b) or an item (path[2]=a,b)",
-                )
-            )
-            continue
-        if path in dict(fixed) or any(path == p for p, _ in axes):
-            problems.append(Problem(f"{path} is both set and swept", path=path, hint="keep one"))
-            continue
-        try:
-            raws = split_values(raw)
-        except ForkError as exc:
-            problems.extend(exc.problems)
-            continue
-        swept = typed(path, raws)
-        if swept is not None:
-            axes.append((path, swept))
-    if problems:
-        raise ForkError(problems)
-    labels = _labels([p for p, _ in axes])
+    fixed, axes = _parse_edits(sets, sweeps, tuple(base.meta.locked))
     points = list(itertools.product(*(values for _, values in axes))) if axes else [()]
+    names = _point_names(name, axes, points)
     rel = Path(os.path.relpath(base_path.resolve(), out_dir.resolve())).as_posix()
-    plans: list[PlannedFork] = []
-    seen: dict[str, int] = {}
     sweep_name = name if axes else None
-    for index, point in enumerate(points):
-        point_nm = point_name(name, labels, point) if axes else name
-        if point_nm in seen:
-            point_nm = f"{point_nm}-{index}"
-        seen[point_nm] = index
+    problems: list[Problem] = []  # every existing fork that would be overwritten, at once
+    plans: list[PlannedFork] = []
+    for index, (point_nm, point) in enumerate(zip(names, points, strict=True)):
         pairs = [*fixed, *((p, v) for (p, _), v in zip(axes, point, strict=True))]
         overrides = normalize_edits(base, pairs)  # list edits at concrete indexes
         target = out_dir / f"{point_nm}.yaml"
         exists = target.exists()
         if exists and not force:
-            problems.append(
-                Problem(
-                    "refusing to overwrite an existing fork",
-                    file=str(target),
-                    hint="pass --force to replace it (its signature is removed; re-sign it), "
-                    "or choose another --name",
-                )
-            )
+            problems.append(_refuse_overwrite(target))
             continue
         ver = version or ((_existing_version(target) or 0) + 1 if exists else 1)
-        desc = description or (
-            f"fork of {base.meta.name} v{base.meta.version}: "
-            + (", ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items()) or "no overrides")
-        )
-        sweep_note = (
-            f"{sweep_name} point {index + 1}/{len(points)}: "
-            + ", ".join(f"{p}={json.dumps(v)}" for (p, _), v in zip(axes, point, strict=True))
-            if sweep_name
-            else None
-        )
         data = render_fork(
             base_rel=rel,
-            base_sha256=hashlib.sha256(base_bytes).hexdigest(),
+            base_sha256=base_sha256,
             name=point_nm,
             version=ver,
-            description=desc,
+            description=description or _describe(base, overrides),
             overrides=overrides,
-            sweep=sweep_note,
+            sweep=_sweep_note(sweep_name, index, len(points), axes, point) if sweep_name else None,
         )
-        parsed = parse_yaml(data, str(target))
         config = resolve_fork(
-            parsed,
+            parse_yaml(data, str(target)),
             data,
             str(target),
             signers=(),

@@ -124,6 +124,12 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, out_default: str = "")
 
 
 class _Resolver:
+    """Reads each setting from its flag (winning) or its variable.
+
+    Where each value came from goes to ``sources``; every invalid one to ``problems``, so that
+    all of them are reported at once.
+    """
+
     def __init__(self, args: argparse.Namespace | None, env: Mapping[str, str]) -> None:
         self.args = args
         self.env = env
@@ -165,6 +171,104 @@ class _Resolver:
             return None
         return Path(value).expanduser().absolute()
 
+    def run_id(self, job: str) -> str:
+        """The given run id (checked), or ``<job>-<UTC time>-<pid>`` when none is given."""
+        run_id, source = self.raw("run_id", "--run-id", "AP_RUN_ID")
+        if run_id is None:
+            self.sources["run_id"] = "generated"
+            return f"{job}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
+        if not RUN_ID_RE.match(run_id):
+            self.bad(
+                source,
+                "invalid run id",
+                "1-128 chars of [A-Za-z0-9._-], not starting with . _ -",
+                run_id,
+            )
+        return run_id
+
+    def out_dir(self, run_id: str, default_out: Path | None, per_run: bool) -> Path | None:
+        """The output directory: given, or ``default_out`` (``default_out/<run id>`` per run)."""
+        out = self.path("out", "--out", "AP_OUT_DIR")
+        if out is None and "out" not in self.sources:
+            if default_out is None:
+                self.problems.append(
+                    Problem(
+                        "no output directory", path="--out", hint="pass --out DIR or set AP_OUT_DIR"
+                    )
+                )
+            else:
+                out = default_out.expanduser().absolute()
+                if per_run:
+                    out = out / run_id
+                self.sources["out"] = "default"
+        if out is not None and out.exists() and not out.is_dir():
+            self.bad(
+                self.sources["out"],
+                "output path exists and is not a directory",
+                "a directory",
+                str(out),
+            )
+        return out
+
+    def data_root(self) -> Path | None:
+        data_root = self.path("data_root", "--data-root", "AP_DATA_ROOT")
+        if data_root is not None and data_root.exists() and not data_root.is_dir():
+            # A missing data root is created on first use (anti-rollback state, caches).
+            self.bad(
+                self.sources["data_root"],
+                "data root is not a directory",
+                "a directory",
+                str(data_root),
+            )
+        return data_root
+
+    def cpu_limit(self) -> float | None:
+        value, source = self.raw("cpu_limit", "--cpu-limit", "AP_CPU_LIMIT")
+        if value is None or not value.strip():
+            return None
+        try:
+            cores: float | None = float(value)
+        except ValueError:
+            cores = None
+        if cores is None or not math.isfinite(cores) or not 0 < cores <= MAX_CPU:
+            self.bad(source, "invalid CPU limit", f"a number of cores in (0, {MAX_CPU:g}]", value)
+            return None
+        return cores
+
+    def mem_limit_mb(self) -> int | None:
+        value, source = self.raw("mem_limit_mb", "--mem-limit-mb", "AP_MEM_LIMIT_MB")
+        if value is None or not value.strip():
+            return None
+        try:
+            mib: int | None = int(value)
+        except ValueError:
+            mib = None
+        if mib is None or mib < MIN_MEM_MB:
+            self.bad(
+                source, "invalid memory limit", f"an integer number of MiB >= {MIN_MEM_MB}", value
+            )
+            return None
+        return mib
+
+    def ready_file(self) -> Path | None:
+        ready_file = self.path("ready_file", "--ready-file", "AP_READY_FILE")
+        if ready_file is not None and ready_file.is_dir():
+            self.bad(
+                self.sources["ready_file"],
+                "ready file path is a directory",
+                "a file path",
+                str(ready_file),
+            )
+        return ready_file
+
+    def lock_dir(self, hyper: str | None) -> Path | None:
+        """The given lock directory, or ``$HYPERVISOR_RUN_DIR/shared/locks`` under one."""
+        lock_dir = self.path("lock_dir", "--lock-dir", "AP_LOCK_DIR")
+        if lock_dir is None and hyper:
+            lock_dir = Path(hyper).absolute() / "shared" / "locks"
+            self.sources["lock_dir"] = "HYPERVISOR_RUN_DIR"
+        return lock_dir
+
 
 def resolve_settings(
     args: argparse.Namespace | None,
@@ -184,84 +288,16 @@ def resolve_settings(
     r = _Resolver(args, environ)
     if not JOB_RE.match(job):
         r.bad("job", "invalid job name", "lower-case [a-z0-9_-]", job)
-
-    run_id, source = r.raw("run_id", "--run-id", "AP_RUN_ID")
-    if run_id is None:
-        run_id = f"{job}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
-        r.sources["run_id"] = "generated"
-    elif not RUN_ID_RE.match(run_id):
-        r.bad(
-            source,
-            "invalid run id",
-            "1-128 chars of [A-Za-z0-9._-], not starting with . _ -",
-            run_id,
-        )
-
-    out = r.path("out", "--out", "AP_OUT_DIR")
-    if out is None and "out" not in r.sources:
-        if default_out is None:
-            r.problems.append(
-                Problem(
-                    "no output directory", path="--out", hint="pass --out DIR or set AP_OUT_DIR"
-                )
-            )
-        else:
-            out = default_out.expanduser().absolute()
-            if default_out_per_run:
-                out = out / run_id
-            r.sources["out"] = "default"
-    if out is not None and out.exists() and not out.is_dir():
-        r.bad(
-            r.sources["out"], "output path exists and is not a directory", "a directory", str(out)
-        )
-
-    data_root = r.path("data_root", "--data-root", "AP_DATA_ROOT")
-    if data_root is not None and data_root.exists() and not data_root.is_dir():
-        # A missing data root is created on first use (anti-rollback state, caches).
-        r.bad(r.sources["data_root"], "data root is not a directory", "a directory", str(data_root))
-
+    run_id = r.run_id(job)
+    out = r.out_dir(run_id, default_out, default_out_per_run)
+    data_root = r.data_root()
     no_network = r.flag_bool("no_network", "--no-network", "AP_NO_NETWORK")
     log_json = r.flag_bool("log_json", "--log-json", "AP_LOG_JSON")
-
-    cpu_limit: float | None = None
-    value, source = r.raw("cpu_limit", "--cpu-limit", "AP_CPU_LIMIT")
-    if value is not None and value.strip():
-        try:
-            cpu_limit = float(value)
-        except ValueError:
-            cpu_limit = None
-        if cpu_limit is None or not math.isfinite(cpu_limit) or not 0 < cpu_limit <= MAX_CPU:
-            r.bad(source, "invalid CPU limit", f"a number of cores in (0, {MAX_CPU:g}]", value)
-            cpu_limit = None
-
-    mem_limit_mb: int | None = None
-    value, source = r.raw("mem_limit_mb", "--mem-limit-mb", "AP_MEM_LIMIT_MB")
-    if value is not None and value.strip():
-        try:
-            mem_limit_mb = int(value)
-        except ValueError:
-            mem_limit_mb = None
-        if mem_limit_mb is None or mem_limit_mb < MIN_MEM_MB:
-            r.bad(
-                source, "invalid memory limit", f"an integer number of MiB >= {MIN_MEM_MB}", value
-            )
-            mem_limit_mb = None
-
-    ready_file = r.path("ready_file", "--ready-file", "AP_READY_FILE")
-    if ready_file is not None and ready_file.is_dir():
-        r.bad(
-            r.sources["ready_file"],
-            "ready file path is a directory",
-            "a file path",
-            str(ready_file),
-        )
-
+    cpu_limit = r.cpu_limit()
+    mem_limit_mb = r.mem_limit_mb()
+    ready_file = r.ready_file()
     hyper = environ.get("HYPERVISOR_RUN_DIR")
-    lock_dir = r.path("lock_dir", "--lock-dir", "AP_LOCK_DIR")
-    if lock_dir is None and hyper:
-        lock_dir = Path(hyper).absolute() / "shared" / "locks"
-        r.sources["lock_dir"] = "HYPERVISOR_RUN_DIR"
-
+    lock_dir = r.lock_dir(hyper)
     if r.problems:
         raise RunSettingError(r.problems)
     assert out is not None  # noqa: S101 - guaranteed by the problem check above

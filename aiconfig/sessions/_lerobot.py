@@ -390,89 +390,93 @@ def _hf_metadata(action_dim: int, state_dim: int) -> bytes:
     return json.dumps({"info": {"features": features}}).encode()
 
 
-def _write_tables(
-    root: Path, episodes: list[dict[str, Any]], spec: ActionSpec, plan: _Plan, task: str
-) -> None:
-    import numpy as np
+def _data_schema(action_dim: int, state_dim: int) -> Any:
+    """The arrow schema of ``data/*.parquet`` (with the ``huggingface`` features metadata)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    action_names, state_names = _names(spec)
-    a_dim, s_dim = len(action_names), len(state_names)
-    fps = plan.fps
-    schema = pa.schema(
+    return pa.schema(
         [
-            ("observation.state", pa.list_(pa.float32(), s_dim)),
-            ("action", pa.list_(pa.float32(), a_dim)),
+            ("observation.state", pa.list_(pa.float32(), state_dim)),
+            ("action", pa.list_(pa.float32(), action_dim)),
             ("timestamp", pa.float32()),
             ("frame_index", pa.int64()),
             ("episode_index", pa.int64()),
             ("index", pa.int64()),
             ("task_index", pa.int64()),
         ],
-        metadata={"huggingface": _hf_metadata(a_dim, s_dim)},
+        metadata={"huggingface": _hf_metadata(action_dim, state_dim)},
     )
-    rows: list[dict[str, Any]] = []
-    index = 0
-    all_cols: dict[str, list[Any]] = {k: [] for k in ("action", "observation.state", *_DEFAULTS)}
-    image_stats = []
-    for e, ep in enumerate(episodes):
-        m = ep["length"]
-        frame_index = np.arange(m, dtype=np.int64)
-        cols = {
-            "observation.state": ep["state"],
-            "action": ep["action"],
-            "timestamp": (frame_index / fps).astype(np.float32),
-            "frame_index": frame_index,
-            "episode_index": np.full(m, e, dtype=np.int64),
-            "index": np.arange(index, index + m, dtype=np.int64),
-            "task_index": np.zeros(m, dtype=np.int64),
-        }
-        arrays = [
-            pa.FixedSizeListArray.from_arrays(pa.array(cols[k].reshape(-1)), cols[k].shape[1])
-            if k in ("observation.state", "action")
-            else pa.array(cols[k])
-            for k in schema.names
-        ]
-        chunk, file = divmod(e, CHUNKS_SIZE)
-        data = root / DATA_PATH.format(chunk_index=chunk, file_index=file)
-        data.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_arrays(arrays, schema=schema), data, compression="snappy")
-        row: dict[str, Any] = {
-            "episode_index": e,
-            "tasks": [task],
-            "length": m,
-            "data/chunk_index": chunk,
-            "data/file_index": file,
-            "dataset_from_index": index,
-            "dataset_to_index": index + m,
-            f"videos/{IMAGE_KEY}/chunk_index": chunk,
-            f"videos/{IMAGE_KEY}/file_index": file,
-            f"videos/{IMAGE_KEY}/from_timestamp": 0.0,
-            f"videos/{IMAGE_KEY}/to_timestamp": m / fps,
-        }
-        stats = {IMAGE_KEY: ep["image_stats"]}
-        for k in ("observation.state", "action"):
-            stats[k] = _stats(cols[k])
-        for k in _DEFAULTS:
-            stats[k] = _stats(cols[k].reshape(-1, 1))
-        for k, st in stats.items():
-            for name, value in st.items():
-                row[f"stats/{k}/{name}"] = value
-        row.update(ep["provenance"])
-        row["meta/episodes/chunk_index"] = 0
-        row["meta/episodes/file_index"] = 0
-        rows.append(row)
-        for k, parts in all_cols.items():
-            parts.append(cols[k] if cols[k].ndim == 2 else cols[k].reshape(-1, 1))
-        image_stats.append(ep["image_stats"])
-        index += m
-    (root / EPISODES_PATH).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows), root / EPISODES_PATH, compression="snappy")
-    _write_tasks(root, task)
-    stats_all = {k: _stats(np.concatenate(v)) for k, v in all_cols.items()}
-    stats_all[IMAGE_KEY] = _merge_image_stats(image_stats)
-    (root / "meta/stats.json").write_text(json.dumps(stats_all, indent=4))
+
+
+def _frame_columns(ep: dict[str, Any], e: int, first: int, fps: int) -> dict[str, Any]:
+    """Episode ``e``'s per-frame columns; its first frame is dataset row ``first``."""
+    import numpy as np
+
+    m = ep["length"]
+    frame_index = np.arange(m, dtype=np.int64)
+    return {
+        "observation.state": ep["state"],
+        "action": ep["action"],
+        "timestamp": (frame_index / fps).astype(np.float32),
+        "frame_index": frame_index,
+        "episode_index": np.full(m, e, dtype=np.int64),
+        "index": np.arange(first, first + m, dtype=np.int64),
+        "task_index": np.zeros(m, dtype=np.int64),
+    }
+
+
+def _write_data(path: Path, cols: dict[str, Any], schema: Any) -> None:
+    """One episode's data file: the vector columns as fixed-size lists."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrays = [
+        pa.FixedSizeListArray.from_arrays(pa.array(cols[k].reshape(-1)), cols[k].shape[1])
+        if k in ("observation.state", "action")
+        else pa.array(cols[k])
+        for k in schema.names
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path, compression="snappy")
+
+
+def _episode_row(
+    e: int, ep: dict[str, Any], cols: dict[str, Any], first: int, fps: int, task: str
+) -> dict[str, Any]:
+    """Episode ``e``'s row of ``meta/episodes``: where its frames are, their stats, provenance."""
+    chunk, file = divmod(e, CHUNKS_SIZE)
+    m = ep["length"]
+    row: dict[str, Any] = {
+        "episode_index": e,
+        "tasks": [task],
+        "length": m,
+        "data/chunk_index": chunk,
+        "data/file_index": file,
+        "dataset_from_index": first,
+        "dataset_to_index": first + m,
+        f"videos/{IMAGE_KEY}/chunk_index": chunk,
+        f"videos/{IMAGE_KEY}/file_index": file,
+        f"videos/{IMAGE_KEY}/from_timestamp": 0.0,
+        f"videos/{IMAGE_KEY}/to_timestamp": m / fps,
+    }
+    stats = {IMAGE_KEY: ep["image_stats"]}
+    for k in ("observation.state", "action"):
+        stats[k] = _stats(cols[k])
+    for k in _DEFAULTS:
+        stats[k] = _stats(cols[k].reshape(-1, 1))
+    for k, st in stats.items():
+        for name, value in st.items():
+            row[f"stats/{k}/{name}"] = value
+    row.update(ep["provenance"])
+    row["meta/episodes/chunk_index"] = 0
+    row["meta/episodes/file_index"] = 0
+    return row
+
+
+def _info(
+    plan: _Plan, episodes: int, frames: int, action_names: list[str], state_names: list[str]
+) -> dict[str, Any]:
+    """``meta/info.json``: the codebase version, fps, path templates and every feature."""
     w, h = plan.resolution
     vec = {"dtype": "float32"}
     features: dict[str, Any] = {
@@ -486,30 +490,66 @@ def _write_tables(
                 "video.codec": "h264",
                 "video.pix_fmt": "yuv420p",
                 "video.is_depth_map": False,
-                "video.fps": fps,
+                "video.fps": plan.fps,
                 "video.channels": 3,
                 "has_audio": False,
             },
         },
-        "observation.state": {**vec, "shape": [s_dim], "names": state_names},
-        "action": {**vec, "shape": [a_dim], "names": action_names},
+        "observation.state": {**vec, "shape": [len(state_names)], "names": state_names},
+        "action": {**vec, "shape": [len(action_names)], "names": action_names},
     }
     features.update({k: {"dtype": t, "shape": [1], "names": None} for k, t in _DEFAULTS.items()})
-    info = {
+    return {
         "codebase_version": CODEBASE_VERSION,
         "robot_type": None,
-        "total_episodes": len(episodes),
-        "total_frames": index,
+        "total_episodes": episodes,
+        "total_frames": frames,
         "total_tasks": 1,
         "chunks_size": CHUNKS_SIZE,
         "data_files_size_in_mb": 100,
         "video_files_size_in_mb": 200,
-        "fps": fps,
-        "splits": {"train": f"0:{len(episodes)}"},
+        "fps": plan.fps,
+        "splits": {"train": f"0:{episodes}"},
         "data_path": DATA_PATH,
         "video_path": VIDEO_PATH,
         "features": features,
     }
+
+
+def _write_tables(
+    root: Path, episodes: list[dict[str, Any]], spec: ActionSpec, plan: _Plan, task: str
+) -> None:
+    """Every table and metadata file of the dataset under ``root`` (the videos are written apart).
+
+    One data file and one ``meta/episodes`` row per episode, then ``meta/tasks.parquet``,
+    ``meta/stats.json`` (over every frame) and ``meta/info.json``.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    action_names, state_names = _names(spec)
+    schema = _data_schema(len(action_names), len(state_names))
+    rows: list[dict[str, Any]] = []
+    index = 0  # the dataset row of the episode's first frame
+    all_cols: dict[str, list[Any]] = {k: [] for k in ("action", "observation.state", *_DEFAULTS)}
+    image_stats = []
+    for e, ep in enumerate(episodes):
+        cols = _frame_columns(ep, e, index, plan.fps)
+        chunk, file = divmod(e, CHUNKS_SIZE)
+        _write_data(root / DATA_PATH.format(chunk_index=chunk, file_index=file), cols, schema)
+        rows.append(_episode_row(e, ep, cols, index, plan.fps, task))
+        for k, parts in all_cols.items():
+            parts.append(cols[k] if cols[k].ndim == 2 else cols[k].reshape(-1, 1))
+        image_stats.append(ep["image_stats"])
+        index += ep["length"]
+    (root / EPISODES_PATH).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), root / EPISODES_PATH, compression="snappy")
+    _write_tasks(root, task)
+    stats_all = {k: _stats(np.concatenate(v)) for k, v in all_cols.items()}
+    stats_all[IMAGE_KEY] = _merge_image_stats(image_stats)
+    (root / "meta/stats.json").write_text(json.dumps(stats_all, indent=4))
+    info = _info(plan, len(episodes), index, action_names, state_names)
     (root / "meta/info.json").write_text(json.dumps(info, indent=4))
 
 

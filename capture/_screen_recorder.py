@@ -122,6 +122,7 @@ class ScreenRecorder:
         self.window_hidden_frames = 0
         self.grabber_name: str | None = None
         self._hidden = False
+        self._grab_end = 0  # slots the grab thread wrote: the encoder fills them all
         self.on_region: Callable[[Rect], None] | None = None
         self._journal = journal
         self._on_stop = on_stop
@@ -195,104 +196,19 @@ class ScreenRecorder:
 
     # -- grab ---------------------------------------------------------------------------
     def _grab_loop(self) -> None:
-        backend: Any = open_backend()
-        screen = backend.screen()
-        if self.target.handle is None:
-            backend.close()
-            backend = None
-        stats = self.stats
-        last_capture: int | None = None
-        index = 0
-        next_poll = 0
+        """The grab thread: frame 0 (which starts the clock), then every slot until stopped.
+
+        The stop reason says how the grabbing ended; however it ended, the stop marker reaches
+        the convert stage with the number of slots written (the encoder fills them all).
+        """
+        backend, screen = self._window_backend()
         try:
             sct = open_grabber(self.target.handle, self.target.title, self.region, fps=self.fps)
             self.grabber_name = sct.name
             try:
-                clock: FrameClock | None = None  # starts at the first grab (frame 0)
-                while not self._stop.is_set():
-                    if clock is not None:
-                        if self.max_frames is not None and index >= self.max_frames:
-                            # Hold the last frame for its whole display interval, then stop.
-                            end = clock.t_ns(index) - time.monotonic_ns()
-                            if end > 0:
-                                self._stop.wait(end / 1e9)
-                            self._finish("duration_reached")
-                            break
-                        slot_t = clock.t_ns(index)
-                        now = time.monotonic_ns()
-                        if now < slot_t:
-                            time.sleep((slot_t - now) / 1e9)
-                            now = time.monotonic_ns()
-                        index = self._pad_missed(clock, index, now, last_capture)
-                    else:
-                        now = time.monotonic_ns()
-                    if backend is not None:
-                        # Geometry before every grab (one round trip): a moved window is
-                        # followed at once and a closed one never shows what was under it.
-                        check_focus = now >= next_poll
-                        if check_focus:
-                            next_poll = now + int(GEOMETRY_POLL_S * 1e9)
-                        if not self._poll(backend, screen, index, check_focus):
-                            break
-                    if clock is not None and self._convert_q.full():
-                        # The pipeline is behind: skip the grab (saving its CPU for the
-                        # encoder) and repeat the previous picture in this slot.
-                        self._row(index, clock.t_ns(index), last_capture, "dropped")
-                        stats.dropped += 1
-                        index += 1
-                        continue
-                    if self._hidden:
-                        # Minimised or zero-size: never grab what lies under it; repeat.
-                        clock = clock or self._start(time.monotonic_ns())
-                        self._row(index, clock.t_ns(index), last_capture, "hidden")
-                        stats.padded += 1
-                        self.window_hidden_frames += 1
-                        index += 1
-                        continue
-                    t_capture = time.monotonic_ns()
-                    if clock is not None:
-                        # Lateness is judged right before the grab, after the geometry round
-                        # trip (slow under load): a grab that starts after its slot ended
-                        # belongs to the slot it starts in, the skipped ones are padded.
-                        index = self._pad_missed(clock, index, t_capture, last_capture)
-                    raw = sct.grab(self.region)
-                    t_done = time.monotonic_ns()
-                    if clock is None:
-                        if raw is None:  # a change-driven source has no first picture yet
-                            time.sleep(0.001)
-                            continue
-                        clock = self._start(t_capture)  # frame 0 is this grab
-                    if raw is None and last_capture is not None:
-                        # A change-driven source (WGC, ScreenCaptureKit): nothing new since the
-                        # last picture, which this slot repeats.
-                        self._row(index, clock.t_ns(index), last_capture, "unchanged")
-                        stats.padded += 1
-                        index += 1
-                        continue
-                    if raw is None:  # no first picture yet: wait for the next slot
-                        time.sleep(0.001)
-                        continue
-                    if last_capture is not None and t_done >= clock.t_ns(index + 1):
-                        # The grab ended after its slot: its pixels may be the next slot's.
-                        # Never shown early: the slot repeats the previous picture.
-                        self._row(index, clock.t_ns(index), last_capture, "dropped")
-                        stats.dropped += 1
-                        stats.late_grabs += 1
-                        index += 1
-                        continue
-                    try:
-                        self._convert_q.put_nowait((index, raw, self.region))
-                    except queue.Full:  # pragma: no cover - only this thread fills the queue
-                        self._row(index, clock.t_ns(index), last_capture, "dropped")
-                        stats.dropped += 1
-                    else:
-                        self._row(index, clock.t_ns(index), t_capture, None)
-                        stats.fresh += 1
-                        last_capture = t_capture
-                        if stats.first_capture_ns is None:
-                            stats.first_capture_ns = t_capture
-                        stats.last_capture_ns = t_capture
-                    index += 1
+                first = self._first_frame(sct, backend, screen)
+                if first is not None:
+                    self._grab_slots(sct, backend, screen, *first)
             finally:
                 sct.close()
         except WindowGoneError:  # the system capture saw the window close
@@ -306,9 +222,164 @@ class ScreenRecorder:
         finally:
             self.started.set()  # open() stops waiting (without a clock: did not start)
             self.grab_done.set()
-            self._convert_q.put((_STOP, index))
+            self._convert_q.put((_STOP, self._grab_end))
             if backend is not None:
                 backend.close()
+
+    def _window_backend(self) -> tuple[Any, Rect]:
+        """The window backend (``None`` for a fixed screen area: no window to follow) and the
+        screen the window's region is clamped into."""
+        backend: Any = open_backend()
+        screen = backend.screen()
+        if self.target.handle is None:
+            backend.close()
+            backend = None
+        return backend, screen
+
+    def _first_frame(
+        self, sct: Any, backend: Any, screen: Rect
+    ) -> tuple[FrameClock, int | None, int] | None:
+        """Frame 0, which starts the clock: the first picture grabbed (frame 0's ``t_ns`` is its
+        grab time), or a hidden slot when the window is hidden from the start.
+
+        Returns the clock, frame 0's capture time (``None``: no picture yet) and when focus is
+        polled next; ``None`` when the recording stopped or the window closed first.
+        """
+        stats = self.stats
+        next_poll = 0
+        while not self._stop.is_set():
+            now = time.monotonic_ns()
+            if backend is not None:
+                check_focus = now >= next_poll
+                if check_focus:
+                    next_poll = now + int(GEOMETRY_POLL_S * 1e9)
+                if not self._poll(backend, screen, 0, check_focus):
+                    return None
+            if self._hidden:
+                # Minimised or zero-size: never grab what lies under it.
+                clock = self._start(time.monotonic_ns())
+                self._row(0, clock.t_ns(0), None, "hidden")
+                stats.padded += 1
+                self.window_hidden_frames += 1
+                return clock, None, next_poll
+            t_capture = time.monotonic_ns()
+            raw = sct.grab(self.region)
+            if raw is None:  # a change-driven source has no first picture yet
+                time.sleep(0.001)
+                continue
+            clock = self._start(t_capture)  # frame 0 is this grab
+            try:
+                self._convert_q.put_nowait((0, raw, self.region))
+            except queue.Full:  # pragma: no cover - only this thread fills the queue
+                self._row(0, clock.t_ns(0), None, "dropped")
+                stats.dropped += 1
+                return clock, None, next_poll
+            self._row(0, clock.t_ns(0), t_capture, None)
+            stats.fresh += 1
+            if stats.first_capture_ns is None:
+                stats.first_capture_ns = t_capture
+            stats.last_capture_ns = t_capture
+            return clock, t_capture, next_poll
+        return None
+
+    def _grab_slots(
+        self,
+        sct: Any,
+        backend: Any,
+        screen: Rect,
+        clock: FrameClock,
+        last_capture: int | None,
+        next_poll: int,
+    ) -> None:
+        """Every slot after frame 0 until stopped, each at its presentation time: grabbed fresh,
+        or repeating the previous picture (dropped, hidden, unchanged or padded).
+
+        The frame-timing loop: it does no work per slot beyond what the slot needs. However it
+        ends, ``_grab_end`` is the number of slots written.
+        """
+        stats = self.stats
+        index = 1
+        try:
+            while not self._stop.is_set():
+                if self.max_frames is not None and index >= self.max_frames:
+                    self._hold_last_frame(clock, index)
+                    break
+                slot_t = clock.t_ns(index)
+                now = time.monotonic_ns()
+                if now < slot_t:
+                    time.sleep((slot_t - now) / 1e9)
+                    now = time.monotonic_ns()
+                index = self._pad_missed(clock, index, now, last_capture)
+                if backend is not None:
+                    # Geometry before every grab (one round trip): a moved window is
+                    # followed at once and a closed one never shows what was under it.
+                    check_focus = now >= next_poll
+                    if check_focus:
+                        next_poll = now + int(GEOMETRY_POLL_S * 1e9)
+                    if not self._poll(backend, screen, index, check_focus):
+                        break
+                if self._convert_q.full():
+                    # The pipeline is behind: skip the grab (saving its CPU for the
+                    # encoder) and repeat the previous picture in this slot.
+                    self._row(index, clock.t_ns(index), last_capture, "dropped")
+                    stats.dropped += 1
+                    index += 1
+                    continue
+                if self._hidden:
+                    # Minimised or zero-size: never grab what lies under it; repeat.
+                    self._row(index, clock.t_ns(index), last_capture, "hidden")
+                    stats.padded += 1
+                    self.window_hidden_frames += 1
+                    index += 1
+                    continue
+                t_capture = time.monotonic_ns()
+                # Lateness is judged right before the grab, after the geometry round trip
+                # (slow under load): a grab that starts after its slot ended belongs to the
+                # slot it starts in, the skipped ones are padded.
+                index = self._pad_missed(clock, index, t_capture, last_capture)
+                raw = sct.grab(self.region)
+                t_done = time.monotonic_ns()
+                if raw is None and last_capture is not None:
+                    # A change-driven source (WGC, ScreenCaptureKit): nothing new since the
+                    # last picture, which this slot repeats.
+                    self._row(index, clock.t_ns(index), last_capture, "unchanged")
+                    stats.padded += 1
+                    index += 1
+                    continue
+                if raw is None:  # no first picture yet (hidden at the start): next slot
+                    time.sleep(0.001)
+                    continue
+                if last_capture is not None and t_done >= clock.t_ns(index + 1):
+                    # The grab ended after its slot: its pixels may be the next slot's.
+                    # Never shown early: the slot repeats the previous picture.
+                    self._row(index, clock.t_ns(index), last_capture, "dropped")
+                    stats.dropped += 1
+                    stats.late_grabs += 1
+                    index += 1
+                    continue
+                try:
+                    self._convert_q.put_nowait((index, raw, self.region))
+                except queue.Full:  # pragma: no cover - only this thread fills the queue
+                    self._row(index, clock.t_ns(index), last_capture, "dropped")
+                    stats.dropped += 1
+                else:
+                    self._row(index, clock.t_ns(index), t_capture, None)
+                    stats.fresh += 1
+                    last_capture = t_capture
+                    if stats.first_capture_ns is None:
+                        stats.first_capture_ns = t_capture
+                    stats.last_capture_ns = t_capture
+                index += 1
+        finally:
+            self._grab_end = index
+
+    def _hold_last_frame(self, clock: FrameClock, index: int) -> None:
+        """The fixed duration is reached: hold the last frame for its whole display interval
+        (cut short by a stop), then stop."""
+        end = clock.t_ns(index) - time.monotonic_ns()
+        if end > 0:
+            self._stop.wait(end / 1e9)
+        self._finish("duration_reached")
 
     def _start(self, t0_ns: int) -> FrameClock:
         """The session's clock: frame 0 is presented at ``t0_ns``, its own grab time."""

@@ -63,6 +63,144 @@ def write_wav(path: Path, seconds: float, rate: int = 44100) -> None:
         w.writeframes(stereo.tobytes())
 
 
+class _EventRows:
+    """The rows of ``events.parquet`` as they are made, column by column (``None``: not set)."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[Any]] = {f.name: [] for f in EVENT_SCHEMA}
+
+    def add(self, **kw: Any) -> None:
+        for col, values in self.columns.items():
+            values.append(kw.get(col))
+
+    def write(self, path: Path) -> None:
+        """In time order (stable: rows at the same ``t_ns`` keep the order they were added)."""
+        order = np.argsort(np.asarray(self.columns["t_ns"]), kind="stable")
+        table = pa.table(
+            {k: [v[i] for i in order] for k, v in self.columns.items()}, schema=EVENT_SCHEMA
+        )
+        pq.write_table(table, path, compression="snappy")
+
+
+def _add_screen_frames(
+    events: _EventRows,
+    name: str,
+    n: int,
+    period: int,
+    pad_every: int,
+    dropped: int,
+    rng: np.random.Generator,
+) -> int:
+    """One row per screen frame: every ``pad_every``-th padded, the last ``dropped`` dropped.
+
+    Returns the number of padded frames.
+    """
+    padded = 0
+    drop_at = set(range(n - dropped, n)) if dropped else set()
+    for i in range(n):
+        dup = (bool(pad_every) and i > 0 and i % pad_every == 0) or i in drop_at
+        padded += dup and i not in drop_at
+        t = START_NS + i * period
+        lag = int(rng.integers(200_000, 3_000_000))
+        events.add(
+            t_ns=t,
+            t_capture_ns=t + lag,
+            is_duplicate=dup,
+            event_type="frame",
+            stream="screen",
+            frame_ref=i,
+            window_id="League of Legends",
+            session_id=name,
+            metadata=json.dumps({"duplicate": "dropped" if i in drop_at else "padded"})
+            if dup
+            else None,
+        )
+    return padded
+
+
+def _add_inputs(
+    events: _EventRows,
+    name: str,
+    n: int,
+    period: int,
+    inputs: int,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+) -> None:
+    """``inputs`` key and mouse events at random times within the session."""
+    kinds = ["key_press", "key_release", "mouse_move", "mouse_press"]
+    for j in range(inputs):
+        t = START_NS + int(rng.integers(0, n * period))
+        kind = kinds[j % len(kinds)]
+        events.add(
+            t_ns=t,
+            t_capture_ns=t,
+            is_duplicate=False,
+            event_type=kind,
+            stream="input",
+            key_code=65 + j % 26 if kind.startswith("key") else None,
+            mouse_x=float(rng.uniform(0, size[0])) if kind.startswith("mouse") else None,
+            mouse_y=float(rng.uniform(0, size[1])) if kind.startswith("mouse") else None,
+            mouse_button="left" if kind == "mouse_press" else None,
+            frame_ref=(t - START_NS) // period,
+            window_id="League of Legends",
+            session_id=name,
+            metadata="{}",
+        )
+
+
+def _add_webcam_frames(events: _EventRows, name: str, n: int, period: int) -> None:
+    for i in range(n):
+        t = START_NS + i * period
+        events.add(
+            t_ns=t,
+            t_capture_ns=t,
+            is_duplicate=False,
+            event_type="frame",
+            stream="webcam",
+            frame_ref=i,
+            window_id="League of Legends",
+            session_id=name,
+            metadata="{}",
+        )
+
+
+def _metadata(
+    name: str,
+    *,
+    seconds: float,
+    fps: int,
+    size: tuple[int, int],
+    n: int,
+    period: int,
+    padded: int,
+    dropped: int,
+    audio: bool,
+    webcam: bool,
+) -> dict[str, Any]:
+    """``metadata.json`` with the seed's fields."""
+    return {
+        "format_version": "1.0.0",
+        "session_id": name,
+        "fps": fps,
+        "dropped_frames": dropped,
+        "padded_frames": padded,
+        "actual_fps": float(fps),
+        "capture_fps": round((n - padded - dropped) / seconds, 2),
+        "screen_resolution": list(size),
+        "window_id": "League of Legends",
+        "webcam_info": {"device": 0, "resolution": [64, 48]} if webcam else None,
+        "audio_info": {"sample_rate": 44100, "channels": 2} if audio else None,
+        "start_t_ns": START_NS,
+        "end_t_ns": START_NS + n * period,
+        "duration_s": n * period / 1e9,
+        "validation": {},
+        "trajectories": [],
+        "frame_count": n,
+        "status": "complete",
+    }
+
+
 def make_session(
     parent: Path,
     name: str = "session_20261121_183000",
@@ -84,93 +222,29 @@ def make_session(
     d.mkdir(parents=True)
     n = int(seconds * fps)
     period = 1_000_000_000 // fps
-    rows: dict[str, list[Any]] = {f.name: [] for f in EVENT_SCHEMA}
-
-    def add(**kw: Any) -> None:
-        for col, values in rows.items():
-            values.append(kw.get(col))
-
-    padded = 0
-    drop_at = set(range(n - dropped, n)) if dropped else set()
-    for i in range(n):
-        dup = (bool(pad_every) and i > 0 and i % pad_every == 0) or i in drop_at
-        padded += dup and i not in drop_at
-        t = START_NS + i * period
-        lag = int(rng.integers(200_000, 3_000_000))
-        add(
-            t_ns=t,
-            t_capture_ns=t + lag,
-            is_duplicate=dup,
-            event_type="frame",
-            stream="screen",
-            frame_ref=i,
-            window_id="League of Legends",
-            session_id=name,
-            metadata=json.dumps({"duplicate": "dropped" if i in drop_at else "padded"})
-            if dup
-            else None,
-        )
-    kinds = ["key_press", "key_release", "mouse_move", "mouse_press"]
-    for j in range(inputs):
-        t = START_NS + int(rng.integers(0, n * period))
-        kind = kinds[j % len(kinds)]
-        add(
-            t_ns=t,
-            t_capture_ns=t,
-            is_duplicate=False,
-            event_type=kind,
-            stream="input",
-            key_code=65 + j % 26 if kind.startswith("key") else None,
-            mouse_x=float(rng.uniform(0, size[0])) if kind.startswith("mouse") else None,
-            mouse_y=float(rng.uniform(0, size[1])) if kind.startswith("mouse") else None,
-            mouse_button="left" if kind == "mouse_press" else None,
-            frame_ref=(t - START_NS) // period,
-            window_id="League of Legends",
-            session_id=name,
-            metadata="{}",
-        )
+    events = _EventRows()
+    padded = _add_screen_frames(events, name, n, period, pad_every, dropped, rng)
+    _add_inputs(events, name, n, period, inputs, size, rng)
     if webcam:
-        for i in range(n):
-            t = START_NS + i * period
-            add(
-                t_ns=t,
-                t_capture_ns=t,
-                is_duplicate=False,
-                event_type="frame",
-                stream="webcam",
-                frame_ref=i,
-                window_id="League of Legends",
-                session_id=name,
-                metadata="{}",
-            )
-    order = np.argsort(np.asarray(rows["t_ns"]), kind="stable")
-    table = pa.table({k: [v[i] for i in order] for k, v in rows.items()}, schema=EVENT_SCHEMA)
-    pq.write_table(table, d / "events.parquet", compression="snappy")
+        _add_webcam_frames(events, name, n, period)
+    events.write(d / "events.parquet")
     write_video(d / "frames.mp4", n, fps, size)
     if webcam:
         write_video(d / "webcam.mp4", n, fps, (64, 48))
     if audio:
         write_wav(d / "audio.wav", seconds)
-    meta = {
-        "format_version": "1.0.0",
-        "session_id": name,
-        "fps": fps,
-        "dropped_frames": dropped,
-        "padded_frames": padded,
-        "actual_fps": float(fps),
-        "capture_fps": round((n - padded - dropped) / seconds, 2),
-        "screen_resolution": list(size),
-        "window_id": "League of Legends",
-        "webcam_info": {"device": 0, "resolution": [64, 48]} if webcam else None,
-        "audio_info": {"sample_rate": 44100, "channels": 2} if audio else None,
-        "start_t_ns": START_NS,
-        "end_t_ns": START_NS + n * period,
-        "duration_s": n * period / 1e9,
-        "validation": {},
-        "trajectories": [],
-        "frame_count": n,
-        "status": "complete",
-    }
+    meta = _metadata(
+        name,
+        seconds=seconds,
+        fps=fps,
+        size=size,
+        n=n,
+        period=period,
+        padded=padded,
+        dropped=dropped,
+        audio=audio,
+        webcam=webcam,
+    )
     (d / "metadata.json").write_text(json.dumps(meta, indent=2))
     if manifest:
         doc = build_manifest(d, "complete")

@@ -197,18 +197,8 @@ def run_ffmpeg(display: str, fps: int, duration: int, out: Path) -> dict[str, An
     }
 
 
-def run_input_timing(display: str, out: Path, events: int) -> dict[str, Any]:
-    """Record the test window while XTEST injects ``events`` key presses/releases at known
-    monotonic times: how late is each recorded ``t_ns``, and is every ``frame_ref`` right?"""
-    import random
-
-    import numpy as np
-    import pyarrow.parquet as pq
-    from Xlib import XK, X
-    from Xlib import display as xdisplay
-    from Xlib.ext import xtest
-
-    env = dict(os.environ, DISPLAY=display, PYTHONPATH=str(REPO))
+def _open_test_window(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    """The test window (640x360 at 100,100, titled like the game) and its X window id."""
     win = subprocess.Popen(
         [
             sys.executable,
@@ -224,51 +214,54 @@ def run_input_timing(display: str, out: Path, events: int) -> dict[str, Any]:
         text=True,
     )
     assert win.stdout is not None
-    handle = int(win.stdout.readline().split()[1])
-    d: Any = xdisplay.Display(display)
-    d.create_resource_object("window", handle).set_input_focus(X.RevertToParent, X.CurrentTime)
-    d.sync()
-    code = d.keysym_to_keycode(XK.string_to_keysym("a"))
-    out = out / "input"
-    duration = int(events * 0.035) + 4
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "capture",
-            "--quiet",
-            "--duration",
-            str(duration),
-            "--out",
-            str(out),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        while not list(out.glob("session_*/metadata.json")):
-            if proc.poll() is not None:
-                return {"error": proc.communicate()[1].strip()[-500:]}
-            time.sleep(0.02)
-        time.sleep(0.3)
-        rng = random.Random(0)
-        injected: list[tuple[str, int]] = []
-        for i in range(events):
-            kind = X.KeyPress if i % 2 == 0 else X.KeyRelease
-            before = time.monotonic_ns()
-            xtest.fake_input(d, kind, code)
-            d.sync()
-            injected.append(("key_press" if i % 2 == 0 else "key_release", before))
-            time.sleep(0.02 + rng.random() * 0.01)
-        stdout, _ = proc.communicate(timeout=duration + 60)
-    finally:
-        win.terminate()
-        win.wait()
+    return win, int(win.stdout.readline().split()[1])
+
+
+def _close_test_window(win: subprocess.Popen[str]) -> None:
+    win.terminate()
+    win.wait()
+    if win.stdout is not None:
         win.stdout.close()
-        d.close()
-    table = pq.read_table(Path(stdout.strip()) / "events.parquet").to_pydict()
+
+
+def _wait_for_session(proc: subprocess.Popen[str], out: Path) -> str | None:
+    """Wait until the recording has started (its ``metadata.json`` exists); the recorder's
+    error when it exited first."""
+    while not list(out.glob("session_*/metadata.json")):
+        if proc.poll() is not None:
+            return proc.communicate()[1].strip()[-500:]
+        time.sleep(0.02)
+    return None
+
+
+def _inject_keys(d: Any, code: int, events: int) -> list[tuple[str, int]]:
+    """``events`` alternating presses and releases of ``code`` through XTEST, 20-30 ms apart;
+    each with the monotonic time just before it was sent."""
+    import random
+
+    from Xlib import X
+    from Xlib.ext import xtest
+
+    rng = random.Random(0)
+    injected: list[tuple[str, int]] = []
+    for i in range(events):
+        kind = X.KeyPress if i % 2 == 0 else X.KeyRelease
+        before = time.monotonic_ns()
+        xtest.fake_input(d, kind, code)
+        d.sync()
+        injected.append(("key_press" if i % 2 == 0 else "key_release", before))
+        time.sleep(0.02 + rng.random() * 0.01)
+    return injected
+
+
+def _input_timing_report(events_path: Path, injected: list[tuple[str, int]]) -> dict[str, Any]:
+    """Match each injected key event to the next recorded one of its kind at or after it: how
+    late its ``t_ns`` is, whether any is missing, and whether its ``frame_ref`` is the frame
+    shown at that time."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(events_path).to_pydict()
     frames = np.array(
         [t for t, k in zip(table["t_ns"], table["event_type"], strict=True) if k == "frame"]
     )
@@ -295,7 +288,7 @@ def run_input_timing(display: str, out: Path, events: int) -> dict[str, Any]:
         cursor += 1
     ms = np.array(errors) if errors else np.array([float("nan")])
     return {
-        "injected": events,
+        "injected": len(injected),
         "recorded": len(errors),
         "missing": missing,
         "frame_ref_mismatches": bad_refs,
@@ -305,6 +298,49 @@ def run_input_timing(display: str, out: Path, events: int) -> dict[str, Any]:
             "max": round(float(ms.max()), 3),
         },
     }
+
+
+def run_input_timing(display: str, out: Path, events: int) -> dict[str, Any]:
+    """Record the test window while XTEST injects ``events`` key presses/releases at known
+    monotonic times: how late is each recorded ``t_ns``, and is every ``frame_ref`` right?"""
+    from Xlib import XK, X
+    from Xlib import display as xdisplay
+
+    env = dict(os.environ, DISPLAY=display, PYTHONPATH=str(REPO))
+    win, handle = _open_test_window(env)
+    d: Any = xdisplay.Display(display)
+    d.create_resource_object("window", handle).set_input_focus(X.RevertToParent, X.CurrentTime)
+    d.sync()
+    code = d.keysym_to_keycode(XK.string_to_keysym("a"))
+    out = out / "input"
+    duration = int(events * 0.035) + 4
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "capture",
+            "--quiet",
+            "--duration",
+            str(duration),
+            "--out",
+            str(out),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        error = _wait_for_session(proc, out)
+        if error is not None:
+            return {"error": error}
+        time.sleep(0.3)
+        injected = _inject_keys(d, code, events)
+        stdout, _ = proc.communicate(timeout=duration + 60)
+    finally:
+        _close_test_window(win)
+        d.close()
+    return _input_timing_report(Path(stdout.strip()) / "events.parquet", injected)
 
 
 def run_fsync_cost(display: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:

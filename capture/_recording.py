@@ -33,9 +33,7 @@ from aiconfig import CaptureConfig, CaptureDeviceError, ConfigFileError
 from aiconfig._files import atomic_write_json
 from aiconfig.harness.budget import Budget
 
-from ._audio_recorder import AudioRecorder
 from ._constants import (
-    AUDIO_FILE,
     EVENTS_JOURNAL,
     FORMAT_VERSION,
     FRAME_QUEUE,
@@ -44,26 +42,16 @@ from ._constants import (
     METADATA_FILE,
     STATUS_FAILED,
     STATUS_RECORDING,
-    WEBCAM_FILE,
 )
 from ._events import EventJournal
 from ._finalize import finalize_session, write_manifest
-from ._input_logging import InputLogger
 from ._plugin_streams import PluginStreams
-from ._screen_recorder import ScreenRecorder, ScreenTarget
+from ._screen_recorder import ScreenRecorder
 from ._storage import SpaceReserve, StorageFault, Syncer
-from ._streams import (
-    audio_problem,
-    game_off,
-    open_game_state,
-    open_webcam,
-    pick_target,
-    run_preflight,
-    start_audio,
-)
+from ._stream_set import StreamSet
+from ._streams import pick_target, run_preflight
 from ._timeline import ClockMapping
 from ._video_writer import even_size
-from ._webcam_recorder import WebcamRecorder
 from .platforms import platform_name
 
 __all__ = ["Recording", "SessionResult", "Status", "create_session_dir", "run_capture"]
@@ -175,7 +163,8 @@ class Recording:
 
     ``budget`` sizes the frame queues and encoder threads (a run's CPU and memory limits);
     ``stop`` (set from any thread) ends :meth:`run`; stream plugins
-    (:mod:`capture._plugin_streams`) run beside the built-in streams.
+    (:mod:`capture._plugin_streams`) run beside the built-in streams. The streams themselves,
+    opened and stopped together, are a :class:`~capture._stream_set.StreamSet`.
     """
 
     def __init__(
@@ -195,24 +184,31 @@ class Recording:
         self._provenance = provenance
         self._run_id = run_id
         self._budget = budget
-        self._stream_plugins = stream_plugins or {}
         self._stop_reasons: list[str] = []  # from the grabber: window closed, duration, error
         self._deadline_hit = False
         self._deadline: int | None = None
-        self.streams: dict[str, str] = {"screen": "recording", "input": "off"}
-        self._errors: dict[str, str | None] = {"input": None, "audio": None, "webcam": None}
-        self._logger: InputLogger | None = None
-        self._audio: AudioRecorder | None = None
-        self._webcam: WebcamRecorder | None = None
+        self._stream_set = StreamSet(cfg, stream_plugins or {})
         self._stop_ns = 0
-        self._plugin_status: dict[str, Any] = {}
-        self._game: Any = None  # capture._game_state.GameStateStream while a window records
-        self._game_status: dict[str, Any] = {}
         # The first failed write (a full disk) stops the session; see capture._storage.
         self.faults = StorageFault(self.stopping)
         self._reserve: SpaceReserve | None = None
         self._syncer = Syncer(cfg.storage.fsync_interval_s, on_error=self.faults.report)
         self._session_stat: os.stat_result | None = None
+
+    @property
+    def streams(self) -> dict[str, str]:
+        """Each stream's state: ``recording``, ``failed`` or ``off``."""
+        return self._stream_set.states
+
+    @property
+    def recorder(self) -> ScreenRecorder:
+        """The screen stream (from :meth:`open` on)."""
+        return self._stream_set.recorder
+
+    @property
+    def plugins(self) -> PluginStreams:
+        """The stream plugins (from :meth:`open` on)."""
+        return self._stream_set.plugins
 
     # -- phase 1: open ---------------------------------------------------------------------------
 
@@ -257,25 +253,17 @@ class Recording:
         self._max_frames = (
             None if cfg.duration_s is None else max(1, round(cfg.duration_s * cfg.fps))
         )
-        self.recorder = self._screen(self.target)
-        self._start_input()
-        self._audio, self._errors["audio"] = start_audio(
-            cfg, self.session, on_write_error=self.faults.handler(AUDIO_FILE)
-        )
-        self._webcam, self._errors["webcam"] = open_webcam(
-            cfg,
+        self._stream_set.open(
+            self.target,
             self.session,
             self.journal,
-            self.session_id,
+            session_id=self.session_id,
+            window_id=self.window_id,
+            max_frames=self._max_frames,
+            queue_size=self.queue_size,
             threads=self.threads,
-            on_write_error=self.faults.handler(WEBCAM_FILE),
-        )
-        self.plugins = PluginStreams(
-            self._stream_plugins, self.session, session_id=self.session_id, fps=cfg.fps
-        )
-        # -- game state (League Live Client Data API): a stream of its own, degrades alone --
-        self._game = open_game_state(
-            cfg, self.journal, self.target, session_id=self.session_id, window_id=self.window_id
+            faults=self.faults,
+            on_grabber_stop=self._on_grabber_stop,
         )
         self.recorder.start()
         if not self.recorder.started.wait(10.0) or self.recorder.clock is None:
@@ -289,75 +277,19 @@ class Recording:
             raise
         return self.session
 
-    def _screen(self, target: ScreenTarget) -> ScreenRecorder:
-        cfg = self.cfg
-        return ScreenRecorder(
-            target,
-            self.session / FRAMES_FILE,
-            self.journal,
-            fps=cfg.fps,
-            session_id=self.session_id,
-            window_id=self.window_id,
-            preset=cfg.preset,
-            crf=cfg.crf,
-            keyframe_interval_s=cfg.keyframe_interval_s,
-            on_stop=self._on_grabber_stop,
-            max_frames=self._max_frames,
-            queue_size=self.queue_size,
-            threads=self.threads,
-            on_write_error=self.faults.handler(FRAMES_FILE),
-        )
-
-    def _start_input(self) -> None:
-        """Input first: it takes a moment to come up, and once metadata.json exists (written
-        when the clock starts) every input event is logged. A failure never stops the video."""
-        cfg = self.cfg
-        if not cfg.input.enabled:
-            return
-        try:
-            logger = InputLogger(
-                self.journal,
-                cfg.fps,
-                region=self.target.rect,
-                handle=self.target.handle,
-                window_id=self.window_id,
-                session_id=self.session_id,
-                mouse_moves=cfg.input.mouse_moves,
-                focus_only=cfg.input.focus_only,
-            )
-            logger.start()
-        except Exception as exc:  # noqa: BLE001 - input failing must not stop video
-            self._errors["input"] = f"{type(exc).__name__}: {exc}"
-            self.streams["input"] = "failed"
-            return
-        self._logger = logger
-        self.streams["input"] = "recording"
-
     def _on_grabber_stop(self, reason: str) -> None:
         """From the grabber: the window closed, the duration passed, or the screen failed. A
         failed screen stops the session only when no other stream is still recording."""
         self._stop_reasons.append(reason)
         if reason.startswith("error"):
-            if self.streams.get("audio") == "recording" or self.streams.get("webcam") == (
-                "recording"
-            ):
+            if self._stream_set.media_recording():
                 return
             self._stop_reasons.append("nothing_left")
         self.stopping.set()
 
     def _abort(self) -> None:
         """Stop whatever :meth:`open` started (the screen grabber did not start)."""
-        self.recorder.stop()
-        self.recorder.join()
-        if self._audio is not None:
-            self._audio.stop()
-        if self._webcam is not None:
-            self._webcam.stop()
-        if self._logger is not None:
-            self._logger.stop()
-        self.plugins.stop(0)
-        if self._game is not None:
-            self._game.stop()
+        self._stream_set.abort()
         self.journal.close()
         if self._reserve is not None:
             self._reserve.release()
@@ -367,27 +299,11 @@ class Recording:
         clock = self.recorder.clock
         assert clock is not None  # noqa: S101 - open() checked it
         self.clock = clock
-        if self._logger is not None:
-            self._logger.set_region(self.recorder.region)
-            self._logger.set_t0(clock.t0_ns)
-            self.recorder.on_region = self._logger.set_region
-        if self._audio is not None:
-            self._audio.align(clock.t0_ns)
-        if self._webcam is not None:
-            self._webcam.start(clock.t0_ns)
-        self.plugins.start(clock.t0_ns)
-        if self._game is not None:
-            self._game.start(clock)
+        self._stream_set.start(clock)
         self.meta = self._start_metadata(ClockMapping.now())
         self._write_metadata()
-        cfg = self.cfg
-        audio, webcam = self._audio, self._webcam
-        self.streams["audio"] = (
-            "off" if not cfg.audio.enabled else ("recording" if audio else "failed")
-        )
-        self.streams["webcam"] = (
-            "off" if not cfg.webcam.enabled else ("recording" if webcam else "failed")
-        )
+        self._stream_set.mark_started()
+        audio, webcam = self._stream_set.audio, self._stream_set.webcam
         if webcam is not None:
             self.meta["webcam_info"] = webcam.info()
         if audio is not None:  # so that a killed session still knows the audio format
@@ -395,12 +311,8 @@ class Recording:
         if webcam is not None or audio is not None:
             self._write_metadata()
         # Durability: the growing files are fsynced every storage.fsync_interval_s.
-        self._syncer.add(self.session / FRAMES_FILE)
-        self._syncer.add(self.session / EVENTS_JOURNAL)
-        if audio is not None:
-            self._syncer.add(self.session / AUDIO_FILE)
-        if webcam is not None:
-            self._syncer.add(self.session / WEBCAM_FILE)
+        for name in (FRAMES_FILE, EVENTS_JOURNAL, *self._stream_set.media_files()):
+            self._syncer.add(self.session / name)
         self._syncer.start()
 
     def _write_metadata(self) -> None:
@@ -517,7 +429,7 @@ class Recording:
                         fps=fps_now,
                         padded=stats.padded,
                         dropped=stats.dropped,
-                        inputs=self._logger.logged if self._logger else 0,
+                        inputs=self._stream_set.inputs_logged(),
                         streams=dict(self.streams),
                     )
                 )
@@ -539,45 +451,15 @@ class Recording:
                 FileNotFoundError(2, "the session directory vanished while recording"),
                 reason="output directory vanished",
             )
-        streams, audio, webcam = self.streams, self._audio, self._webcam
-        if self.recorder.stats.errors and streams["screen"] == "recording":
-            streams["screen"] = "failed"
-        if webcam is not None and streams["webcam"] == "recording" and webcam.stats.error:
-            streams["webcam"] = "failed"
-        if audio is not None and streams["audio"] == "recording":
-            problem = audio_problem(audio)
-            if problem is not None:
-                streams["audio"] = "failed"
-                audio.fail(problem)
+        self._stream_set.watch()
 
     # -- phase 3: stop ---------------------------------------------------------------------------
 
     def stop(self) -> None:
         """Stop every stream so that all of them end at the same time (the last frame's, or
         when the screen died early, the stop time); then close the event journal."""
-        recorder, audio, webcam = self.recorder, self._audio, self._webcam
         self._stop_ns = time.monotonic_ns()
-        recorder.stop()
-        recorder.grab_done.wait(10.0)
-        end_ns = self.clock.t_ns(recorder.stats.frames)
-        if recorder.stats.errors:  # the screen died early: keep the other streams' tail
-            stop_ns, deadline = self._stop_ns, self._deadline
-            end_ns = max(end_ns, stop_ns if deadline is None else min(stop_ns, deadline))
-        game = self._game
-        self._game_status = game.stop(end_ns) if game else game_off(self.cfg, self.target)
-        if webcam is not None:
-            webcam.set_end(end_ns)
-        if audio is not None:
-            audio.stop(end_ns=end_ns)
-        if webcam is not None:
-            webcam.stop()
-        self._plugin_status = self.plugins.stop(end_ns)
-        recorder.join()
-        if self._logger is not None:
-            self._logger.stop()
-            if self._logger.error:
-                self._errors["input"] = self._logger.error
-                self.streams["input"] = "failed"
+        self._stream_set.stop(self.clock, self._stop_ns, self._deadline)
         self.journal.close()
         if not self.faults.failed:
             self._syncer.sync_all()  # every byte written is on disk before the commit
@@ -644,22 +526,10 @@ class Recording:
             else "check the output disk",
         )
 
-    def _final_streams(self) -> dict[str, str]:
-        streams = dict(self.streams)
-        streams["screen"] = "failed" if self.recorder.stats.errors else "complete"
-        if self._webcam is not None and self._webcam.stats.error:
-            streams["webcam"] = "failed"
-        for name in ("input", "audio", "webcam"):
-            if streams[name] == "recording":
-                streams[name] = "complete"
-        return streams
-
     def _live(self) -> dict[str, Any]:
         """What finalize cannot read from the files: the stop, each stream's outcome, the
         window's moves and the focus segments."""
-        recorder, logger, audio, webcam = self.recorder, self._logger, self._audio, self._webcam
-        streams = self._final_streams()
-        errors = self._errors
+        recorder, audio = self.recorder, self._stream_set.audio
         return {
             "stop_monotonic_ns": self._stop_ns,
             "storage": {
@@ -667,35 +537,9 @@ class Recording:
                 "min_free_minutes": self.cfg.storage.min_free_minutes,
             },
             "stop_reason": self.stop_reason(),
-            "streams": {
-                "screen": {
-                    "status": streams["screen"],
-                    "errors": recorder.stats.errors,
-                    "failed_at_ns": recorder.stats.failed_at_ns,
-                    # dropped because the grab ended after its slot (CPU starvation)
-                    "late_grabs_dropped": recorder.stats.late_grabs,
-                },
-                "input": {
-                    "status": streams["input"],
-                    "error": errors["input"],
-                    "logged": logger.logged if logger else 0,
-                    "suppressed_unfocused": logger.suppressed if logger else 0,
-                },
-                "webcam": {
-                    "status": streams["webcam"],
-                    "error": errors["webcam"] or (webcam.stats.error if webcam else None),
-                },
-                "audio": {
-                    "status": streams["audio"],
-                    "error": errors["audio"] or (audio.stats.error if audio else None),
-                },
-                "game": self._game_status,
-                **self._plugin_status,
-            },
+            "streams": self._stream_set.outcomes(),
             "audio_info": audio.info(self.clock.t0_ns) if audio is not None else None,
-            "webcam_info": webcam.info()
-            if webcam is not None
-            else (None if errors["webcam"] is None else {"device": self.cfg.webcam.device}),
+            "webcam_info": self._stream_set.webcam_info(),
             "window": {
                 **self.meta["window"],
                 "moves": recorder.window_moves,

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +189,7 @@ def _sdk_floor(tmp: Path, n: int = 5000) -> dict[str, Any]:
         s = tracer.start_span("inference bench", ctx, attributes=attrs, start_time=t)
         s.end(t + 1000)
 
-    cases = {
+    cases: dict[str, Callable[[], None]] = {
         "span_no_attributes": lambda: span(None),
         "histogram_no_attributes": lambda: hist.record(0.001, None, ctx),
         "span_wrapper_attributes": lambda: span(span_attrs),

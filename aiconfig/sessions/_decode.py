@@ -37,7 +37,7 @@ _INHERITED: list[Any] = []  # decoders a forked worker inherited (see FrameReade
 _INTERPOLATION = "AREA"  # swscale's area average: the right filter for downscaling
 
 
-_LOCAL = threading.local()  # one reformatter per thread (a forked worker copies its own)
+_LOCAL = threading.local()  # one reformatter per thread and process (see to_array)
 
 
 def to_array(frame: Any, size: tuple[int, int]) -> Any:
@@ -51,11 +51,17 @@ def to_array(frame: Any, size: tuple[int, int]) -> Any:
     """
     import numpy as np
 
-    reformatter = getattr(_LOCAL, "reformatter", None)
-    if reformatter is None:
+    pid = os.getpid()
+    if getattr(_LOCAL, "pid", None) != pid:
+        # A forked DataLoader worker makes its own: the parent's context may hold swscale
+        # worker threads that do not exist in the child (using it would wait on them forever),
+        # so it is kept, unused, like the decoders a worker inherits.
         from av.video.reformatter import VideoReformatter
 
-        reformatter = _LOCAL.reformatter = VideoReformatter()
+        if getattr(_LOCAL, "reformatter", None) is not None:
+            _INHERITED.append(_LOCAL.reformatter)
+        _LOCAL.reformatter, _LOCAL.pid = VideoReformatter(), pid
+    reformatter = _LOCAL.reformatter
     w, h = size
     rgb = reformatter.reformat(
         frame, width=w, height=h, format="rgb24", interpolation=_INTERPOLATION

@@ -58,6 +58,7 @@ __all__ = [
     "override_path",
     "parse_ttl",
     "plan_override",
+    "read_override",
     "render_override",
     "review_overrides",
 ]
@@ -194,18 +195,36 @@ def render_override(
     return (header + body + dump({"overrides": dict(overrides)})).encode("utf-8")
 
 
+def read_override(path: Path) -> bytes:
+    """The bytes of an override file: a regular file of at most a config's size (a FIFO or a
+    link to a device planted in ``emergency/`` must not hang or exhaust every load)."""
+    from ._bounded import read_capped
+    from ._yamlsafe import Limits
+
+    try:
+        return read_capped(path, Limits().max_bytes, what="emergency override")
+    except OSError as exc:
+        raise _refuse(f"cannot read it ({exc.strerror})", str(path)) from None
+    except AiconfigError as exc:
+        raise _refused(exc) from None
+
+
 def _policy(path: Path, keys: str | os.PathLike[str] | None) -> EmergencyPolicy:
     from ._trust.store import TrustStore, find_keys_dir
 
     policy = TrustStore.load(find_keys_dir(path, keys)).policy.emergency
     if policy is None:
-        raise EmergencyOverrideError(
-            "emergency override refused: the trust store has no emergency policy",
-            file=str(path),
-            hint="add 'emergency: {principals: [oncall@example.com], threshold: 1}' to "
-            "keys/policy.yaml (a reviewed change)",
-        )
+        raise _no_policy(path)
     return policy
+
+
+def _no_policy(path: Path) -> EmergencyOverrideError:
+    return EmergencyOverrideError(
+        "emergency override refused: the trust store has no emergency policy",
+        file=str(path),
+        hint="add 'emergency: {principals: [oncall@example.com], threshold: 1}' to "
+        "keys/policy.yaml (a reviewed change)",
+    )
 
 
 def _refuse(
@@ -231,25 +250,38 @@ def _refused(exc: AiconfigError) -> EmergencyOverrideError:
     )
 
 
-def _verify(path: Path, data: bytes, keys: str | os.PathLike[str] | None) -> tuple[str, ...]:
-    """Signatures on the exact bytes, then the emergency rule: k of the on-call principals."""
-    from ._trust import verify_signatures
+def _verify(
+    path: Path, data: bytes, keys: str | os.PathLike[str] | None
+) -> tuple[tuple[str, ...], EmergencyPolicy]:
+    """Signatures on the exact bytes, then the emergency rule: k of the on-call principals.
+
+    The review policy's path rules do not apply (the file lies beside the config it changes,
+    where a rule such as ``experiments/*.yaml: 2`` would otherwise demand reviewers): the
+    emergency rule is the only threshold, counted like any threshold, a key and the principals
+    it is listed under being one person. Returns the on-call signers and the emergency policy.
+    """
+    from ._trust import count_reviewers, verify_signatures
 
     try:
-        verification = verify_signatures(path, data, keys=keys)
+        verification = verify_signatures(path, data, keys=keys, rule=(1, "emergency"))
     except AiconfigError as exc:
         raise _refused(exc) from None
-    policy = _policy(path, keys)
-    signers = tuple(sorted({s.principal for s in verification.signers}))
-    allowed = [p for p in signers if p in policy.principals]
-    if len(allowed) < policy.threshold:
+    policy = verification.policy.emergency if verification.policy is not None else None
+    if policy is None:
+        raise _no_policy(path)
+    signers = verification.principals
+    allowed = tuple(p for p in signers if p in policy.principals)
+    on_call = count_reviewers(
+        c for c in verification.checks if c.ok and set(c.principals) & set(policy.principals)
+    )
+    if on_call < policy.threshold:
         raise _refuse(
             f"signed by {', '.join(signers)}, but it needs {policy.threshold} of the emergency "
             f"principals ({', '.join(policy.principals)})",
             str(path),
             hint="have an on-call principal sign it: aiconfig sign FILE --key KEY",
         )
-    return tuple(allowed)
+    return allowed, policy
 
 
 def _covered(key: str, listed: Sequence[str]) -> bool:
@@ -286,7 +318,7 @@ def check_override(
     from ._yamlsafe import parse_yaml
 
     file = str(path)
-    signers = _verify(path, data, keys)
+    signers, policy = _verify(path, data, keys)
     parsed = parse_yaml(data, file)
     try:
         doc = _Document.model_validate(parsed.data)
@@ -313,7 +345,6 @@ def check_override(
             path="emergency.sha256",
             hint="delete it, or issue a new one for the current config with 'aiconfig emergency'",
         )
-    policy = _policy(path, keys)
     longest = min(MAX_TTL, timedelta(hours=policy.max_ttl_hours))
     if head.expires - head.created > longest or head.expires <= head.created:
         raise _refuse(
@@ -375,13 +406,9 @@ def apply_emergency(
     now = now or datetime.now(UTC)
     found: list[Found] = []
     for path in files:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise _refuse(f"cannot read it ({exc.strerror})", str(path)) from None
         one = check_override(
             path,
-            data,
+            read_override(path),
             config_path=config_path,
             config_bytes=config_bytes,
             config=config,
@@ -519,7 +546,7 @@ def review_overrides(
         try:
             one = check_override(
                 path,
-                path.read_bytes(),
+                read_override(path),
                 config_path=config_path,
                 config_bytes=config_bytes,
                 config=config,

@@ -158,8 +158,14 @@ def verify_signatures(
     *,
     keys: str | os.PathLike[str] | None = None,
     now: datetime | None = None,
+    rule: tuple[int, str] | None = None,
 ) -> Verification:
-    """Check ``config``'s ``.sig`` against the trust store; raise the reason it is not trusted."""
+    """Check ``config``'s ``.sig`` against the trust store; raise the reason it is not trusted.
+
+    The threshold is the review policy's path rule for ``config``, or ``rule`` (threshold,
+    name) for a document the policy's path rules do not govern: an emergency override is held
+    to the emergency rule alone, which its caller then applies to the on-call principals.
+    """
     now = now or datetime.now(UTC)
     file = str(config)
     sig_file = sig_path(config)
@@ -186,7 +192,7 @@ def verify_signatures(
             file=str(sig_file),
             hint="re-sign with 'aiconfig sign'",
         )
-    threshold, rule = _path_threshold(store, config, keys_dir)
+    threshold, rule_name = rule or _path_threshold(store, config, keys_dir)
     checks: list[SignatureCheck] = []
     signers: dict[str, Signer] = {}
     for block in blocks:
@@ -199,7 +205,7 @@ def verify_signatures(
         return Verification(
             file,
             threshold,
-            rule,
+            rule_name,
             tuple(signers.values()),
             tuple(checks),
             reviewers,
@@ -211,7 +217,8 @@ def verify_signatures(
         raise failures[0]
     names = ", ".join(sorted(signers)) or "nobody"
     raise ThresholdError(
-        f"{reviewers} of {threshold} required reviewers signed ({names}; policy rule '{rule}')",
+        f"{reviewers} of {threshold} required reviewers signed ({names}; policy rule "
+        f"'{rule_name}')",
         file=file,
         hint="another reviewer must run 'aiconfig sign' (a key counts once whatever principals "
         "it is listed under, and a person with several keys counts once)",

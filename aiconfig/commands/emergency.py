@@ -40,7 +40,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .._emergency import check_override, find_overrides
+    from .._emergency import check_override, find_overrides, read_override
     from .._errors import AiconfigError
 
     base = Path(args.base)
@@ -52,7 +52,7 @@ def _status(args: argparse.Namespace) -> int:
         try:
             one = check_override(
                 path,
-                path.read_bytes(),
+                read_override(path),
                 config_path=base,
                 config_bytes=data,
                 config=cfg,

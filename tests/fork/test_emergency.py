@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -318,3 +319,52 @@ def test_a_run_records_and_alerts(
     alerts = [e for e in events if "emergency override active" in json.dumps(e)]
     assert alerts, [e.get("kind") or list(e) for e in events][:5]
     assert "emergency_override" in json.dumps(alerts[0])
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        # No rule matches emergency/...yaml, and unmatched files are refused.
+        "unmatched: refuse\nrules:\n  - pattern: experiments/baseline*.yaml\n    threshold: 2\n",
+        # A catch-all demanding two reviewers matches emergency/...yaml too.
+        "rules:\n  - pattern: experiments/*.yaml\n    threshold: 2\n",
+    ],
+    ids=["no-rule-refused", "catch-all-of-two"],
+)
+def test_path_rules_do_not_govern_override_files(
+    oncall: Project, capsys: pytest.CaptureFixture[str], rules: str
+) -> None:
+    """An override is held to the emergency rule alone (here 1 of the on-call principals),
+    whatever the review policy's path rules say about the folder it lies in."""
+    policy = "version: 1\nthreshold: 1\n" + rules + POLICY_EMERGENCY
+    (oncall.root / "keys" / "policy.yaml").write_text(policy, encoding="utf-8")
+    code, _, err = issue(oncall, capsys, "inference.latency_budget_ms=120")
+    assert code == 0, err
+    cfg, warned = load_warned(oncall, oncall.baseline)
+    assert cfg.inference.latency_budget_ms == 120  # type: ignore[attr-defined]
+    assert any("EMERGENCY OVERRIDE" in w for w in warned)
+
+
+def test_an_override_needs_distinct_on_call_reviewers(
+    oncall: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two on-call principals listed on one key are one reviewer: 2 of them are not met."""
+    signers = oncall.root / "keys" / "allowed_signers"
+    lines = signers.read_text(encoding="utf-8").splitlines()
+    key = next(ln for ln in lines if ln.startswith("lead@test ")).split(maxsplit=1)[1]
+    signers.write_text(signers.read_text(encoding="utf-8") + f"oncall2@test {key}\n")
+    policy = POLICY + "emergency:\n  principals: [lead@test, oncall2@test]\n  threshold: 2\n"
+    (oncall.root / "keys" / "policy.yaml").write_text(policy, encoding="utf-8")
+    code, _, err = issue(oncall, capsys, "inference.latency_budget_ms=120")
+    assert code == 1 and "needs 2 of the emergency principals" in err, err
+
+
+def test_a_planted_fifo_is_refused_not_waited_on(oncall: Project) -> None:
+    """A FIFO named like an override must not hang every load of the config."""
+    folder = oncall.baseline.parent / "emergency"
+    folder.mkdir()
+    os.mkfifo(folder / "baseline@20260101T000000Z.yaml")
+    with pytest.raises(
+        EmergencyOverrideError, match=r"emergency override refused: .*not a regular"
+    ):
+        oncall.load(oncall.baseline)

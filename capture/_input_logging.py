@@ -63,7 +63,7 @@ def event_time_ns(now_ns: int | None = None, server_ms: int | None = None) -> in
 def _hook_key(value: Any) -> Any:
     """What matches a callback to its hook stamp: on Windows the stamp is keyed by the virtual
     key or the pointer position; elsewhere the per-thread event time is used (``None``)."""
-    if input_hooks().listener_options().get("win32_event_filter") is None:
+    if not input_hooks().keyed:  # an attribute: this runs for every key and mouse event
         return None
     if isinstance(value, tuple):
         return (int(value[0]), int(value[1]))

@@ -253,18 +253,22 @@ class Recording:
         self._max_frames = (
             None if cfg.duration_s is None else max(1, round(cfg.duration_s * cfg.fps))
         )
-        self._stream_set.open(
-            self.target,
-            self.session,
-            self.journal,
-            session_id=self.session_id,
-            window_id=self.window_id,
-            max_frames=self._max_frames,
-            queue_size=self.queue_size,
-            threads=self.threads,
-            faults=self.faults,
-            on_grabber_stop=self._on_grabber_stop,
-        )
+        try:
+            self._stream_set.open(
+                self.target,
+                self.session,
+                self.journal,
+                session_id=self.session_id,
+                window_id=self.window_id,
+                max_frames=self._max_frames,
+                queue_size=self.queue_size,
+                threads=self.threads,
+                faults=self.faults,
+                on_grabber_stop=self._on_grabber_stop,
+            )
+        except BaseException:  # the streams opened so far must not outlive the refusal
+            self._abort()
+            raise
         self.recorder.start()
         if not self.recorder.started.wait(10.0) or self.recorder.clock is None:
             self._abort()

@@ -230,9 +230,9 @@ class Syncer:
         for entry in files:
             if entry.fd is None:
                 entry.fd = _open(entry.path)
-                opened = entry.fd is not None
                 if entry.fd is None:
                     continue
+                opened = True  # any file opened this round: its new name needs a dir fsync
             try:
                 fsync_fd(entry.fd)
             except OSError as exc:

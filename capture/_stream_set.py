@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from aiconfig import CaptureConfig
+from aiconfig import CaptureConfig, CaptureDeviceError
 
 from ._audio_recorder import AudioRecorder
 from ._constants import AUDIO_FILE, FRAMES_FILE, WEBCAM_FILE
@@ -48,6 +48,7 @@ class StreamSet:
         self.webcam: WebcamRecorder | None = None
         self.game: Any = None  # capture._game_state.GameStateStream while a window records
         self.game_status: dict[str, Any] = {}
+        self.game_failed: dict[str, Any] | None = None  # why the game-state stream never opened
         self.plugin_status: dict[str, Any] = {}
 
     # -- open ------------------------------------------------------------------------------------
@@ -101,9 +102,12 @@ class StreamSet:
             self._stream_plugins, session, session_id=session_id, fps=cfg.fps
         )
         # -- game state (League Live Client Data API): a stream of its own, degrades alone --
-        self.game = open_game_state(
-            cfg, journal, target, session_id=session_id, window_id=window_id
-        )
+        try:
+            self.game = open_game_state(
+                cfg, journal, target, session_id=session_id, window_id=window_id
+            )
+        except (CaptureDeviceError, ImportError) as exc:  # a bad --game-state-ca, no httpx
+            self.game_failed = {"status": "failed", "error": str(exc)}
 
     def _start_input(
         self, target: ScreenTarget, journal: EventJournal, *, session_id: str, window_id: str
@@ -133,16 +137,21 @@ class StreamSet:
         self.states["input"] = "recording"
 
     def abort(self) -> None:
-        """Stop every stream :meth:`open` opened (the screen grabber did not start)."""
-        self.recorder.stop()
-        self.recorder.join()
+        """Stop every stream :meth:`open` opened (it failed, or the screen grabber did not
+        start): also after :meth:`open` raised part-way."""
+        recorder: ScreenRecorder | None = getattr(self, "recorder", None)
+        if recorder is not None:
+            recorder.stop()
+            recorder.join()
         if self.audio is not None:
             self.audio.stop()
         if self.webcam is not None:
             self.webcam.stop()
         if self.logger is not None:
             self.logger.stop()
-        self.plugins.stop(0)
+        plugins: PluginStreams | None = getattr(self, "plugins", None)
+        if plugins is not None:
+            plugins.stop(0)
         if self.game is not None:
             self.game.stop()
 
@@ -213,7 +222,10 @@ class StreamSet:
         if recorder.stats.errors:  # the screen died early: keep the other streams' tail
             end_ns = max(end_ns, stop_ns if deadline is None else min(stop_ns, deadline))
         game = self.game
-        self.game_status = game.stop(end_ns) if game else game_off(self.cfg, self._target)
+        if game is not None:
+            self.game_status = game.stop(end_ns)
+        else:
+            self.game_status = self.game_failed or game_off(self.cfg, self._target)
         if webcam is not None:
             webcam.set_end(end_ns)
         if audio is not None:

@@ -102,7 +102,12 @@ class Grabber(Protocol):
 
 class InputHooks(Protocol):
     """How pynput's listeners are built on this platform and how their own event times
-    (X server time, a hook's ``time`` field, a CGEvent timestamp) map to the recorder's clock."""
+    (X server time, a hook's ``time`` field, a CGEvent timestamp) map to the recorder's clock.
+
+    ``keyed``: the event time is looked up by the event's key (the virtual key, the pointer
+    position: Windows hooks stamp in a filter apart from the callback), not per thread."""
+
+    keyed: bool
 
     def listener_options(self) -> dict[str, Any]: ...
     def wrap(self, listener_cls: Any) -> Any: ...

@@ -287,6 +287,8 @@ class DarwinInput:
     listener's callback, on the same thread.
     """
 
+    keyed = False
+
     def __init__(self, quartz: Any = None, numer_denom: tuple[int, int] | None = None) -> None:
         self._q = quartz
         self._ratio = numer_denom

@@ -185,6 +185,8 @@ class Win32Input:
     loosely; the hook-thread reading usually wins.
     """
 
+    keyed = True
+
     def __init__(self, api: Win32Api | None = None) -> None:
         self._api = api
         self._stamps: deque[tuple[Any, int]] = deque(maxlen=256)

@@ -69,6 +69,8 @@ class X11Input:
     milliseconds (a 32-bit counter); the callback's own clock reading is an upper bound late by
     the X server -> RECORD -> pynput path: the earlier of the two is kept."""
 
+    keyed = False
+
     def listener_options(self) -> dict[str, Any]:
         return {}
 

@@ -217,3 +217,27 @@ def test_allow_any_screen_has_no_game_stream(xvfb: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     meta = json.loads((Path(proc.stdout.strip()) / "metadata.json").read_text())
     assert meta["streams"]["game"]["status"] == "off"
+
+
+@pytest.mark.x11
+def test_an_unusable_certificate_fails_the_game_stream_alone(xvfb: str, tmp_path: Path) -> None:
+    """A --game-state-ca that is not a PEM certificate: the recording goes on and says why the
+    game stream failed (before, the start stopped half-way with the other streams running)."""
+    from tests.capture.capture_helpers import open_window, run_cli
+
+    bad = tmp_path / "not-a-cert.pem"
+    bad.write_text("this is not a certificate\n", encoding="utf-8")
+    win = open_window("League of Legends", (0, 0, 320, 240))
+    try:
+        proc = run_cli(
+            *("--quiet", "--duration", "1", "--no-input", "--out", str(tmp_path / "out")),
+            *("--game-state-ca", str(bad)),
+        )
+    finally:
+        win.close()
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    meta = json.loads((Path(proc.stdout.strip()) / "metadata.json").read_text())
+    status = meta["streams"]["game"]
+    assert status["status"] == "failed" and "not-a-cert.pem" in status["error"], status
+    assert meta["frame_count"] >= 1

@@ -110,6 +110,7 @@ def test_elevated_game_and_plain_recorder_is_detected() -> None:
 def test_hook_time_maps_onto_the_recorder_clock() -> None:
     api = FakeWin32(tick_base_ms=2**32 - 3000)  # the 32-bit tick count wraps in this test
     hooks = w.Win32Input(api)
+    assert hooks.keyed  # the callback finds its stamp by key/position, not per thread
     assert "win32_event_filter" in hooks.listener_options()
     assert api.awareness == w.DPI_AWARENESS_PER_MONITOR  # the listener process too
     now = time.monotonic_ns()

@@ -108,3 +108,26 @@ def test_check_writable(tmp_path: Path) -> None:
             assert "Permission denied" in str(check_writable(tmp_path))
         finally:
             os.chmod(tmp_path, 0o700)
+
+
+def test_a_name_created_in_a_round_gets_its_directory_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The directory is fsynced in the round a file first opens, even when a file listed after
+    it does not exist yet (frames.mp4 before its first fragment)."""
+    import aiconfig._files
+
+    synced: list[Path] = []
+    monkeypatch.setattr(aiconfig._files, "fsync_dir", synced.append)
+    syncer = Syncer(1.0)
+    first, later = tmp_path / "events.journal", tmp_path / "frames.mp4"
+    syncer.add(first)
+    syncer.add(later)
+    syncer.sync_all()  # round 0: the directory is always synced
+    assert synced == [tmp_path]
+    first.write_bytes(b"row")
+    syncer.sync_all()  # events.journal opens now, frames.mp4 is still missing
+    assert synced == [tmp_path, tmp_path]
+    syncer.sync_all()  # nothing new: no directory fsync
+    assert synced == [tmp_path, tmp_path]
+    syncer.stop()

@@ -21,13 +21,13 @@ says so); :func:`bin_actions` refuses them rather than guess a label.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .._actions import MOUSE_BUTTONS
 from .._errors import SessionError
+from ._format import row_meta
 from ._session import Session
 
 __all__ = ["ActionSpec", "FrameActions", "bin_actions", "input_name"]
@@ -97,12 +97,7 @@ def input_name(event_type: str, key_code: Any, button: Any, metadata: Any) -> st
     """The config's name for the input of one row (``q``, ``space``, ``mouse_right``)."""
     if event_type.startswith("mouse_"):
         return f"mouse_{button}" if button else None
-    name = None
-    if metadata:
-        try:
-            name = json.loads(metadata).get("key")
-        except (ValueError, AttributeError):
-            name = None
+    name = row_meta(metadata).get("key")
     if not name and key_code is not None and 32 < int(key_code) < 127:
         name = chr(int(key_code))
     if not isinstance(name, str) or not name:

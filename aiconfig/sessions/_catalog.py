@@ -221,15 +221,16 @@ def read_row(path: Path, root: Path) -> SessionRow:
     start = session.start_t_ns
     fps = session.fps
     streams = session.streams
+    streams_meta = meta.get("streams")
     errors = {
         name: info.get("error") or info.get("errors")
-        for name, info in (meta.get("streams") or {}).items()
+        for name, info in (streams_meta.items() if isinstance(streams_meta, dict) else ())
         if isinstance(info, dict) and (info.get("error") or info.get("errors"))
     }
     row.update(
         start_t_ns=start,
         start_time=datetime.fromtimestamp(start / 1e9, UTC) if start is not None else None,
-        duration_s=float(meta.get("duration_s") or 0.0),
+        duration_s=session.duration_s,
         fps=fps,
         actual_fps=_num(meta.get("actual_fps")),
         capture_fps=_num(meta.get("capture_fps")),
@@ -270,13 +271,15 @@ def read_row(path: Path, root: Path) -> SessionRow:
 
 def _provenance_fields(prov: dict[str, Any]) -> dict[str, Any]:
     """The config that drove a recording: name, path, digest, signers, lineage."""
-    path = prov.get("path")
+    # Metadata is read as found (a reader never raises for bad data): a field of another
+    # type is left out, not turned into a crash or a wrong value.
+    path, name, digest = (_str(prov.get(k)) for k in ("path", "name", "sha256"))
     signers = prov.get("signers")
     lineage = prov.get("lineage")
     return {
-        "config_name": prov.get("name") or (Path(path).stem if path else None),
+        "config_name": name or (Path(path).stem if path else None),
         "config_path": path,
-        "config_digest": prov.get("sha256"),
+        "config_digest": digest,
         "signers": [str(s.get("principal")) for s in signers if isinstance(s, dict)]
         if isinstance(signers, list)
         else None,
@@ -284,6 +287,10 @@ def _provenance_fields(prov: dict[str, Any]) -> dict[str, Any]:
         if isinstance(lineage, list)
         else None,
     }
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _num(value: Any) -> float | None:

@@ -17,6 +17,7 @@ pyarrow is imported inside :func:`event_schema` only.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from typing import Any, Final
 
@@ -44,6 +45,7 @@ __all__ = [
     "WEBCAM_FILE",
     "check_format_version",
     "event_schema",
+    "row_meta",
 ]
 
 FORMAT_VERSION: Final = "1.0.0"
@@ -169,3 +171,15 @@ def check_format_version(value: object, *, file: str) -> tuple[int, int, int]:
             hint="read it with the aiconfig release that recorded it, or record it again",
         )
     return version
+
+
+def row_meta(value: Any) -> dict[str, Any]:
+    """An event row's ``metadata`` column as a dict: ``{}`` for a null, for text that is not
+    JSON and for JSON that is not an object (the column is free-form; readers never raise)."""
+    if not value:
+        return {}
+    try:
+        doc = json.loads(value)
+    except (TypeError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}

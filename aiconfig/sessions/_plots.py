@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
-import json
 import wave
 from pathlib import Path
 from typing import Any
+
+from ._format import row_meta
 
 __all__ = [
     "audio_levels",
@@ -96,7 +97,7 @@ def delay_plot(frames: Any, fps: float) -> bytes:
     dup = frames["is_duplicate"].to_numpy(zero_copy_only=False).astype(bool)
     kind = np.array(
         [
-            json.loads(m).get("duplicate", "padded") if m else ""
+            row_meta(m).get("duplicate", "padded") if m else ""
             for m in frames["metadata"].to_pylist()
         ]
     )
@@ -121,11 +122,7 @@ def delay_plot(frames: Any, fps: float) -> bytes:
 def _label(event_type: str, key_code: Any, button: Any, meta: Any) -> str:
     if event_type.startswith("mouse"):
         return f"mouse {button or '?'}"
-    try:
-        name = json.loads(meta).get("key") if meta else None
-    except ValueError:
-        name = None
-    return f"key {name or key_code}"
+    return f"key {row_meta(meta).get('key') or key_code}"
 
 
 def input_timeline(inputs: Any, frame_count: int) -> bytes:

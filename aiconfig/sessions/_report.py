@@ -149,9 +149,13 @@ def _pictures(session: Session, n: int) -> list[str]:
     if inputs is not None:
         timeline = _plots.input_timeline(inputs, n)
         parts.append("<h2>Input timeline</h2>" + _img(timeline, "inputs", "input timeline"))
-        mid = _plots.decode_frames(session.video_path, [n // 2], fps, 640).get(n // 2)
-        heat = _plots.mouse_heatmap(inputs, mid, session.resolution)
-        parts.append("<h2>Mouse heatmap</h2>" + _img(heat, "heatmap", "mouse position heatmap"))
+        if min(session.resolution) > 0:  # window pixels: unknown when metadata lacks them
+            mid = _plots.decode_frames(session.video_path, [n // 2], fps, 640).get(n // 2)
+            heat = _plots.mouse_heatmap(inputs, mid, session.resolution)
+            parts.append("<h2>Mouse heatmap</h2>" + _img(heat, "heatmap", "mouse position heatmap"))
+        else:
+            parts.append("<h2>Mouse heatmap</h2><p>not drawn: the screen resolution in "
+                         "metadata.json is missing or not two integers</p>")  # fmt: skip
     if session.audio_path is not None:
         png, summary = _plots.audio_levels(session.audio_path)
         parts.append("<h2>Audio</h2>" + (_img(png, "audio", "audio level") if png else ""))
@@ -161,23 +165,27 @@ def _pictures(session: Session, n: int) -> list[str]:
 
 def _streams_and_provenance(session: Session) -> list[str]:
     parts = []
-    streams = session.metadata.get("streams") or {}
-    if streams:
+    streams = session.metadata.get("streams")
+    if isinstance(streams, dict) and streams:
         rows = []
         for name, raw in sorted(streams.items()):
             info = raw if isinstance(raw, dict) else {"status": raw}
-            err = info.get("error") or "; ".join(info.get("errors") or []) or None
+            errors = info.get("errors")
+            listed = "; ".join(map(str, errors)) if isinstance(errors, list) else None
+            err = info.get("error") or listed or None
             extra = {k: v for k, v in info.items() if k not in ("status", "error", "errors")}
             rows.append([name, info.get("status"), err, json.dumps(extra) if extra else None])
         parts.append("<h2>Streams</h2>" + _table(["stream", "status", "error", "details"], rows))
     prov = session.provenance
+    signed_by, chain = prov.get("signers"), prov.get("lineage")
     signers = ", ".join(
         f"{s.get('principal')} ({s.get('fingerprint')})"
-        for s in prov.get("signers", [])
+        for s in (signed_by if isinstance(signed_by, list) else ())
         if isinstance(s, dict)
     )
     lineage = " <- ".join(
-        str(x.get("path", x)) if isinstance(x, dict) else str(x) for x in prov.get("lineage") or []
+        str(x.get("path", x)) if isinstance(x, dict) else str(x)
+        for x in (chain if isinstance(chain, list) else ())
     )
     rows_kv = [
         ("config", prov.get("path")),

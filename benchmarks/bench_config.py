@@ -158,7 +158,7 @@ class One(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     x: int = 1
 
-One.model_validate(yaml.load("x: 2", Loader=yaml.CSafeLoader))
+One.model_validate(yaml.load("x: 2", Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
 """
 
 

@@ -89,6 +89,10 @@ def load_frames(path: str | Path) -> Any:
                 f"frames must be uint8 (N, H, W, 3); got {frames.dtype} {frames.shape}",
                 file=str(p),
             )
+        if frames.shape[0] == 0:
+            raise ConfigFileError(
+                f"no frames: the array is {frames.shape}", file=str(p), hint="save N >= 1 frames"
+            )
         return frames
     try:
         import av  # optional (capture extra)

@@ -200,6 +200,7 @@ def test_infer_torch_overload_is_reported(
         ([], "exactly one of --frames", 2),
         (["--synthetic", "0"], "--synthetic", 1),
         (["--frames", "/nonexistent.npy"], "no such frames file", 1),
+        (["--frames", "EMPTY"], "no frames: the array is (0, 144, 256, 3)", 1),
     ],
 )
 def test_infer_bad_input_is_one_line(
@@ -210,6 +211,11 @@ def test_infer_bad_input_is_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     cfg = torch_config(tmp_path)
+    if "EMPTY" in extra:  # an array of no frames (it once reached warm-up: IndexError)
+        import numpy as np
+
+        np.save(tmp_path / "empty.npy", np.zeros((0, 144, 256, 3), np.uint8))
+        extra = [str(tmp_path / "empty.npy") if a == "EMPTY" else a for a in extra]
     rc = main(["infer", "--config", str(cfg), "--allow-unsigned", *extra, "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == code and message in err and "Traceback" not in err

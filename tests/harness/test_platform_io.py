@@ -216,10 +216,22 @@ def test_win_pwrite_writes_at_the_offset(win: tuple[Any, FakeMsvcrt], tmp_path: 
     assert (tmp_path / "f").read_bytes() == b"abcdXY"
 
 
-def test_win_available_cpus_counts_usable_cpus(win: tuple[Any, FakeMsvcrt]) -> None:
+def test_win_available_cpus_counts_usable_cpus(
+    win: tuple[Any, FakeMsvcrt], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows has no sched_getaffinity: the usable count (3.13's process_cpu_count, else
+    cpu_count) is used, and an unknown count (None) is one CPU, never zero."""
     mod, _ = win
-    expected = getattr(os, "process_cpu_count", os.cpu_count)() or 1
-    assert mod.available_cpus() == expected
+
+    def no_affinity(pid: int) -> set[int]:
+        raise AssertionError("sched_getaffinity does not exist on Windows")
+
+    monkeypatch.setattr(os, "sched_getaffinity", no_affinity, raising=False)
+    monkeypatch.delattr(os, "process_cpu_count", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    assert mod.available_cpus() == 3
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert mod.available_cpus() == 1
 
 
 def test_win_memory_budget_is_advisory_and_said_so(

@@ -18,10 +18,8 @@ from .conftest import Recorded, session_dirs
 
 pytestmark = [pytest.mark.x11, pytest.mark.audio, pytest.mark.slow]
 
-# The marker, then the docs runner's option line (it skips these: they need recordings).
-MARK = re.compile(
-    r"<!-- test: (sessions-[\w-]+) -->\n(?:<!-- example: [^\n]*-->\n)?```(\w+)\n(.*?)```", re.S
-)
+# The docs runner's marker for a block a dedicated test runs (these need recordings).
+MARK = re.compile(r"<!-- test: (sessions-[\w-]+) -->\n```(\w+)\n(.*?)```", re.S)
 
 
 def _blocks() -> dict[str, tuple[str, str]]:

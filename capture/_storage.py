@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -272,9 +273,19 @@ class Syncer:
         }
 
 
+# os.fsync is FlushFileBuffers on Windows, which needs a handle with write access (a read-only
+# descriptor fails with EBADF); POSIX fsync works on any descriptor. Never O_TRUNC/O_CREAT:
+# the writer owns the file, the Syncer only flushes it.
+def _sync_flags(platform: str) -> int:
+    return (os.O_RDWR | getattr(os, "O_BINARY", 0)) if platform == "win32" else os.O_RDONLY
+
+
+_SYNC_FLAGS = _sync_flags(sys.platform)
+
+
 def _open(path: Path) -> int | None:
     try:
-        return os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        return os.open(path, _SYNC_FLAGS | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return None
 

@@ -131,3 +131,21 @@ def test_a_name_created_in_a_round_gets_its_directory_fsynced(
     syncer.sync_all()  # nothing new: no directory fsync
     assert synced == [tmp_path, tmp_path]
     syncer.stop()
+
+
+def test_the_syncer_opens_what_it_may_fsync(tmp_path: Path) -> None:
+    """Windows' fsync (FlushFileBuffers) needs write access, POSIX's does not; neither may
+    create or truncate the writer's file."""
+    from capture._storage import _open, _sync_flags
+
+    assert _sync_flags("win32") & os.O_ACCMODE == os.O_RDWR
+    assert _sync_flags("linux") & os.O_ACCMODE == os.O_RDONLY
+    for platform in ("win32", "linux", "darwin"):
+        assert not _sync_flags(platform) & (os.O_TRUNC | os.O_CREAT)
+    path = tmp_path / "frames.mp4"
+    path.write_bytes(b"data")
+    fd = _open(path)
+    assert fd is not None
+    os.fsync(fd)  # what the Syncer does with it
+    os.close(fd)
+    assert path.read_bytes() == b"data"

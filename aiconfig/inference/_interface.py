@@ -10,13 +10,21 @@ Each call runs under one deadline (``budget_ms`` from ``inference.latency_budget
 per-call override). Past it the call raises :class:`LatencyBudgetExceeded` naming the phase.
 Telemetry goes through ``opentelemetry-api`` only: without a configured SDK every instrument is a
 no-op, so the library costs nothing extra when monitoring is off.
+
+A call's telemetry (its span, metrics and observers) is recorded after the caller has its result:
+on the event loop's next turn, which in an agent's loop is the wait for the next observation. A
+caller that never yields to the loop pays it as before, one record a call (the oldest one once
+``_MAX_DEFERRED`` are waiting), never in a burst. Spans opened up front (the vLLM client's) end
+with their call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
@@ -42,6 +50,11 @@ __all__ = [
     "LatencyObserver",
     "Slot",
 ]
+
+_log = logging.getLogger(__name__)
+
+#: Calls whose telemetry may wait for the loop's next turn; past it each call records the oldest.
+_MAX_DEFERRED = 64
 
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
@@ -80,6 +93,7 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
         observers: tuple[LatencyObserver, ...] = (),
+        defer_telemetry: bool = True,
     ) -> None:
         if latency_budget_ms <= 0:
             raise ValueError("latency_budget_ms must be > 0")
@@ -90,6 +104,11 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         )
         self._batcher: BatchScheduler | None = None
         self._observers: list[LatencyObserver] = list(observers)
+        #: Record each call's span, metrics and observers after its caller has the result
+        #: (see the module docstring); False records them before ``infer`` returns.
+        self.defer_telemetry = defer_telemetry
+        self._deferred: deque[tuple[_Call, BaseException | None, context.Context]] = deque()
+        self._flush_on: asyncio.AbstractEventLoop | None = None
         self._tracer = trace.get_tracer("aiconfig.inference", tracer_provider=tracer_provider)
         meter = metrics.get_meter("aiconfig.inference", meter_provider=meter_provider)
         self._m_duration = meter.create_histogram(
@@ -236,24 +255,24 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
             call.outcome = "ok"
         except TimeoutError:
             err = self._budget_error(call)
-            self._finish(span, call, err)
+            self._end(span, call, err)
             raise err from None
         except Overloaded as exc:
             call.outcome = "overloaded"
             call.t_end = time.perf_counter_ns()
-            self._finish(span, call, exc)
+            self._end(span, call, exc)
             raise
         except LatencyBudgetExceeded as exc:
             call.outcome = "budget_exceeded"
             call.t_end = time.perf_counter_ns()
-            self._finish(span, call, exc)
+            self._end(span, call, exc)
             raise
         except BaseException as exc:
             call.t_end = time.perf_counter_ns()
-            self._finish(span, call, exc)
+            self._end(span, call, exc)
             raise
         else:
-            self._finish(span, call, None)
+            self._end(span, call, None)
         finally:
             if token is not None:
                 context.detach(token)
@@ -358,15 +377,57 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
             estimate_ms=estimate_ms,
         )
 
-    def _finish(self, span: trace.Span | None, call: _Call, error: BaseException | None) -> None:
-        """Metrics, the span (created now, backdated, unless it was opened up front), observers."""
+    def _end(self, span: trace.Span | None, call: _Call, error: BaseException | None) -> None:
+        """Record the call's telemetry now (a span opened up front, or deferral off) or queue it
+        for the loop's next turn, with the context it ended in (the span's parent)."""
+        ctx = context.get_current()
+        if span is not None or not self.defer_telemetry:
+            self._finish(span, call, error, ctx)
+            return
+        deferred = self._deferred
+        deferred.append((call, error, ctx))
+        loop = asyncio.get_running_loop()
+        if self._flush_on is not loop:  # no flush is scheduled on this loop yet
+            self._flush_on = loop
+            loop.call_soon(self._flush_scheduled)
+        elif len(deferred) > _MAX_DEFERRED:  # the caller is not yielding: record one now
+            self._record(*deferred.popleft())
+
+    def _flush_scheduled(self) -> None:
+        self._flush_on = None
+        self.flush_telemetry()
+
+    def flush_telemetry(self) -> None:
+        """Record now the telemetry of calls that returned but whose spans, metrics and
+        observers wait for the event loop's next turn (``aclose`` does this too)."""
+        deferred = self._deferred
+        while deferred:
+            self._record(*deferred.popleft())
+
+    def _record(self, call: _Call, error: BaseException | None, ctx: context.Context) -> None:
+        """One deferred record; its caller has returned, so a failure is logged, not raised."""
+        try:
+            self._finish(None, call, error, ctx)
+        except Exception:  # noqa: BLE001 - an observer's bug must not stop the other records
+            _log.exception("recording the telemetry of a call to %r failed", self.name)
+
+    def _finish(
+        self,
+        span: trace.Span | None,
+        call: _Call,
+        error: BaseException | None,
+        ctx: context.Context,
+    ) -> None:
+        """Metrics, the span (created now, backdated, unless it was opened up front), observers.
+
+        ``ctx`` is the context the call ended in, looked up once: the SDK would otherwise read
+        the context variable again for the histogram's exemplar filter, the span's parent and
+        the sampler.
+        """
         t0 = call.t0
         t_end = call.t_end
         outcome = call.outcome
         total_s = (t_end - t0) / _NS_PER_S
-        # The current context, looked up once: the SDK would otherwise read the context
-        # variable again for the histogram's exemplar filter, the span's parent and the sampler.
-        ctx = context.get_current()
         by_outcome = self._attrs_by_outcome[outcome]
         self._m_duration.record(total_s, by_outcome, ctx)
         if outcome == "overloaded":
@@ -421,4 +482,6 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
             span.end(call.t0_wall + (t_end - t0))
 
     async def aclose(self) -> None:
-        """Release resources (thread pools, HTTP connections). Safe to call twice."""
+        """Record deferred telemetry and release resources (thread pools, HTTP connections).
+        Safe to call twice."""
+        self.flush_telemetry()

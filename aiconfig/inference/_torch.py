@@ -154,6 +154,7 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
         tracer_provider: Any = None,
         meter_provider: Any = None,
         observers: tuple[LatencyObserver, ...] = (),
+        defer_telemetry: bool = True,
     ) -> None:
         super().__init__(
             name,
@@ -163,6 +164,7 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
             observers=observers,
+            defer_telemetry=defer_telemetry,
         )
         configure_determinism(seed, deterministic=deterministic)
         _apply_cpu_limit()
@@ -368,6 +370,7 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
             start += k
 
     async def aclose(self) -> None:
+        await super().aclose()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await asyncio.get_running_loop().run_in_executor(None, pool.shutdown)

@@ -182,6 +182,7 @@ class VLLMClient(AIModelInterface[GenerationRequest, Generation]):
         return await self.infer(req, budget_ms=budget_ms)
 
     async def aclose(self) -> None:
+        await super().aclose()
         await self._client.aclose()
 
     # -- AIModelInterface hooks --------------------------------------------------------------

@@ -176,7 +176,11 @@ class TorchModelInterface(AIModelInterface[Any, Any]):
         # A torch.export program refuses eval(): its mode was fixed when it was exported.
         with contextlib.suppress(NotImplementedError):
             model.eval()
-        model.requires_grad_(False)
+        if isinstance(model, torch.jit.ScriptModule):  # it refuses requires_grad_()
+            for param in model.parameters():
+                param.requires_grad_(False)
+        else:
+            model.requires_grad_(False)
         self.model = model
         self.compiled_model: Callable[..., Any] | None = (
             torch.compile(model, backend=compile_backend) if compile else None

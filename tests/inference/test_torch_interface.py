@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,36 @@ def test_result_matches_bare_model_and_runs_in_inference_mode(offload: bool) -> 
     assert r.output.is_inference()
     assert not r.output.requires_grad
     assert r.model == "tiny" and r.budget_ms == 50.0
+
+
+@pytest.mark.parametrize("kind", ["traced", "scripted", "frozen"])
+def test_torchscript_models_run_as_given(kind: str) -> None:
+    """A deployed TorchScript module (traced, scripted, or frozen) is served as is, batched
+    or not; ScriptModules refuse ``requires_grad_``, so gradients are turned off per tensor."""
+    net = tiny().eval()
+    x = torch.randn(1, 8)
+    with torch.inference_mode():
+        expected = net(x)
+    with warnings.catch_warnings():  # TorchScript is deprecated, and still deployed
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if kind == "traced":
+            module = torch.jit.trace(net, x)
+        elif kind == "scripted":
+            module = torch.jit.script(net)
+        else:
+            module = torch.jit.freeze(torch.jit.script(net))
+
+    async def main() -> list[Any]:
+        out = []
+        for batch in (1, 4):
+            m = TorchModelInterface(module, name="ts", device="cpu", max_batch_size=batch)
+            out.append((await m.infer(x)).output)
+            await m.aclose()
+        return out
+
+    for output in asyncio.run(main()):
+        assert torch.allclose(output, expected, atol=1e-6)
+    assert not any(p.requires_grad for p in module.parameters())
 
 
 def test_from_config_and_determinism_switches() -> None:

@@ -81,7 +81,7 @@ def test_torchscript_models_run_as_given(kind: str) -> None:
     with warnings.catch_warnings():  # TorchScript is deprecated, and still deployed
         warnings.simplefilter("ignore", DeprecationWarning)
         if kind == "traced":
-            module = torch.jit.trace(net, x)
+            module = torch.jit.trace(net, x)  # type: ignore[no-untyped-call]
         elif kind == "scripted":
             module = torch.jit.script(net)
         else:

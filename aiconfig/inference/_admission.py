@@ -65,10 +65,6 @@ class ComputeEstimate:
         self.samples += 1
         self._streak = 0
 
-    def refuses(self, budget_ms: float) -> bool:
-        """True when ``budget_ms`` cannot cover the estimate (and this call is not a probe)."""
-        return self.decide(budget_ms) == REFUSE
-
     def decide(self, budget_ms: float) -> int:
         """:data:`ADMIT`, :data:`REFUSE`, or :data:`PROBE` (a call let through to re-measure,
         which the queue must then not drop as hopeless)."""

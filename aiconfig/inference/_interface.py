@@ -438,38 +438,29 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
             if outcome == "budget_exceeded":
                 self._m_rejections.add(1, by_outcome, ctx)
         t_slot = call.t_slot or t_end
+        attrs: dict[str, Any] = {
+            "aiconfig.inference.outcome": outcome,
+            "aiconfig.inference.budget_ms": call.budget,
+            "aiconfig.inference.queue_ms": (t_slot - t0) / _NS_PER_MS,
+            "aiconfig.inference.compute_ms": (t_end - t_slot) / _NS_PER_MS,
+        }
+        if call.batch_size:
+            attrs["aiconfig.inference.batch_size"] = call.batch_size
+        if error is not None:
+            attrs["error.type"] = type(error).__name__
         if span is None:
-            # One dict with every attribute, one SDK call: the span is created now, backdated.
-            attrs: dict[str, Any] = {
-                **call.attrs,
-                "aiconfig.inference.outcome": outcome,
-                "aiconfig.inference.budget_ms": call.budget,
-                "aiconfig.inference.queue_ms": (t_slot - t0) / _NS_PER_MS,
-                "aiconfig.inference.compute_ms": (t_end - t_slot) / _NS_PER_MS,
-            }
-            if call.batch_size:
-                attrs["aiconfig.inference.batch_size"] = call.batch_size
-            if error is not None:
-                attrs["error.type"] = type(error).__name__
+            # Every attribute in one SDK call: the span is created now, backdated.
             span = self._tracer.start_span(
                 self._span_name,
                 ctx,
                 self._span_kind,
-                attrs,
+                {**call.attrs, **attrs},
                 start_time=call.t0_wall,
                 record_exception=False,
                 set_status_on_exception=False,
             )
         elif span.is_recording():
-            end_attrs: dict[str, Any] = {
-                "aiconfig.inference.outcome": outcome,
-                "aiconfig.inference.budget_ms": call.budget,
-                "aiconfig.inference.queue_ms": (t_slot - t0) / _NS_PER_MS,
-                "aiconfig.inference.compute_ms": (t_end - t_slot) / _NS_PER_MS,
-            }
-            if error is not None:
-                end_attrs["error.type"] = type(error).__name__
-            span.set_attributes(end_attrs)
+            span.set_attributes(attrs)
         try:
             if error is not None and span.is_recording():
                 span.set_status(Status(StatusCode.ERROR, str(error).splitlines()[0][:200]))

@@ -286,7 +286,9 @@ def _torch(cfg: AIConfig, request: InferRequest, kw: dict[str, Any]) -> Any:
     interface = TorchModelInterface.from_config(
         net, inf, name=cfg.model.name, preprocess=preprocess, **kw
     )
-    interface.warmup(frames[0], runs=2 if inf.compile else 1)
+    # The first pass is cold (and compiles); the later ones seed the compute estimate that
+    # deadline-aware admission needs from the first budgeted call on.
+    interface.warmup(frames[0], runs=3 if inf.compile else 2)
     actions = cfg.model.action_space
 
     def render(logits: Any) -> Any:

@@ -28,8 +28,6 @@ from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any
 
-from typing_extensions import Buffer
-
 __all__ = ["DistributionImportError", "load_from_distribution"]
 
 _LOCK = threading.Lock()
@@ -40,14 +38,12 @@ class DistributionImportError(ImportError):
 
 
 class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
-    """Compiles the source file every time: ``__pycache__`` is never read or written."""
+    """Compiles the source file every time: ``__pycache__`` is never read or written (only the
+    base ``get_code`` reads bytecode and writes it through ``set_data``; this one does neither)."""
 
     def get_code(self, fullname: str) -> CodeType:
         source = self.get_data(self.path)
         return compile(source, self.path, "exec", dont_inherit=True)
-
-    def set_data(self, path: str, data: Buffer, *, _mode: int = 0o666) -> None:
-        return None  # never write bytecode
 
 
 class _DistFinder(importlib.abc.MetaPathFinder):

@@ -78,6 +78,7 @@ _TEMPLATE_KEYS = {
 
 def load_template(path: Path | None) -> tuple[Thresholds, dict[str, Any] | None]:
     """Thresholds from a JSON config template, and ``{"path", "sha256"}`` for provenance."""
+    from ..sessions import INPUT_EVENT_TYPES
     from .sessions import Thresholds
 
     if path is None:
@@ -107,6 +108,12 @@ def load_template(path: Path | None) -> tuple[Thresholds, dict[str, Any] | None]
             values[key] = value
         else:
             problems.append(f"{key} must be {want.__name__}, got {type(value).__name__}")
+    unknown = [t for t in values.get("action_event_types", ()) if t not in INPUT_EVENT_TYPES]
+    if unknown:
+        problems.append(
+            f"action_event_types: {', '.join(map(repr, unknown))} is not an input event type the "
+            f"recorder writes (use: {', '.join(INPUT_EVENT_TYPES)})"
+        )
     if problems:
         raise ConfigValidationError("; ".join(problems), file=str(path))
     values.pop("schema_version", None)
@@ -234,7 +241,7 @@ def run_pipeline(
     step_fns = {name: _callable(obj) for name, obj in (steps or {}).items()}
 
     def one(path: Path) -> SessionReport:
-        rep = analyze_session(path, thresholds=thresholds, threads=1, batch_rows=batch_rows)
+        rep = analyze_session(path, thresholds=thresholds, batch_rows=batch_rows)
         if rep.valid:
             _run_steps(rep, path, step_fns, run.out_dir)
         run.log.info(

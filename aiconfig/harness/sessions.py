@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..sessions import validate_session
+from ..sessions import ACTION_EVENT_TYPES, validate_session
 
 __all__ = ["SessionReport", "Thresholds", "analyze_session", "degradations"]
 
-DEFAULT_ACTIONS = ("key_press", "mouse_press", "mouse_click", "mouse_down", "scroll")
+DEFAULT_ACTIONS = ACTION_EVENT_TYPES
+"""What ``actions`` counts by default: the recorder's press and scroll input rows."""
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,12 @@ def degradations(stats: dict[str, Any], thresholds: Thresholds) -> list[str]:
 
 
 def analyze_session(
-    path: Path, *, thresholds: Thresholds, threads: int = 1, batch_rows: int = 65536
+    path: Path, *, thresholds: Thresholds, batch_rows: int = 65536
 ) -> SessionReport:
-    """Validate one session (never raises for bad data), then apply ``thresholds``."""
-    del threads  # demuxing is single-threaded; the pipeline parallelises across sessions
+    """Validate one session (never raises for bad data), then apply ``thresholds``.
+
+    Single-threaded (the video is demuxed, not decoded); the pipeline runs sessions in parallel.
+    """
     check = validate_session(path, batch_rows=batch_rows)
     rep = SessionReport(str(path), check.session_id, list(check.problems), list(check.notes))
     if not check.stats:

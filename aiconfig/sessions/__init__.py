@@ -27,12 +27,14 @@ if TYPE_CHECKING:
     from ._catalog import Catalog, SessionRow
     from ._dataset import SessionClipDataset, SessionDataset, split_of
     from ._format import (
+        ACTION_EVENT_TYPES,
         AUDIO_FILE,
         EVENT_COLUMNS,
         EVENTS_FILE,
         EVENTS_JOURNAL,
         FORMAT_VERSION,
         FRAMES_FILE,
+        INPUT_EVENT_TYPES,
         MANIFEST_FILE,
         MANIFEST_SCHEMA_VERSION,
         METADATA_FIELDS,
@@ -52,12 +54,14 @@ if TYPE_CHECKING:
     from ._video import VideoInfo, probe_video
 
 __all__ = [
+    "ACTION_EVENT_TYPES",
     "AUDIO_FILE",
     "EVENTS_FILE",
     "EVENTS_JOURNAL",
     "EVENT_COLUMNS",
     "FORMAT_VERSION",
     "FRAMES_FILE",
+    "INPUT_EVENT_TYPES",
     "MANIFEST_FILE",
     "MANIFEST_SCHEMA_VERSION",
     "METADATA_FIELDS",

@@ -2,12 +2,12 @@
 
 ``ROOT/sessions.parquet`` (:data:`INDEX_FILE`) holds one row per session (:data:`ROW_FIELDS`) and
 a fingerprint of the files each row was read from (size and mtime of ``metadata.json``,
-``manifest.json``, ``events.parquet`` and ``frames.mp4``). Refreshing it reads only sessions whose
-fingerprint changed or that are new, so listing or querying 10,000 sessions does not reopen
-10,000 metadata files. A row never needs the video decoded: it comes from the two JSON files and
-the Parquet footer. A directory that cannot be read, a half-written session, a corrupt file or a
-session of a format this aiconfig refuses is still a row, with ``status`` ``failed`` (or
-``recording``) and its ``problem``.
+``manifest.json``, ``events.parquet``, the recorder's event journal and ``frames.mp4``).
+Refreshing it reads only sessions whose fingerprint changed or that are new, so listing or
+querying 10,000 sessions does not reopen 10,000 metadata files. A row never needs the video
+decoded: it comes from the two JSON files and the Parquet footer. A directory that cannot be
+read, a half-written session, a corrupt file or a session of a format this aiconfig refuses is
+still a row, with ``status`` ``failed`` (or ``recording``) and its ``problem``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ __all__ = ["INDEX_FILE", "ROW_FIELDS", "Catalog", "SessionRow", "discover"]
 
 INDEX_FILE = "sessions.parquet"
 INDEX_VERSION = "1"
-_FINGERPRINTED = (METADATA_FILE, MANIFEST_FILE, EVENTS_FILE, EVENTS_JOURNAL)
+# frames.mp4 too: the row says whether it is there, and a re-recorded or repaired video must
+# be read again (its size and mtime only: the video is never hashed for this).
+_FINGERPRINTED = (METADATA_FILE, MANIFEST_FILE, EVENTS_FILE, EVENTS_JOURNAL, FRAMES_FILE)
 
 ROW_FIELDS: tuple[tuple[str, str], ...] = (
     ("session_id", "string"),

@@ -103,6 +103,20 @@ Rows: ``event_type="frame"`` with ``stream`` ``screen``/``webcam`` (``t_ns`` pre
 dropped repeat, ``metadata`` ``{"duplicate": "padded"|"dropped"}``); input rows ``stream="input"``
 (``frame_ref`` the frame on screen at ``t_ns``, coordinates relative to the captured window)."""
 
+INPUT_EVENT_TYPES: Final = (
+    "key_press",
+    "key_release",
+    "mouse_move",
+    "mouse_press",
+    "mouse_release",
+    "mouse_scroll",
+)
+"""The ``event_type`` of every input row the recorder writes (``stream="input"``)."""
+
+ACTION_EVENT_TYPES: Final = ("key_press", "mouse_press", "mouse_scroll")
+"""The input event types that are a player's action (a press or a scroll; a release or a move
+is not): what the pipeline counts in ``actions`` unless its template says otherwise."""
+
 METADATA_FIELDS: Final[dict[str, tuple[type, ...]]] = {
     "format_version": (str,),
     "session_id": (str,),

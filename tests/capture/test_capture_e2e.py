@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from aiconfig.sessions import ACTION_EVENT_TYPES, INPUT_EVENT_TYPES
 from tests.capture.capture_helpers import Injector, XWindow, capture_cmd, open_window, run_env
 
 pytestmark = [pytest.mark.x11, pytest.mark.slow]
@@ -177,6 +178,9 @@ def test_recording_matches_injected_input(
         matched.append(inputs[cursor])
         cursor += 1
     assert len(matched) == len(kinds_wanted)
+    # The session format names exactly the input event types the recorder writes.
+    assert {table["event_type"][i] for i in inputs} == set(INPUT_EVENT_TYPES)
+    assert set(ACTION_EVENT_TYPES) < set(INPUT_EVENT_TYPES)
     assert min(errors_ms) >= 0
     # Each event is stamped after its injection and long before the next one (injections are
     # spaced apart): this checks the matching, not speed. The timestamp-error p99 is a

@@ -126,9 +126,9 @@ def _add_inputs(
     inputs: int,
     size: tuple[int, int],
     rng: np.random.Generator,
+    kinds: tuple[str, ...],
 ) -> None:
-    """``inputs`` key and mouse events at random times within the session."""
-    kinds = ["key_press", "key_release", "mouse_move", "mouse_press"]
+    """``inputs`` key and mouse events at random times within the session, cycling ``kinds``."""
     for j in range(inputs):
         t = START_NS + int(rng.integers(0, n * period))
         kind = kinds[j % len(kinds)]
@@ -141,7 +141,8 @@ def _add_inputs(
             key_code=65 + j % 26 if kind.startswith("key") else None,
             mouse_x=float(rng.uniform(0, size[0])) if kind.startswith("mouse") else None,
             mouse_y=float(rng.uniform(0, size[1])) if kind.startswith("mouse") else None,
-            mouse_button="left" if kind == "mouse_press" else None,
+            mouse_button="left" if kind in ("mouse_press", "mouse_release") else None,
+            delta=1.0 if kind == "mouse_scroll" else None,
             frame_ref=(t - START_NS) // period,
             window_id="League of Legends",
             session_id=name,
@@ -211,6 +212,7 @@ def make_session(
     pad_every: int = 0,
     dropped: int = 0,
     inputs: int = 40,
+    input_kinds: tuple[str, ...] = ("key_press", "key_release", "mouse_move", "mouse_press"),
     audio: bool = False,
     webcam: bool = False,
     seed: int = 7,
@@ -224,7 +226,7 @@ def make_session(
     period = 1_000_000_000 // fps
     events = _EventRows()
     padded = _add_screen_frames(events, name, n, period, pad_every, dropped, rng)
-    _add_inputs(events, name, n, period, inputs, size, rng)
+    _add_inputs(events, name, n, period, inputs, size, rng, input_kinds)
     if webcam:
         _add_webcam_frames(events, name, n, period)
     events.write(d / "events.parquet")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from aiconfig.harness import RunContext, verify_manifest
 
@@ -161,6 +162,61 @@ def test_template_with_unknown_key_is_refused(tmp_path: Path, data_root: Path) -
     )  # fmt: skip
     assert res.returncode == 1
     assert "unknown key 'max_dorp'" in res.stderr and "Traceback" not in res.stderr
+
+
+# Every input event type the recorder writes (docs/capture.md; tests/capture/test_capture_e2e.py
+# records each of them for real).
+RECORDED_INPUTS = (
+    "key_press",
+    "key_release",
+    "mouse_move",
+    "mouse_press",
+    "mouse_release",
+    "mouse_scroll",
+)
+
+
+def test_actions_count_the_recorders_presses_and_scrolls(tmp_path: Path) -> None:
+    from aiconfig.harness.pipeline import load_template
+    from aiconfig.harness.sessions import Thresholds, analyze_session
+
+    session = make_session(tmp_path, inputs=60, input_kinds=RECORDED_INPUTS)  # 10 of each
+    shipped, _ = load_template(REPO / "tools" / "fixture_config_template.json")
+    for thresholds in (Thresholds(), shipped):
+        stats = analyze_session(session, thresholds=thresholds).stats
+        assert stats["input_counts"] == dict.fromkeys(RECORDED_INPUTS, 10)
+        # a press or a scroll is an action; a release or a move is not
+        assert stats["actions"] == 30 and stats["actions_per_minute"] == 900.0
+        assert set(thresholds.action_event_types) <= set(stats["input_counts"])
+
+
+def test_template_naming_an_event_type_the_recorder_never_writes_is_refused(
+    tmp_path: Path, data_root: Path
+) -> None:
+    template = tmp_path / "t.json"
+    template.write_text(json.dumps({"action_event_types": ["key_press", "scroll"]}))
+    manifest = write_sessions_manifest(tmp_path / "m.json", [data_root / "session_20261121_100000"])
+    res = run_cli(
+        ["pipeline", "--manifest", str(manifest), "--out", str(tmp_path / "o"),
+         "--config-template", str(template)],
+        env=child_env(tmp_path),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert str(template) in lines[0] and "action_event_types: 'scroll'" in lines[0]
+    assert "use: " + ", ".join(RECORDED_INPUTS) in lines[0]
+    assert not (tmp_path / "o" / "fixture_report.json").exists()
+
+
+def test_analyze_session_takes_no_threads(tmp_path: Path) -> None:
+    from aiconfig.harness.sessions import Thresholds, analyze_session
+
+    session = make_session(tmp_path, seconds=1.0)
+    assert analyze_session(session, thresholds=Thresholds(), batch_rows=1024).valid
+    with pytest.raises(TypeError, match="threads"):
+        analyze_session(session, thresholds=Thresholds(), threads=4)  # type: ignore[call-arg]
 
 
 def test_session_with_its_own_manifest_is_rehashed(tmp_path: Path) -> None:

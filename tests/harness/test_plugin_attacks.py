@@ -143,6 +143,34 @@ def test_planted_bytecode_never_runs(tmp_path: Path, member: str) -> None:
     assert not mark.exists()
 
 
+def test_locked_import_writes_no_bytecode_and_needs_only_the_standard_library(
+    tmp_path: Path,
+) -> None:
+    site, env, mark = _setup(tmp_path)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([PY, "-c", "import hello_plugin.sub"], env=env, cwd=tmp_path, check=True)
+    caches = sorted((site / "hello_plugin").rglob("*.pyc"))
+    assert caches  # a plain import writes bytecode beside the source here
+    for cache in caches:
+        cache.unlink()
+    # typing_extensions is not a dependency of aiconfig: the locked import must not need it
+    blocked = "import sys\nsys.modules['typing_extensions'] = None\n" + DRIVER
+    proc = subprocess.run(
+        [PY, "-c", blocked, "locked"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["loaded"] == ["null_stream"] and out["lazy"] == "genuine"
+    assert sorted((site / "hello_plugin").rglob("*.pyc")) == []
+    assert not mark.exists()
+
+
 def test_module_added_beside_the_pinned_files_is_refused(tmp_path: Path) -> None:
     site, env, mark = _setup(tmp_path)
     # a new file is not in RECORD, so the lock's digest does not see it

@@ -134,6 +134,36 @@ def test_index_is_incremental(sessions_root: Path, recorded: Recorded) -> None:
     assert cat.refresh().read == 0
 
 
+def test_a_session_whose_video_alone_changed_is_read_again(
+    sessions_root: Path, tmp_path: Path
+) -> None:
+    cat = Catalog(sessions_root)
+    assert cat.index().read == 2
+    played = session_dirs(sessions_root / "played")[0]
+    video = played / "frames.mp4"
+
+    def played_row() -> dict[str, object]:
+        table = pq.read_table(sessions_root / "sessions.parquet")
+        return next(r for r in table.to_pylist() if r["session_id"] == played.name)
+
+    assert played_row()["status"] == "complete"
+    kept = tmp_path / "frames.mp4"
+    shutil.move(video, kept)  # the video is gone; no other file of the session changed
+    result = cat.index()
+    assert (result.read, result.reused) == (1, 1)
+    row = played_row()
+    assert row["status"] == "failed" and "frames.mp4 is missing" in str(row["problem"])
+    shutil.copyfile(kept, video)  # repaired: the same bytes written again (a new mtime)
+    result = cat.index()
+    assert (result.read, result.reused) == (1, 1)
+    row = played_row()
+    assert row["status"] == "complete" and row["problem"] is None
+    st = video.stat()
+    os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # re-recorded in place
+    assert cat.index().read == 1
+    assert cat.index().read == 0  # and unchanged after that
+
+
 def test_query_outputs_and_errors(sessions_root: Path, tmp_path: Path) -> None:
     sql = "SELECT session_id, frame_count, padded_frames FROM sessions ORDER BY session_id"
     table = cli("query", str(sessions_root), sql)

@@ -20,7 +20,13 @@ from typing import Any
 
 from ._errors import ConfigFileError
 
-__all__ = ["JSON_MAX_BYTES", "JSON_MAX_DEPTH", "load_json_capped", "read_capped"]
+__all__ = [
+    "JSON_MAX_BYTES",
+    "JSON_MAX_DEPTH",
+    "load_json_capped",
+    "read_capped",
+    "read_config_capped",
+]
 
 JSON_MAX_BYTES = 64 << 20  # manifests and metadata: far above any real one
 JSON_MAX_DEPTH = 64  # nesting of any JSON document this project writes is below 10
@@ -70,6 +76,17 @@ def read_capped(path: str | os.PathLike[str], cap: int, *, what: str = "file") -
         raise ConfigFileError(f"cannot read {what}: {exc.strerror}", file=str(p)) from None
     finally:
         os.close(fd)
+
+
+def read_config_capped(path: str | os.PathLike[str], cap: int) -> bytes:
+    """A config file's bytes under ``cap`` (a bigger file is never read, hashed or signed)."""
+    p = Path(path)
+    try:
+        return read_capped(p, cap, what="config file")
+    except FileNotFoundError:
+        raise ConfigFileError(
+            "no such file", file=str(p), hint="check the path (configs live in experiments/)"
+        ) from None
 
 
 def _too_large(p: Path, what: str, size: int, cap: int) -> ConfigFileError:

@@ -157,7 +157,10 @@ def review_load(
         config, problem = _review_bytes(Path(path), raw, keys, env)
     except AiconfigError as exc:
         return Side(file, error=str(exc).splitlines()[0])
-    return _with_emergency(Side(file, config=config, trust_problem=problem), raw, keys)
+    side = Side(file, config=config, trust_problem=problem)
+    # Bytes handed in (another revision's) are not the file on disk, and the overrides in
+    # emergency/ beside it belong to the file on disk: they are shown only for that.
+    return _with_emergency(side, raw, keys) if data is None else side
 
 
 def _with_emergency(side: Side, data: bytes, keys: str | os.PathLike[str] | None) -> Side:

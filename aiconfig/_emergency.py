@@ -460,13 +460,12 @@ def _merge(config: AIConfig, config_path: Path, active: list[Found]) -> AIConfig
 
 @dataclasses.dataclass(frozen=True)
 class PlannedOverride:
-    """An override file ready to write: where, its bytes, and the config as it would load."""
+    """An override file ready to write: where, its bytes, what it changes, until when."""
 
     path: Path
     data: bytes
     overrides: dict[str, Any]
     expires: datetime
-    preview: AIConfig
 
 
 def plan_override(
@@ -519,8 +518,8 @@ def plan_override(
     )
     from ._overrides import apply_overrides
 
-    preview = apply_overrides(config, overrides, {}, file=str(target), locked=())
-    return PlannedOverride(target, data, overrides, now + ttl, preview)
+    apply_overrides(config, overrides, {}, file=str(target), locked=())  # refuses what won't load
+    return PlannedOverride(target, data, overrides, now + ttl)
 
 
 def review_overrides(
@@ -531,14 +530,9 @@ def review_overrides(
     keys: str | os.PathLike[str] | None = None,
     now: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """For review (``aiconfig diff``): the active overrides of a config file on disk, as
-    provenance records, and one line per override that would be refused. Never raises."""
-    try:
-        on_disk = config_path.read_bytes() == config_bytes
-    except OSError:
-        on_disk = False
-    if not on_disk:  # a git revision: the files in emergency/ belong to the working tree
-        return [], []
+    """For review (``aiconfig diff``): the active overrides of the config file on disk whose
+    bytes are ``config_bytes``, as provenance records, and one line per override that would
+    be refused. Never raises."""
     now = now or datetime.now(UTC)
     active: list[dict[str, Any]] = []
     problems: list[str] = []

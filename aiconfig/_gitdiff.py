@@ -144,22 +144,26 @@ def _link_target(rel: str, target: str) -> str | None:
 
 def _read_rev(repo: Path, rev: str, root: Path) -> _Tree:
     tree = _Tree(root)
-    listing = _git(repo, "ls-tree", "-r", "-z", "--full-tree", rev)
+    # -l lists each blob's size: a large one is skipped before git is asked for its bytes.
+    listing = _git(repo, "ls-tree", "-r", "-z", "-l", "--full-tree", rev)
     wanted: list[tuple[str, str, str]] = []
     for entry in _names(listing):
         meta, _, rel = entry.partition("\t")
-        mode, kind, oid = meta.split()
+        mode, kind, oid, size = meta.split()
         if kind != "blob" or not _wanted(rel):
             continue
         if not _safe_rel(rel):
             tree.skipped.append(f"{rel}: unsafe path")
             continue
+        if int(size) > _MAX_BLOB:
+            tree.skipped.append(f"{rel}: larger than {_MAX_BLOB >> 20} MiB")
+            continue
         wanted.append((mode, oid, rel))
     blobs = _cat_blobs(repo, [oid for _, oid, _ in wanted])
     for mode, oid, rel in wanted:
         data = blobs.get(oid)
-        if data is None:
-            tree.skipped.append(f"{rel}: larger than {_MAX_BLOB >> 20} MiB")
+        if data is None:  # pragma: no cover - listed by ls-tree, so git has it
+            tree.skipped.append(f"{rel}: missing from the object store")
         elif mode == "120000":
             target = data.decode("utf-8", "surrogateescape")
             if _link_target(rel, target) is None:
@@ -172,7 +176,8 @@ def _read_rev(repo: Path, rev: str, root: Path) -> _Tree:
 
 
 def _cat_blobs(repo: Path, oids: list[str]) -> dict[str, bytes]:
-    """Blob contents by object id through one ``git cat-file --batch`` (never a filter)."""
+    """Blob contents by object id through one ``git cat-file --batch`` (never a filter); the
+    caller has dropped the blobs over the size cap already."""
     unique = list(dict.fromkeys(oids))
     if not unique:
         return {}

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from ._errors import AiconfigError, ConfigFileError, ForkError
+from ._errors import AiconfigError, ForkError
 from ._keypath import KeyPath, Parts
 from ._provenance import Provenance, Signer, lineage_step
 from ._schema import AIConfig
@@ -60,15 +60,9 @@ _MODES: tuple[Mode, ...] = ("strict", "check", "review", "unsigned")
 
 def read_config_bytes(path: str | os.PathLike[str], limits: Limits | None = None) -> bytes:
     """A config file's bytes, read with the size cap (a bigger file is never read or hashed)."""
-    from ._bounded import read_capped
+    from ._bounded import read_config_capped
 
-    p = Path(path)
-    try:
-        return read_capped(p, (limits or Limits()).max_bytes, what="config file")
-    except FileNotFoundError:
-        raise ConfigFileError(
-            "no such file", file=str(p), hint="check the path (configs live in experiments/)"
-        ) from None
+    return read_config_capped(path, (limits or Limits()).max_bytes)
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,19 @@ rows into ``events.parquet`` with ``stream: "game"``:
   the event itself in ``metadata``. Events from before the recording started are counted, not
   written.
 
-Both carry ``frame_ref`` (the frame on screen at ``t_ns``) like input events. TLS is verified
-against Riot's published root certificate (bundled: ``capture/certs/riotgames.pem``; or
-``capture.game_state.ca_file``) and never switched off; the URL must be loopback, so offline mode
-allows it. The stream degrades alone: before the game starts and after it ends the API is closed
-(connection refused, 404), which only changes the stream's status in ``metadata.json``.
+Both carry ``frame_ref`` (the frame on screen at ``t_ns``) like input events, and ``game`` in
+``metadata``: the game's number in the recording, from 1. The API starts ``GameTime`` and
+``EventID`` again at 0 for each game, so a new game is one whose game time went back, or that
+lists an EventID already seen with another name or time; its events are then written afresh and
+its clock offset is estimated from its own polls only. A gap in the API's answers alone is not a
+new game: the API also drops out within one (a busy or reconnecting client), and the game's
+clock, gone on, tells the two apart.
+
+TLS is verified against Riot's published root certificate (bundled:
+``capture/certs/riotgames.pem``; or ``capture.game_state.ca_file``) and never switched off; the
+URL must be loopback, so offline mode allows it. The stream degrades alone: before the game
+starts and after it ends the API is closed (connection refused, 404), which only changes the
+stream's status in ``metadata.json``.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ __all__ = ["BUNDLED_CA", "GameStateStream", "load_ca"]
 
 BUNDLED_CA = Path(__file__).with_name("certs") / "riotgames.pem"
 HOLD_NS = 1_000_000_000
+# Game time only runs forward within one game; going back by more than this is the next game.
+_BACK_S = 1.0
 _PLAYER_KEYS = ("championName", "team", "level", "isDead", "respawnTimer", "position")
 
 
@@ -114,7 +124,9 @@ class GameStateStream:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="capture-game", daemon=True)
         self._clock: FrameClock | None = None
-        self._seen: set[int] = set()
+        self._game = 0  # the game's number in the recording (0 until the API first answers)
+        self._game_time: float | None = None  # the last poll's, in this game
+        self._seen: dict[int, tuple[Any, Any]] = {}  # EventID -> (EventName, EventTime), this game
         self._offset_ns: int | None = None  # recorder clock - game time
         self._rtt_ns = 0
         # (round trip, offset) of recent polls: the game read its clock somewhere inside the
@@ -134,6 +146,7 @@ class GameStateStream:
             "tls_verified": True,
             "polls": 0,
             "answered": 0,
+            "games": 0,
             "state_rows": 0,
             "event_rows": 0,
             "events_before_recording": 0,
@@ -262,17 +275,22 @@ class GameStateStream:
             self.info["first_answer_ns"] = mid_ns
         state = _state(data if isinstance(data, dict) else {})
         game_time = state["game_time"]
+        listed = (events or {}).get("Events") if isinstance(events, dict) else None
+        listed = [e for e in listed if isinstance(e, dict)] if isinstance(listed, list) else []
+        if self._game == 0 or self._is_new_game(game_time, listed):
+            self._new_game()
+        state["game"] = self._game
         if isinstance(game_time, int | float):
+            self._game_time = float(game_time)
             self._offsets.append((self._rtt_ns, mid_ns - round(float(game_time) * 1e9)))
             rtt, self._offset_ns = min(self._offsets)
             self.info["game_time_uncertainty_ms"] = round(rtt / 2e6, 3)
         new = []
-        listed = (events or {}).get("Events") if isinstance(events, dict) else None
-        for event in listed or []:
+        for event in listed:
             event_id = event.get("EventID")
             if not isinstance(event_id, int) or event_id in self._seen:
                 continue
-            self._seen.add(event_id)
+            self._seen[event_id] = _signature(event)
             at = event.get("EventTime")
             t = (
                 self._offset_ns + round(float(at) * 1e9)
@@ -284,10 +302,36 @@ class GameStateStream:
             if t < clock.t0_ns:
                 self.info["events_before_recording"] += 1
                 continue
-            self._row(t, "game_event", {"event": event, "game_time": event.get("EventTime")})
+            meta = {"event": event, "game_time": event.get("EventTime"), "game": self._game}
+            self._row(t, "game_event", meta)
         if mid_ns >= clock.t0_ns:
             self._row(mid_ns, "game_state", state)
         self._flush()
+
+    def _is_new_game(self, game_time: Any, listed: list[dict[str, Any]]) -> bool:
+        """The game time went back, or an EventID seen names another event: the next game."""
+        last = self._game_time
+        if isinstance(game_time, int | float) and last is not None and game_time < last - _BACK_S:
+            return True
+        for event in listed:
+            event_id = event.get("EventID")
+            seen = self._seen.get(event_id) if isinstance(event_id, int) else None
+            if seen is not None and seen != _signature(event):
+                return True
+        return False
+
+    def _new_game(self) -> None:
+        """Forget the last game's events and clock offset (its EventIDs and GameTime restart)."""
+        self._game += 1
+        self.info["games"] = self._game
+        self._seen.clear()
+        self._game_time = None
+        self._offsets.clear()
+        self._offset_ns = None
+
+
+def _signature(event: dict[str, Any]) -> tuple[Any, Any]:
+    return event.get("EventName"), event.get("EventTime")
 
 
 def _is_tls(exc: Exception) -> bool:

@@ -36,7 +36,6 @@ class StreamSet:
 
     recorder: ScreenRecorder  # from open() on
     plugins: PluginStreams  # from open() on
-    _target: ScreenTarget  # from open() on
 
     def __init__(self, cfg: CaptureConfig, stream_plugins: Mapping[str, Any]) -> None:
         self.cfg = cfg
@@ -69,7 +68,6 @@ class StreamSet:
     ) -> None:
         """Open every stream, input first; the screen recorder is made but not started."""
         cfg = self.cfg
-        self._target = target
         self.recorder = ScreenRecorder(
             target,
             session / FRAMES_FILE,
@@ -225,7 +223,7 @@ class StreamSet:
         if game is not None:
             self.game_status = game.stop(end_ns)
         else:
-            self.game_status = self.game_failed or game_off(self.cfg, self._target)
+            self.game_status = self.game_failed or game_off(self.cfg)
         if webcam is not None:
             webcam.set_end(end_ns)
         if audio is not None:

@@ -53,7 +53,9 @@ def run_preflight(cfg: CaptureConfig, out: Path) -> list[Any]:
     return checks
 
 
-def game_off(cfg: CaptureConfig, target: ScreenTarget) -> dict[str, Any]:
+def game_off(cfg: CaptureConfig) -> dict[str, Any]:
+    """The game stream's status when it was not opened: off in the config, or no window is
+    recorded (the ``--allow-any`` screen; :func:`open_game_state` opens it for any window)."""
     if not cfg.game_state.enabled:
         return {"status": "off", "error": None}
     return {"status": "off", "error": None, "why": "no window recorded (--allow-any screen)"}

@@ -147,10 +147,12 @@ def add_signature(config: Path, armored: str) -> Path:
 
 
 def read_config_bytes(config: Path) -> bytes:
-    try:
-        return config.read_bytes()
-    except OSError as exc:
-        raise ConfigFileError(f"cannot read: {exc.strerror}", file=str(config)) from None
+    """The bytes to sign, read as the loader reads them: regular files only, under the
+    config size cap (a file the loader would refuse is never signed)."""
+    from .._bounded import read_config_capped
+    from .._yamlsafe import Limits
+
+    return read_config_capped(config, Limits().max_bytes)
 
 
 def sign_file(config: Path, key_path: Path) -> tuple[str, Path]:

@@ -104,17 +104,20 @@ def run(args: argparse.Namespace) -> int:
     if target.exists():
         raise ConfigFileError("an override with this name exists", file=str(target))
     from .._emergency import check_override
-    from .._trust.signing import sign_file
+    from .._loader import read_config_bytes
+    from .._trust.signing import add_signature, make_signature
 
+    # Signed in memory first: a missing or unusable key fails before anything is written.
+    armored, _ = make_signature(data, Path(args.sign_key))
     atomic_write(target, data)
     try:
-        sign_file(target, Path(args.sign_key))
+        add_signature(target, armored)
         # The signer must be one the emergency policy allows: check it as a load would.
         check_override(
             target,
             data,
             config_path=base,
-            config_bytes=base.read_bytes(),
+            config_bytes=read_config_bytes(base),
             config=cfg,
             keys=args.keys,
             now=datetime.now(UTC),

@@ -1,7 +1,8 @@
 """A stand-in for League's Live Client Data API: real TLS on 127.0.0.1 with a certificate from a
 CA generated for the test, answering ``/liveclientdata/allgamedata`` and ``/eventdata`` with the
 documented JSON shapes (developer.riotgames.com/docs/lol#game-client-api). ``gameTime`` runs on
-the monotonic clock from ``start_ns``; events are scheduled at monotonic instants."""
+the monotonic clock from ``start_ns``; events are scheduled at monotonic instants. Between games
+the API answers 404; each game starts its ``gameTime`` and ``EventID`` again at 0."""
 
 from __future__ import annotations
 
@@ -105,6 +106,7 @@ class GameServer:
             {"EventID": 1, "EventName": "MinionsSpawning", "EventTime": 65.0},
         ]
         self.requests = 0
+        self.in_game = True
         self._lock = threading.Lock()
         server = self
 
@@ -117,6 +119,10 @@ class GameServer:
                     server.requests += 1
                     game_time = (time.monotonic_ns() - server.start_ns) / 1e9
                     events = [e for e in server.events if e["EventTime"] <= game_time]
+                    in_game = server.in_game
+                if not in_game:
+                    self.send_error(404)
+                    return
                 if self.path == "/liveclientdata/allgamedata":
                     body: Any = server.allgamedata(game_time, events)
                 elif self.path == "/liveclientdata/eventdata":
@@ -151,6 +157,25 @@ class GameServer:
                     **extra,
                 }
             )
+
+    def end_game(self) -> None:
+        """The game is over (or out of reach): the API answers 404 until the next call."""
+        with self._lock:
+            self.in_game = False
+
+    def resume(self) -> None:
+        """The same game answers again, its clock and events where they were."""
+        with self._lock:
+            self.in_game = True
+
+    def new_game(
+        self, *, game_time_at_start_s: float = 0.0, start_event_time: float = 0.02
+    ) -> None:
+        """The next game: ``gameTime`` from ``game_time_at_start_s`` and ``EventID`` from 0."""
+        with self._lock:
+            self.start_ns = time.monotonic_ns() - round(game_time_at_start_s * 1e9)
+            self.events = [{"EventID": 0, "EventName": "GameStart", "EventTime": start_event_time}]
+            self.in_game = True
 
     @staticmethod
     def allgamedata(game_time: float, events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -139,6 +139,86 @@ def test_no_game_then_game_ends(game: GameServer, pki: dict[str, Path], tmp_path
     assert info["answered"] >= 2
 
 
+@pytest.mark.parametrize(
+    ("gap", "game_time_at_start_s", "before_recording"),
+    [
+        (True, 0.0, 2),  # the API closes between games; the next game's clock starts at 0
+        (False, 200.0, 3),  # no poll saw the gap, the clock went forward: EventIDs restarted
+    ],
+    ids=["api-closed-then-game-time-from-0", "event-ids-restarted"],
+)
+def test_a_second_game_in_one_recording_is_recorded_whole(
+    game: GameServer,
+    pki: dict[str, Path],
+    tmp_path: Path,
+    gap: bool,
+    game_time_at_start_s: float,
+    before_recording: int,
+) -> None:
+    """Every event of the second game is written, at its own game's clock, numbered game 2
+    (before, its EventIDs 0, 1, 2 were taken for the first game's and dropped, and its game
+    time was mapped through the first game's clock offset)."""
+    cfg = GameStateConfig(url=game.url, ca_file=str(pki["ca"]), poll_hz=10)
+    kill_at = time.monotonic_ns() + 300_000_000
+    game.schedule(2, "ChampionKill", kill_at, KillerName="Player#EUW")
+    stream, journal, _ = _run(cfg, tmp_path, 1.8)
+    time.sleep(0.6)
+    if gap:
+        game.end_game()
+        time.sleep(0.3)
+    game.new_game(game_time_at_start_s=game_time_at_start_s, start_event_time=0.031)
+    second_ns = game.start_ns
+    at = (time.monotonic_ns() + 300_000_000, time.monotonic_ns() + 500_000_000)
+    game.schedule(1, "ChampionKill", at[0], KillerName="Enemy#EUW")
+    game.schedule(2, "DragonKill", at[1], DragonType="Fire")
+    time.sleep(0.9)
+    info = stream.stop()
+    journal.close()
+    rows = _rows(tmp_path)
+    events = [
+        json.loads(r["metadata"]) | {"t_ns": r["t_ns"]}
+        for r in rows
+        if r["event_type"] == "game_event"
+    ]
+    expected: list[tuple[int, str, int]] = [(1, "ChampionKill", kill_at)]
+    if game_time_at_start_s == 0.0:  # the second game's start falls inside the recording
+        expected.append((2, "GameStart", second_ns + 31_000_000))
+    expected += [(2, "ChampionKill", at[0]), (2, "DragonKill", at[1])]
+    assert [(e.get("game"), e["event"]["EventName"]) for e in events] == [x[:2] for x in expected]
+    for event, (_, _, t) in zip(events, expected, strict=True):
+        assert abs(event["t_ns"] - t) < 5_000_000  # the game's own clock offset, within 5 ms
+    assert info["status"] == "complete" and info.get("games") == 2, info
+    assert info["events_before_recording"] == before_recording
+    states = [json.loads(r["metadata"]) for r in rows if r["event_type"] == "game_state"]
+    numbers = [s["game"] for s in states]
+    assert numbers == sorted(numbers) and set(numbers) == {1, 2}
+    assert all(s["game_time"] < 2.0 + game_time_at_start_s for s in states if s["game"] == 2)
+
+
+def test_an_api_gap_within_one_game_is_the_same_game(
+    game: GameServer, pki: dict[str, Path], tmp_path: Path
+) -> None:
+    """The API stops answering for a while and comes back with the game's clock gone on: one
+    game, nothing written twice."""
+    cfg = GameStateConfig(url=game.url, ca_file=str(pki["ca"]), poll_hz=10)
+    kill_at = time.monotonic_ns() + 300_000_000
+    game.schedule(2, "ChampionKill", kill_at)
+    stream, journal, _ = _run(cfg, tmp_path, 1.2)
+    time.sleep(0.5)
+    game.end_game()
+    time.sleep(0.3)
+    game.resume()
+    game.schedule(3, "DragonKill", time.monotonic_ns() + 200_000_000)
+    time.sleep(0.5)
+    info = stream.stop()
+    journal.close()
+    assert info["games"] == 1 and info["events_before_recording"] == 2, info
+    rows = [json.loads(r["metadata"]) for r in _rows(tmp_path)]
+    names = [m["event"]["EventName"] for m in rows if "event" in m]
+    assert names == ["ChampionKill", "DragonKill"]
+    assert {m["game"] for m in rows} == {1}
+
+
 def test_offline_mode_allows_the_loopback_api(
     game: GameServer, pki: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -216,7 +296,11 @@ def test_allow_any_screen_has_no_game_stream(xvfb: str, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     meta = json.loads((Path(proc.stdout.strip()) / "metadata.json").read_text())
-    assert meta["streams"]["game"]["status"] == "off"
+    assert meta["streams"]["game"] == {
+        "status": "off",
+        "error": None,
+        "why": "no window recorded (--allow-any screen)",
+    }
 
 
 @pytest.mark.x11

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from aiconfig import EmergencyOverrideError, EmergencyOverrideWarning
+from aiconfig import _files as emergency_files
 from aiconfig._emergency import find_overrides, render_override
 from aiconfig._trust.signing import allowed_signers_line, generate_keypair
 from aiconfig.cli import main
@@ -194,6 +195,30 @@ def test_foreign_signers_are_refused(oncall: Project, capsys: pytest.CaptureFixt
     oncall.sign(path, oncall.root.parent / "private" / "stranger")
     with pytest.raises(EmergencyOverrideError, match=r"emergency override refused: .*not in"):
         oncall.load(oncall.baseline)
+
+
+def test_an_unusable_sign_key_writes_nothing(
+    oncall: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The override is signed in memory before its file is written: a missing key (or one
+    that is not a key) leaves no override, not even for a moment."""
+    written: list[Path] = []
+    real = emergency_files.atomic_write
+
+    def watch(path: Path, data: bytes, *args: object, **kw: object) -> None:
+        written.append(path)
+        real(path, data, *args, **kw)  # type: ignore[arg-type]
+
+    not_a_key = oncall.root / "not_a_key"
+    not_a_key.write_text("hello\n", encoding="utf-8")
+    for key in (oncall.root / "missing_key", not_a_key):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(emergency_files, "atomic_write", watch)
+            code, _, err = issue(oncall, capsys, "inference.latency_budget_ms=120", key=key)
+        assert code == 1 and err.count("\n") == 1, err
+        assert str(key) in err
+    assert written == []
+    assert find_overrides(oncall.baseline) == []
 
 
 def test_missing_signature_is_refused(oncall: Project) -> None:

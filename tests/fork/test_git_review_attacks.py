@@ -178,3 +178,32 @@ def test_symlink_inside_the_tree_is_followed(
     capsys.readouterr()
     code, out = gitdiff(repo, capsys, base, head)
     assert code == 1 and "experiments/a.yaml" in files(out)
+
+
+def test_a_committed_huge_config_is_skipped_unread(
+    repo: Project,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 5 MiB "config" in the PR is listed as skipped, and git is never asked for its bytes."""
+    from aiconfig import _gitdiff
+
+    base = git(repo, "rev-parse", "HEAD")
+    (repo.exp / "huge.yaml").write_text("a: " + "x" * (5 << 20) + "\n")
+    head = commit(repo, "huge")
+    read: list[int] = []  # bytes git handed over for each cat-file
+    real = _gitdiff._git
+
+    def git_call(top: Path, *args: str, stdin: bytes | None = None) -> bytes:
+        got = real(top, *args, stdin=stdin)
+        if args[0] == "cat-file":
+            read.append(len(got))
+        return got
+
+    monkeypatch.setattr(_gitdiff, "_git", git_call)
+    capsys.readouterr()
+    code, out = gitdiff(repo, capsys, base, head)
+    assert code in (0, 1)
+    skipped = files(out)["experiments/huge.yaml"]
+    assert skipped["status"] == "skipped" and "larger than 4 MiB" in skipped["note"]
+    assert read and max(read) < 1 << 20  # only the real configs were read

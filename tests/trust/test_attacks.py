@@ -16,6 +16,7 @@ import pytest
 
 from aiconfig import ConfigFileError, RevokedKeyError, SignatureFormatError, ThresholdError, load
 from aiconfig._trust import sig_path
+from aiconfig._trust.signing import sign_file
 from aiconfig._trust.sshsig import fingerprint, parse_armored
 from aiconfig.cli import main
 from tests.conftest import Keyring
@@ -265,6 +266,23 @@ def test_huge_config_is_not_read_or_hashed(keyring: Keyring, tmp_path: Path) -> 
     (keyring.keys_dir / "allowed_signers").symlink_to("/dev/zero")
     with pytest.raises(ConfigFileError, match="allowed_signers is not a regular file"):
         load(cfg, keys=keyring.keys_dir)
+
+
+def test_signing_reads_the_config_as_the_loader_does(keyring: Keyring, tmp_path: Path) -> None:
+    """A file the loader would refuse (over the cap, a FIFO) is refused by the signer too,
+    before anything is read or a .sig written; the CLI says so in one line, exit 1."""
+    key = keyring.add("a@x")
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:
+        f.truncate(500 << 20)  # sparse
+    with pytest.raises(ConfigFileError, match="config file is 524288000 bytes, over the"):
+        sign_file(big, key)
+    assert not sig_path(big).exists()
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    code = main(["sign", str(fifo), "--key", str(key)])  # a FIFO with no writer: would block
+    assert code == 1
+    assert not sig_path(fifo).exists()
 
 
 # ---------------------------------------------------------------- 12: corrupt rollback state

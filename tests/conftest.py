@@ -1,8 +1,11 @@
-"""Shared fixtures: a private trust store and anti-rollback state per test."""
+"""Shared fixtures: a private trust store and anti-rollback state per test, and the suite's
+one PulseAudio daemon."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +74,25 @@ def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 MINIMAL = "meta:\n  name: demo\n  version: 1\n"
 
+# A config with one of each schema error at a known line: a typo'd key (5), a wrong type (8),
+# values out of range (10, 14); the date (4) and the interpolation (12) are valid.
+BROKEN_CONFIG = """\
+meta:
+  name: broken
+  version: 1
+  expires: 2027-06-30
+trainig:
+  epochs: 3
+training:
+  epochs: many
+  optimizer:
+    betas: [0.9, 1.5]
+  dataset:
+    num_workers: ${oc.env:NUM_WORKERS,4}
+capture:
+  fps: 0
+"""
+
 Writer = Callable[[str], Path]
 
 
@@ -84,6 +106,49 @@ def write_config(tmp_path: Path) -> Writer:
         return path
 
     return _write
+
+
+@pytest.fixture(scope="session")
+def pulse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A private PulseAudio daemon with a null sink ``capsink`` (its monitor stands in for the
+    system output). Runtime dir and HOME point into a temp dir: nothing touches the real home.
+
+    Defined here, once, for the capture and the session tests: a session fixture imported into
+    two conftests is two fixtures, and would start two daemons in one run."""
+    root = tmp_path_factory.mktemp("pulse")
+    runtime = root / "run"
+    runtime.mkdir(mode=0o700)
+    env = {"XDG_RUNTIME_DIR": str(runtime), "HOME": str(root), "PULSE_COOKIE": str(root / "c")}
+    full = {**os.environ, **env}
+    proc = subprocess.Popen(
+        [
+            "pulseaudio",
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--disallow-exit",
+            "--log-target=stderr",
+            "--load=module-native-protocol-unix",
+            "--load=module-null-sink sink_name=capsink",
+        ],
+        env=full,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while (
+        subprocess.run(["pactl", "info"], env=full, capture_output=True, check=False).returncode
+        != 0
+    ):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("PulseAudio did not start (are pulseaudio and pulseaudio-utils installed?)")
+        time.sleep(0.1)
+    try:
+        yield env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 REPO = Path(__file__).resolve().parent.parent

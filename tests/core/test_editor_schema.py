@@ -12,24 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import BROKEN_CONFIG, REPO
 from tests.core.lsp import LanguageServer
-
-BROKEN = """\
-meta:
-  name: broken
-  version: 1
-trainig:
-  epochs: 3
-training:
-  epochs: many
-  optimizer:
-    betas: [0.9, 1.5]
-  dataset:
-    num_workers: ${oc.env:NUM_WORKERS,4}
-capture:
-  fps: 0
-"""
 
 
 @pytest.fixture
@@ -59,13 +43,13 @@ def _by_line(diagnostics: list[dict[str, object]]) -> dict[int, str]:
 def test_settings_mapping_gives_inline_errors_and_completion(workspace: Path) -> None:
     broken = workspace / "experiments" / "broken.yaml"
     with LanguageServer(workspace, _vscode_settings(workspace)) as server:
-        server.open(broken, BROKEN)
+        server.open(broken, BROKEN_CONFIG)
         errors = _by_line(server.diagnostics(broken))
         assert errors == {
-            4: "Property trainig is not allowed.",
-            7: 'Incorrect type. Expected "integer".',
-            9: "Value is above the maximum of 1.",
-            13: "Value is below the exclusive minimum of 0.",
+            5: "Property trainig is not allowed.",
+            8: 'Incorrect type. Expected "integer".',
+            10: "Value is above the maximum of 1.",
+            14: "Value is below the exclusive minimum of 0.",
         }
         # Completion inside training: offers its keys.
         draft = workspace / "experiments" / "draft.yaml"

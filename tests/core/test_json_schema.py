@@ -20,7 +20,7 @@ from aiconfig import AiconfigError
 from aiconfig._json_schema import SCHEMA_FILES, SchemaKind, schema_text, shipped_schema_text
 from aiconfig._loader import load_unverified_bytes
 from aiconfig.cli import main
-from tests.conftest import REPO
+from tests.conftest import BROKEN_CONFIG, REPO
 
 SCHEMAS = REPO / "aiconfig" / "schemas"
 EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
@@ -118,27 +118,9 @@ def _errors(proc: subprocess.CompletedProcess[str]) -> dict[str, str]:
     return {e["path"]: e.get("best_match", e)["message"] for e in report["errors"]}
 
 
-BAD_CONFIG = """\
-meta:
-  name: bad
-  version: 1
-  expires: 2027-06-30
-trainig:
-  epochs: 3
-training:
-  epochs: many
-  optimizer:
-    betas: [0.9, 1.5]
-  dataset:
-    num_workers: ${oc.env:NUM_WORKERS,4}
-capture:
-  fps: 0
-"""
-
-
 def test_typo_wrong_type_and_out_of_range_at_their_paths(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(BAD_CONFIG, encoding="utf-8")
+    bad.write_text(BROKEN_CONFIG, encoding="utf-8")
     errors = _errors(check_jsonschema(SCHEMAS / "aiconfig.schema.json", bad))
     assert set(errors) == {
         "$",

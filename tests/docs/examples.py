@@ -91,6 +91,11 @@ def _options(text: str, where: str) -> dict[str, str]:
     return options
 
 
+def _dedent(m: re.Match[str]) -> str:
+    indent = len(m.group("indent"))
+    return "".join(ln[indent:] + "\n" for ln in m.group("body").splitlines())
+
+
 def examples(doc: Path) -> list[Example]:
     text = doc.read_text(encoding="utf-8")
     found: list[Example] = []
@@ -106,8 +111,7 @@ def examples(doc: Path) -> list[Example]:
         dedicated = _DEDICATED.search(before)
         if dedicated:
             options["dedicated"] = dedicated.group("name")
-        indent = len(m.group("indent"))
-        body = "\n".join(ln[indent:] for ln in m.group("body").splitlines())
+        body = _dedent(m).removesuffix("\n")
         if "continues" in options:
             previous = [e for e in found if e.kind == "python" and "skip" not in e.options]
             if not previous:
@@ -119,6 +123,26 @@ def examples(doc: Path) -> list[Example]:
 
 def all_examples() -> list[Example]:
     return [ex for doc in DOCS for ex in examples(doc)]
+
+
+def dedicated(doc: Path, name: str) -> Example:
+    """The block of ``doc`` marked ``<!-- test: NAME -->`` (the one a dedicated test runs)."""
+    found = [e for e in examples(doc) if e.options.get("dedicated") == name]
+    assert len(found) == 1, f"{len(found)} blocks of {_rel(doc)} are marked '<!-- test: {name} -->'"
+    return found[0]
+
+
+def fenced(doc: Path, lang: str, needle: str) -> str:
+    """The one fenced ``lang`` block of ``doc`` that holds ``needle`` (a block that is not an
+    example, such as the YAML or output a command is documented to write)."""
+    text = doc.read_text(encoding="utf-8")
+    found = [
+        _dedent(m)
+        for m in _FENCE.finditer(text)
+        if m.group("info").strip().split(" ")[0] == lang and needle in m.group("body")
+    ]
+    assert len(found) == 1, f"{len(found)} {lang} blocks of {_rel(doc)} hold {needle!r}"
+    return found[0]
 
 
 @dataclass(frozen=True)

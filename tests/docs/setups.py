@@ -15,7 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.docs.examples import REPO
+import yaml
+
+from tests.docs.examples import REPO, fenced
 
 
 @dataclass
@@ -101,17 +103,16 @@ def schemas(box: Sandbox) -> None:
 
 
 def schema_broken_yaml(box: Sandbox) -> None:
-    """docs/editors-and-trackers.md's ``broken.yaml``: a typo, a wrong type, two out of range."""
-    (box.root / "broken.yaml").write_text(
-        "meta:\n  name: broken\n  version: 1\ntrainig:\n  epochs: 3\ntraining:\n"
-        "  epochs: many\n  optimizer:\n    betas: [0.9, 1.5]\ncapture:\n  fps: 0\n",
-        encoding="utf-8",
-    )
+    """docs/editors-and-trackers.md's ``broken.yaml`` as the page shows it: a typo, a wrong
+    type, two out of range."""
+    doc = REPO / "docs" / "editors-and-trackers.md"
+    (box.root / "broken.yaml").write_text(fenced(doc, "yaml", "trainig:"), encoding="utf-8")
 
 
 def oncall(box: Sandbox) -> None:
-    """docs/emergency.md's set-up: the baseline lists emergency paths (a reviewed change, so
-    fresh reviewer keys re-sign it) and the on-call key is ``~/.ssh/oncall`` (lead@)."""
+    """docs/emergency.md's set-up: the baseline lists the emergency paths its ``meta:`` block
+    shows (a reviewed change, so fresh reviewer keys ``~/.ssh/team-{lead,research}`` re-sign
+    it) and the on-call key is ``~/.ssh/oncall`` (lead@aiconfig.dev)."""
     from aiconfig._trust.signing import allowed_signers_line, generate_keypair, sign_file
 
     keys = box.home / ".ssh"
@@ -121,10 +122,15 @@ def oncall(box: Sandbox) -> None:
         lines.append(allowed_signers_line(f"{who}@aiconfig.dev", pub))
     (box.root / "keys" / "allowed_signers").write_text("\n".join(lines) + "\n", encoding="utf-8")
     shutil.copy(keys / "team-lead", keys / "oncall")
+    documented = yaml.safe_load(
+        fenced(REPO / "docs" / "emergency.md", "yaml", "on-call may change these")
+    )
+    listed = "".join(f"    - {path}\n" for path in documented["meta"]["emergency"])
     base = box.root / "experiments" / "baseline.yaml"
-    listed = "  emergency:\n    - inference.latency_budget_ms\n    - capture.webcam\n"
     base.write_text(
-        base.read_text(encoding="utf-8").replace("  locked:", listed + "  locked:", 1),
+        base.read_text(encoding="utf-8").replace(
+            "  locked:", "  emergency:\n" + listed + "  locked:", 1
+        ),
         encoding="utf-8",
     )
     base.with_name("baseline.yaml.sig").unlink()

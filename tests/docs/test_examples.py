@@ -6,7 +6,6 @@ here. Blocks marked ``skip`` are illustrative and not run; each must say why.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from tests.docs.examples import (
     examples,
     shell_commands,
 )
+from tests.docs.runner import run_example
 from tests.docs.setups import SETUPS, Sandbox, make_sandbox
 
 EXAMPLES = all_examples()
@@ -41,81 +41,9 @@ def sandbox(example: Example, tmp_path_factory: pytest.TempPathFactory) -> Sandb
     return box
 
 
-def _run(
-    argv: list[str], box: Sandbox, example: Example, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv,
-        cwd=box.root,
-        env={**box.env, **example.env},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=float(example.options.get("timeout", 120)),
-        check=False,
-    )
-
-
-_PY_RUNNER = """
-import sys, traceback
-src = sys.stdin.read()
-try:
-    exec(compile(src, {name!r}, "exec"), {{"__name__": "__main__"}})
-except BaseException as exc:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == {name!r}]
-    print(f"RAISED {{type(exc).__name__}} at line {{frames[-1].lineno if frames else '?'}}")
-    raise
-"""
-
-
-def _last_statement_line(code: str) -> int:
-    import ast
-
-    return max(node.lineno for node in ast.parse(code).body)
-
-
-def _python(example: Example, box: Sandbox) -> None:
-    code = example.code
-    runner = _PY_RUNNER.format(name=example.id)
-    proc = _run(["python", "-c", runner], box, example, stdin=code)
-    expected = example.options.get("raises")
-    if expected is None:
-        assert proc.returncode == 0, f"{example.id} failed:\n{proc.stdout}{proc.stderr}"
-        return
-    want = f"RAISED {expected} at line {_last_statement_line(code)}"
-    assert want in proc.stdout, f"{example.id}: expected {want}, got:\n{proc.stdout}{proc.stderr}"
-
-
-def _bash(example: Example, box: Sandbox) -> None:
-    commands = shell_commands(example.code)
-    assert commands, f"{example.id}: no commands"
-    for cmd in commands:
-        proc = _run(["bash", "-c", f"set -euo pipefail\n{cmd.text}"], box, example)
-        where = f"{example.id} (+{cmd.line + 1}): {cmd.text}"
-        assert proc.returncode == cmd.exit, (
-            f"{where}\nexited {proc.returncode}, documented {cmd.exit}:\n{proc.stdout}{proc.stderr}"
-        )
-        assert "Traceback" not in proc.stderr, f"{where}\n{proc.stderr}"
-
-
-def _console(example: Example, box: Sandbox) -> None:
-    sessions = console_sessions(example.code)
-    assert sessions, f"{example.id}: no '$ ' commands"
-    for s in sessions:
-        proc = _run(["bash", "-c", f"exec 2>&1\n{s.command}"], box, example)
-        got = proc.stdout.splitlines()
-        assert got == s.output, (
-            f"{example.id}: $ {s.command}\nexpected:\n"
-            + "\n".join(s.output)
-            + "\ngot:\n"
-            + "\n".join(got)
-        )
-        assert proc.returncode == s.exit, f"{example.id}: $ {s.command} exited {proc.returncode}"
-
-
 @pytest.mark.parametrize("example", RUN, ids=[e.id for e in RUN])
 def test_documented_example_runs(example: Example, sandbox: Sandbox) -> None:
-    {"python": _python, "bash": _bash, "console": _console}[example.kind](example, sandbox)
+    run_example(example, sandbox)
 
 
 @pytest.mark.parametrize("example", ILLUSTRATIVE, ids=[e.id for e in ILLUSTRATIVE])

@@ -9,7 +9,6 @@ which proves the denial seen with offline mode comes from the guard, before any 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 from aiconfig._network import is_loopback_host
 
-from .util import PY, child_env
+from .util import PY, child_env, needs_private_network
 
 PROBE = r"""
 import _socket, http.server, json, socket, threading, urllib.request
@@ -62,19 +61,6 @@ print(json.dumps(result))
 """
 
 
-def _netns_available() -> bool:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return False
-    res = subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False)
-    return res.returncode == 0
-
-
-needs_netns = pytest.mark.skipif(
-    not _netns_available(),
-    reason="needs `unshare -n` (root): non-loopback attempts run only in a private namespace",
-)
-
-
 def _probe(tmp_path: Path, **env: str) -> dict[str, str]:
     e = child_env(tmp_path, AP_OUT_DIR=str(tmp_path / "out"), AP_RUN_ID="net", **env)
     res = subprocess.run(
@@ -91,7 +77,7 @@ def _probe(tmp_path: Path, **env: str) -> dict[str, str]:
     return out
 
 
-@needs_netns
+@needs_private_network
 def test_offline_blocks_egress_and_keeps_loopback(tmp_path: Path) -> None:
     result = _probe(tmp_path, AP_NO_NETWORK="1")
     assert result.pop("loopback") == "hello"
@@ -101,7 +87,7 @@ def test_offline_blocks_egress_and_keeps_loopback(tmp_path: Path) -> None:
         assert "--no-network" in outcome and "AP_NO_NETWORK=1" in outcome
 
 
-@needs_netns
+@needs_private_network
 def test_control_without_offline_reaches_the_kernel(tmp_path: Path) -> None:
     result = _probe(tmp_path)
     assert result["loopback"] == "hello"

@@ -10,15 +10,10 @@ each attack reaching its target; the offline run must stop every one before it l
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from .util import PY, REPO, child_env
-
-OUTSIDE = "10.77.0.1"
+from .util import OUTSIDE, PY, REPO, child_env, needs_private_network
 
 PROBE = r"""
 import json, os, socket, subprocess, sys, threading, time
@@ -101,26 +96,6 @@ print(json.dumps(result))
 """
 
 
-def _namespaces_available() -> bool:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return False
-    cmd = [
-        "unshare",
-        "-n",
-        "-m",
-        "sh",
-        "-c",
-        f"ip link set lo up && ip addr add {OUTSIDE}/32 dev lo",
-    ]
-    return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
-
-
-needs_namespaces = pytest.mark.skipif(
-    not _namespaces_available(),
-    reason="needs `unshare -n -m` (root): the attacks run only in a private namespace",
-)
-
-
 def _probe(tmp_path: Path, mode: str) -> dict[str, object]:
     hosts = tmp_path / "hosts"
     hosts.write_text(f"127.0.0.1 localhost\n{OUTSIDE} x.localhost\n")
@@ -146,7 +121,7 @@ def _probe(tmp_path: Path, mode: str) -> dict[str, object]:
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-@needs_namespaces
+@needs_private_network
 def test_the_attacks_are_real_without_offline_mode(tmp_path: Path) -> None:
     r = _probe(tmp_path, "control")
     seen = r["seen"]
@@ -159,7 +134,7 @@ def test_the_attacks_are_real_without_offline_mode(tmp_path: Path) -> None:
     assert seen["http"], "check-sidecar without offline mode reaches the sidecar"
 
 
-@needs_namespaces
+@needs_private_network
 def test_offline_mode_stops_every_one(tmp_path: Path) -> None:
     r = _probe(tmp_path, "offline")
     seen = r.pop("seen")

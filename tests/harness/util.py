@@ -6,14 +6,35 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
+# An address the private-network tests put on their namespace's ``lo``: not loopback by the
+# offline rules, yet reachable there, so an attempt that leaks is seen.
+OUTSIDE = "10.77.0.1"
+
+
+def _private_network_available() -> bool:
+    """``unshare -n -m`` works here (root) and ``ip`` can set up the namespace's ``lo``."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return False
+    setup = f"ip link set lo up && ip addr add {OUTSIDE}/32 dev lo"
+    cmd = ["unshare", "-n", "-m", "sh", "-c", setup]
+    return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
+
+
+needs_private_network = pytest.mark.skipif(
+    not _private_network_available(),
+    reason="needs `unshare -n -m` (root): non-loopback attempts run only in a private namespace",
+)
 
 
 def child_env(tmp: Path, **extra: str) -> dict[str, str]:

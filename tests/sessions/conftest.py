@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from tests.capture.capture_helpers import start_xvfb
-from tests.capture.conftest import pulse_server  # noqa: F401 - a fixture used below
 
 from .recording import (
     record_killed_session,
@@ -37,7 +36,7 @@ class Recorded:
 @pytest.fixture(scope="session")
 def recorded(
     tmp_path_factory: pytest.TempPathFactory,
-    pulse_server: dict[str, str],  # noqa: F811 - the imported fixture
+    pulse_server: dict[str, str],
 ) -> Iterator[Recorded]:
     """A root with two real sessions: ``played/`` (window, keys, clicks, audio tone) and
     ``plain/`` (whole screen, no input, no audio), plus a recording SIGKILLed mid-session

@@ -123,13 +123,14 @@ def _held(n: int, frames: Any, down: Any) -> tuple[Any, Any]:
 
 
 def bin_actions(
-    session: Session, spec: ActionSpec, *, frame_count: int | None = None
+    session: Session, spec: ActionSpec, *, frame_count: int | None = None, events: Any = None
 ) -> FrameActions:
-    """One action per frame of ``session`` (see the module docstring)."""
+    """One action per frame of ``session`` (see the module docstring); ``events``: its
+    :meth:`~Session.events` table when already read (else it is read here)."""
     import numpy as np
 
     n = session.frame_count if frame_count is None else frame_count
-    table = session.inputs()
+    table = session.inputs(events=events)
     cols = table.select(
         [
             "event_type",

@@ -139,27 +139,42 @@ def load_sources(
         if split != "all" and split_of(session.id, seed, train_split) != split:
             summary.other_split += 1
             continue
-        check = validate_session(path, verify_hashes=False)
-        if not check.valid:
-            summary.skip("invalid", session.id, check.problems[0])
-            continue
-        n = session.frame_count
-        seconds = n / session.fps if session.fps > 0 else 0.0
-        if n < min_frames or seconds < min_session_s:
-            summary.skip(
-                "too_short", session.id, f"{seconds:.1f} s < min_session_s {min_session_s} s"
-            )
-            continue
-        try:
-            actions = bin_actions(session, spec, frame_count=n)
-        except SessionError as exc:
-            summary.skip("invalid", session.id, str(exc))
-            continue
-        gop = session.keyframe_interval or max(1, round(session.fps))
-        out.append(SessionSource(session, n, gop, actions))
-        summary.used += 1
-        summary.samples += n
+        src = _source(session, spec, summary, min_frames, min_session_s)
+        if src is not None:
+            out.append(src)
+            summary.used += 1
+            summary.samples += src.frame_count
     return out
+
+
+def _source(
+    session: Session, spec: ActionSpec, summary: Summary, min_frames: int, min_session_s: float
+) -> SessionSource | None:
+    """``session`` validated and binned, or ``None`` (skipped, the reason in ``summary``).
+
+    events.parquet is read once: the validator checks the very table the actions are binned
+    from (and it is dropped on return). Unreadable, it is left to the validator, which says why.
+    """
+    try:
+        events = session.events()
+    except SessionError:
+        events = None
+    check = validate_session(session.path, verify_hashes=False, events=events)
+    if not check.valid:
+        summary.skip("invalid", session.id, check.problems[0])
+        return None
+    n = session.frame_count
+    seconds = n / session.fps if session.fps > 0 else 0.0
+    if n < min_frames or seconds < min_session_s:
+        summary.skip("too_short", session.id, f"{seconds:.1f} s < min_session_s {min_session_s} s")
+        return None
+    try:
+        actions = bin_actions(session, spec, frame_count=n, events=events)
+    except SessionError as exc:
+        summary.skip("invalid", session.id, str(exc))
+        return None
+    gop = session.keyframe_interval or max(1, round(session.fps))
+    return SessionSource(session, n, gop, actions)
 
 
 def _stack(i: int, k: int) -> list[int]:

@@ -123,8 +123,9 @@ def _summary(session: Session, check: SessionCheck, n: int) -> list[str]:
     return parts
 
 
-def _pictures(session: Session, n: int) -> list[str]:
-    """Thumbnails, capture delay, input timeline, mouse heatmap, audio level."""
+def _pictures(session: Session, n: int, events: Any) -> list[str]:
+    """Thumbnails, capture delay, input timeline, mouse heatmap, audio level (``events``: the
+    session's events table, ``None`` when it could not be read)."""
     from . import _plots
 
     fps = session.fps or 1.0
@@ -138,11 +139,8 @@ def _pictures(session: Session, n: int) -> list[str]:
         )
         if figs:
             parts.append(f'<h2>Frames</h2><div class="strip">{figs}</div>')
-    try:
-        frames = session.frames() if session.events_path.is_file() else None
-        inputs = session.inputs() if frames is not None else None
-    except SessionError:
-        frames = inputs = None
+    frames = session.frames(events=events) if events is not None else None
+    inputs = session.inputs(events=events) if events is not None else None
     if frames is not None and frames.num_rows:
         delay = _plots.delay_plot(frames, fps)
         parts.append("<h2>Capture delay</h2>" + _img(delay, "delay", "capture delay per frame"))
@@ -205,9 +203,15 @@ def render_session(path: Path) -> str:
     from ._validate import validate_session
 
     session = open_session(path)
-    check = validate_session(path)
+    # events.parquet is read once, here: the validator and the plots use the same table.
+    # Unreadable, it is left to the validator, which says why.
+    try:
+        events = session.events() if session.events_path.is_file() else None
+    except SessionError:
+        events = None
+    check = validate_session(path, events=events)
     n = int(check.stats.get("video_frames") or 0)
-    parts = [*_summary(session, check, n), *_pictures(session, n)]
+    parts = [*_summary(session, check, n), *_pictures(session, n, events)]
     parts += _streams_and_provenance(session)
     return _page(f"Session {session.id}", "".join(parts))
 

@@ -361,10 +361,10 @@ class Session:
             schema = pa.schema([schema.field(c) for c in columns])
         return pa.Table.from_batches(list(self.iter_events(columns=columns)), schema=schema)
 
-    def _filtered(self, stream: str | None, event_type: str | None) -> Any:
+    def _filtered(self, stream: str | None, event_type: str | None, events: Any) -> Any:
         import pyarrow.compute as pc
 
-        table = self.events()
+        table = self.events() if events is None else events
         mask = None
         if stream is not None:
             mask = pc.equal(table["stream"], stream)
@@ -373,13 +373,16 @@ class Session:
             mask = kind if mask is None else pc.and_(mask, kind)
         return table if mask is None else table.filter(pc.fill_null(mask, False))
 
-    def frames(self, stream: str = "screen") -> Any:
-        """Frame rows of ``stream`` (``frame_ref`` = frame index = video PTS)."""
-        return self._filtered(stream, "frame")
+    # ``events``: this session's :meth:`events` table when the caller has read it already
+    # (the report, the dataset), so that events.parquet is read once, not once per use.
 
-    def inputs(self) -> Any:
+    def frames(self, stream: str = "screen", *, events: Any = None) -> Any:
+        """Frame rows of ``stream`` (``frame_ref`` = frame index = video PTS)."""
+        return self._filtered(stream, "frame", events)
+
+    def inputs(self, *, events: Any = None) -> Any:
         """Input rows (keys, mouse, scroll), each with the ``frame_ref`` it belongs to."""
-        return self._filtered("input", None)
+        return self._filtered("input", None, events)
 
 
 def open_session(path: str | Path) -> Session:

@@ -170,22 +170,29 @@ def _open(path: Path, check: SessionCheck) -> Session | None:
     return session
 
 
-def _events(session: Session, check: SessionCheck, batch_rows: int) -> EventScan | None:
-    try:
-        pf = session.parquet_file()
-    except SessionError as exc:
-        check.problems.append(exc.problems[0].render())
-        return None
-    problem = schema_problem(pf.schema_arrow)
+def _events(
+    session: Session, check: SessionCheck, batch_rows: int, events: Any
+) -> EventScan | None:
+    if events is None:
+        try:
+            schema = session.parquet_file().schema_arrow
+        except SessionError as exc:
+            check.problems.append(exc.problems[0].render())
+            return None
+    else:
+        schema = events.schema
+    problem = schema_problem(schema)
     if problem is not None:
         check.problems.append(problem)
         return None
     meta_id = session.metadata.get("session_id")
+    batches = (
+        session.iter_events(columns=None, batch_size=batch_rows)
+        if events is None
+        else events.to_batches(max_chunksize=batch_rows)
+    )
     try:
-        return scan_events(
-            session.iter_events(columns=None, batch_size=batch_rows),
-            meta_id if isinstance(meta_id, str) else None,
-        )
+        return scan_events(batches, meta_id if isinstance(meta_id, str) else None)
     except SessionError as exc:
         check.problems.append(exc.problems[0].render())
         return None
@@ -352,16 +359,20 @@ def _stats(session: Session, ev: EventScan, video: VideoInfo, check: SessionChec
 
 
 def validate_session(
-    path: str | Path, *, batch_rows: int = 65536, verify_hashes: bool = True
+    path: str | Path, *, batch_rows: int = 65536, verify_hashes: bool = True, events: Any = None
 ) -> SessionCheck:
     """Check ``path`` against the format and measure it. Never raises for bad data: every
-    problem is one line in :attr:`SessionCheck.problems`."""
+    problem is one line in :attr:`SessionCheck.problems`.
+
+    ``events``: the session's ``Session.events()`` table when the caller has read it for its
+    own use too (the report, the dataset): it is checked instead of reading the file again.
+    Without it the file is streamed in batches of ``batch_rows`` (never whole in memory)."""
     path = Path(path)
     check = SessionCheck(str(path))
     session = _open(path, check)
     if session is None or not (session.video_path.is_file() and session.events_path.is_file()):
         return check
-    ev = _events(session, check, batch_rows)
+    ev = _events(session, check, batch_rows, events)
     if ev is None:
         return check
     _check_rows(session, ev, check)

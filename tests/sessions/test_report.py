@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from aiconfig.sessions._report import render_session
+
 from .conftest import Recorded, session_dirs
+from .reads import count_event_reads
 from .test_catalog import cli
 
 pytestmark = [pytest.mark.x11, pytest.mark.audio, pytest.mark.slow]
@@ -117,3 +120,16 @@ def test_report_of_a_broken_session_is_written_not_a_traceback(
     assert "INVALID" in (tmp_path / "k.html").read_text()
     missing = cli("report", str(tmp_path / "nowhere"))
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1
+
+
+def test_a_session_report_reads_its_events_once(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The validator, the capture-delay plot, the input timeline and the heatmap all use the
+    one table the report reads."""
+    sessions = session_dirs(recorded.root)
+    reads = count_event_reads(monkeypatch)
+    for session in sessions:
+        text = render_session(session)
+        assert "Capture delay" in text and "Input timeline" in text and "valid &middot;" in text
+    assert reads == {s.resolve(): 1 for s in sessions}

@@ -32,6 +32,7 @@ from ._format import (
     STATUS_RECORDING,
     STATUS_RECOVERED,
 )
+from ._provenance import session_provenance
 from ._session import Session, metadata_problems, open_session
 from ._write import write_parquet_atomic
 
@@ -202,8 +203,7 @@ def read_row(path: Path, root: Path) -> SessionRow:
         row["problem"] = f"{path}: cannot read the session ({exc.strerror})"
         return row
     meta = session.metadata
-    row["format_version"] = session.format_version
-    row["session_id"] = session.id
+    row.update(_provenance_fields(session))
     problems = metadata_problems(meta)
     status = session.status
     if session.manifest_problem:
@@ -246,8 +246,6 @@ def read_row(path: Path, root: Path) -> SessionRow:
         audio_status=streams.get("audio"),
         webcam_status=streams.get("webcam"),
         stream_errors=json.dumps(errors, sort_keys=True) if errors else None,
-        run_id=session.run_id,
-        **_provenance_fields(session.provenance),
     )
     if status in (STATUS_COMPLETE, STATUS_RECOVERED) and not problems:
         try:
@@ -271,28 +269,20 @@ def read_row(path: Path, root: Path) -> SessionRow:
     return row
 
 
-def _provenance_fields(prov: dict[str, Any]) -> dict[str, Any]:
-    """The config that drove a recording: name, path, digest, signers, lineage."""
-    # Metadata is read as found (a reader never raises for bad data): a field of another
-    # type is left out, not turned into a crash or a wrong value.
-    path, name, digest = (_str(prov.get(k)) for k in ("path", "name", "sha256"))
-    signers = prov.get("signers")
-    lineage = prov.get("lineage")
+def _provenance_fields(session: Session) -> dict[str, Any]:
+    """The session's id and format, its run and the config that drove it (name, path, digest,
+    signers, lineage): :func:`session_provenance`, as the catalog's columns."""
+    origin = session_provenance(session)
     return {
-        "config_name": name or (Path(path).stem if path else None),
-        "config_path": path,
-        "config_digest": digest,
-        "signers": [str(s.get("principal")) for s in signers if isinstance(s, dict)]
-        if isinstance(signers, list)
-        else None,
-        "lineage": [str(x.get("path", x)) if isinstance(x, dict) else str(x) for x in lineage]
-        if isinstance(lineage, list)
-        else None,
+        "session_id": origin.session_id,
+        "format_version": origin.format_version,
+        "run_id": origin.run_id,
+        "config_name": origin.config_name,
+        "config_path": origin.config_path,
+        "config_digest": origin.config_digest,
+        "signers": None if origin.signers is None else [s.principal for s in origin.signers],
+        "lineage": None if origin.lineage is None else list(origin.lineage),
     }
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def _num(value: Any) -> float | None:

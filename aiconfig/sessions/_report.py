@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import SessionError
 from ._format import METADATA_FILE
+from ._provenance import session_provenance
 from ._write import write_text_atomic
 
 if TYPE_CHECKING:
@@ -174,24 +175,18 @@ def _streams_and_provenance(session: Session) -> list[str]:
             extra = {k: v for k, v in info.items() if k not in ("status", "error", "errors")}
             rows.append([name, info.get("status"), err, json.dumps(extra) if extra else None])
         parts.append("<h2>Streams</h2>" + _table(["stream", "status", "error", "details"], rows))
-    prov = session.provenance
-    signed_by, chain = prov.get("signers"), prov.get("lineage")
+    origin = session_provenance(session)
     signers = ", ".join(
-        f"{s.get('principal')} ({s.get('fingerprint')})"
-        for s in (signed_by if isinstance(signed_by, list) else ())
-        if isinstance(s, dict)
-    )
-    lineage = " <- ".join(
-        str(x.get("path", x)) if isinstance(x, dict) else str(x)
-        for x in (chain if isinstance(chain, list) else ())
+        f"{s.principal} ({s.fingerprint})" if s.fingerprint else s.principal
+        for s in origin.signers or ()
     )
     rows_kv = [
-        ("config", prov.get("path")),
-        ("sha256", prov.get("sha256")),
-        ("signed", prov.get("signed")),
+        ("config", origin.config_path),
+        ("sha256", origin.config_digest),
+        ("signed", origin.signed),
         ("signers", signers or None),
-        ("lineage", lineage or None),
-        ("run id", session.run_id),
+        ("lineage", " <- ".join(origin.lineage or ()) or None),
+        ("run id", origin.run_id),
     ]
     parts.append("<h2>Provenance</h2>" + _kv(rows_kv))
     return parts

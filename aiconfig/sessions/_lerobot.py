@@ -34,14 +34,25 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import AiconfigError, SessionError
 from .._files import publish_dir
-from ._actions import ActionSpec, bin_actions
-from ._session import open_session
+from ._actions import ActionSpec
+from ._provenance import session_provenance
 
-__all__ = ["CODEBASE_VERSION", "ExportResult", "export_episode", "export_lerobot", "plan_export"]
+if TYPE_CHECKING:
+    from ._dataset import SessionSource
+
+__all__ = [
+    "CODEBASE_VERSION",
+    "ExportResult",
+    "episode",
+    "episode_arrays",
+    "export_lerobot",
+    "export_video",
+    "plan_export",
+]
 
 CODEBASE_VERSION = "v3.0"
 IMAGE_KEY = "observation.images.screen"
@@ -197,19 +208,12 @@ def _keyframe_sample(path: Path, limit: int = 64) -> Any:
     return np.stack(frames)
 
 
-def export_episode(
-    session_path: str, episode: int, out: str, spec: ActionSpec, out_fps: int | None
-) -> dict[str, Any]:
-    """Write one session's video under ``out`` and return its rows and metadata (also what a
-    Ray task runs: everything it needs is in the arguments)."""
+def episode_arrays(src: SessionSource, step: int) -> tuple[Any, Any]:
+    """``(action, state)`` of one session's episode, from the actions the plan binned: export
+    frame ``j`` stands for session frames ``j*step .. (j+1)*step-1``."""
     import numpy as np
 
-    session = open_session(session_path)
-    n = session.frame_count
-    fps = session.fps
-    target = out_fps or round(fps)
-    step = round(fps) // target
-    acts = bin_actions(session, spec, frame_count=n)
+    acts, n = src.actions, src.frame_count
     m = (n + step - 1) // step
     starts = np.arange(m) * step
 
@@ -233,55 +237,83 @@ def export_episode(
         ],
         axis=1,
     ).astype(np.float32)
+    return action, state
+
+
+def export_video(
+    video_path: str, episode: int, out: str, fps: float, out_fps: int, frames: int
+) -> dict[str, Any]:
+    """Write episode ``episode``'s video (every ``step``-th of the session's ``frames`` frames,
+    ``step = fps / out_fps``) under ``out``; returns its image stats. This is the per-session
+    work a Ray task runs: its arguments are a few strings and numbers, and nothing of the
+    session but its video is read."""
+    step = round(fps) // out_fps
     chunk, file = divmod(episode, CHUNKS_SIZE)
     video = Path(out) / VIDEO_PATH.format(video_key=IMAGE_KEY, chunk_index=chunk, file_index=file)
     video.parent.mkdir(parents=True, exist_ok=True)
     if step == 1:
-        _copy_video(session.video_path, video)
+        _copy_video(Path(video_path), video)
     else:
-        written = _resample_video(session.video_path, video, fps, step, target)
+        m = (frames + step - 1) // step
+        written = _resample_video(Path(video_path), video, fps, step, out_fps)
         if written != m:
             raise SessionError(
                 f"the video holds {written} of the {m} frames to export",
-                file=str(session.video_path),
+                file=video_path,
                 hint="validate the session",
             )
-    prov = session.provenance
-    signers = prov.get("signers") or []
-    lineage = prov.get("lineage") or [{}]
-    name = prov.get("name") or (lineage[0].get("name") if isinstance(lineage[0], dict) else None)
+    return {"image_stats": _image_stats(_keyframe_sample(video))}
+
+
+def episode(src: SessionSource, out_fps: int, video: dict[str, Any]) -> dict[str, Any]:
+    """One episode's rows and metadata: the plan's binned actions, ``video``
+    (:func:`export_video`'s result) and the session's provenance."""
+    session, fps = src.session, src.fps
+    step = round(fps) // out_fps
+    action, state = episode_arrays(src, step)
+    origin = session_provenance(session)
     return {
         "session_id": session.id,
-        "length": m,
-        "fps": target,
+        "length": int(action.shape[0]),
+        "fps": out_fps,
         "source_fps": fps,
         "resolution": session.resolution,
         "action": action,
         "state": state,
-        "image_stats": _image_stats(_keyframe_sample(video)),
+        "image_stats": video["image_stats"],
         "provenance": {
-            "aiconfig/session_id": session.id,
-            "aiconfig/session_path": str(session.path),
-            "aiconfig/format_version": session.format_version,
+            "aiconfig/session_id": origin.session_id,
+            "aiconfig/session_path": origin.session_path,
+            "aiconfig/format_version": origin.format_version,
             "aiconfig/source_fps": float(fps),
             "aiconfig/frame_step": step,
-            "aiconfig/run_id": session.run_id,
-            "aiconfig/config_name": name,
-            "aiconfig/config_digest": prov.get("sha256") or prov.get("digest"),
-            "aiconfig/config_path": prov.get("path"),
-            "aiconfig/signers": [
-                str(s.get("principal") if isinstance(s, dict) else s) for s in signers
-            ],
+            "aiconfig/run_id": origin.run_id,
+            "aiconfig/config_name": origin.config_name,
+            "aiconfig/config_digest": origin.config_digest,
+            "aiconfig/config_path": origin.config_path,
+            "aiconfig/signers": [s.principal for s in origin.signers or ()],
         },
     }
 
 
 @dataclass(frozen=True)
 class _Plan:
-    paths: list[str]
+    # Opened, validated and binned once (load_sources); the export reuses them.
+    sources: list[SessionSource]
     fps: int
     resolution: tuple[int, int]
     summary: dict[str, Any]
+
+    @property
+    def paths(self) -> list[str]:
+        return [str(s.session.path) for s in self.sources]
+
+    def video_jobs(self, out: str) -> list[tuple[str, int, str, float, int, int]]:
+        """:func:`export_video`'s arguments for every episode (small, picklable: Ray's too)."""
+        return [
+            (str(s.session.video_path), e, out, s.fps, self.fps, s.frame_count)
+            for e, s in enumerate(self.sources)
+        ]
 
 
 def plan_export(paths: Sequence[str | Path], spec: ActionSpec, fps: int | None) -> _Plan:
@@ -318,15 +350,15 @@ def plan_export(paths: Sequence[str | Path], spec: ActionSpec, fps: int | None) 
             path="--fps",
             hint=f"use a divisor of {int(src_fps)}, e.g. {int(src_fps) // 2 or 1}",
         )
-    return _Plan([str(s.session.path) for s in sources], target, sizes.pop(), summary.to_dict())
+    return _Plan(sources, target, sizes.pop(), summary.to_dict())
 
 
 def _run_local(
-    plan: _Plan, tmp: str, spec: ActionSpec, progress: Callable[[int], None] | None
+    plan: _Plan, tmp: str, progress: Callable[[int], None] | None
 ) -> list[dict[str, Any]]:
     out = []
-    for e, path in enumerate(plan.paths):
-        out.append(export_episode(path, e, tmp, spec, plan.fps))
+    for src, job in zip(plan.sources, plan.video_jobs(tmp), strict=True):
+        out.append(episode(src, plan.fps, export_video(*job)))
         if progress is not None:
             progress(1)
     return out
@@ -359,11 +391,10 @@ def export_lerobot(
         if engine == "ray":
             from .ray import export_episodes
 
-            episodes = export_episodes(
-                plan.paths, tmp, spec, plan.fps, progress, work=export_episode
-            )
+            videos = export_episodes(plan.video_jobs(tmp), progress, work=export_video)
+            episodes = [episode(s, plan.fps, v) for s, v in zip(plan.sources, videos, strict=True)]
         elif engine == "local":
-            episodes = _run_local(plan, tmp, spec, progress)
+            episodes = _run_local(plan, tmp, progress)
         else:
             raise AiconfigError(f"unknown engine {engine!r}; use local or ray")
         _write_tables(Path(tmp), episodes, spec, plan, task)

@@ -1,10 +1,11 @@
 """Ray Data over sessions, for what outgrows one machine (the ``ray`` extra).
 
 :func:`read_sessions` returns a ``ray.data.Dataset`` of the same samples as
-:class:`~aiconfig.sessions.SessionClipDataset`: one read task per keyframe-aligned clip, each
-opening its session, binning its actions (:func:`~aiconfig.sessions.bin_actions`, the same
-code) and decoding its frames inside the task. :func:`export_episodes` runs the LeRobot export's
-per-session work as Ray tasks (``aiconfig sessions export --engine ray``).
+:class:`~aiconfig.sessions.SessionClipDataset`: the sessions are validated and their actions
+binned once, when the dataset is planned (:func:`~aiconfig.sessions.bin_actions`, the same
+code); then one read task per keyframe-aligned clip is handed its clip's rows of those actions
+and decodes its frames. :func:`export_episodes` runs the LeRobot export's per-session video
+work as Ray tasks (``aiconfig sessions export --engine ray``).
 
 Locally ``ray.init(num_cpus=2)``; on a cluster ``ray.init(address="ray://head:10001")`` (or
 ``RAY_ADDRESS``), with the sessions on storage every node mounts at the same path.
@@ -15,10 +16,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._errors import AiconfigError
 from ._actions import ActionSpec
+
+if TYPE_CHECKING:
+    from ._dataset import SessionSource
 
 __all__ = ["export_episodes", "read_sessions"]
 
@@ -42,26 +46,51 @@ def _ray() -> Any:
     return ray
 
 
-def _clip_block(
-    path: str, start: int, stop: int, spec: ActionSpec, resolution: tuple[int, int], k: int
-) -> Iterator[Any]:
-    """One read task: the samples of frames ``start..stop-1`` of one session, as one block."""
+# A clip's rows of the actions the plan binned (what a read task needs besides the video).
+_ACTION_COLUMNS = ("action", "keys", "buttons", "mouse", "mouse_known", "scroll")
+
+
+def _clip_actions(src: SessionSource, start: int, stop: int) -> dict[str, Any]:
+    """Rows ``start..stop-1`` of ``src``'s binned actions, as the read task's columns."""
+    import numpy as np
+
+    a = src.actions
+    return {
+        "action": a.action[start:stop].astype(np.float32),
+        "keys": a.keys[start:stop].astype(np.float32),
+        "buttons": a.buttons[start:stop].astype(np.float32),
+        "mouse": a.mouse[start:stop].copy(),
+        "mouse_known": a.mouse_known[start:stop].copy(),
+        "scroll": a.scroll[start:stop].copy(),
+    }
+
+
+class _Clip(NamedTuple):
+    """What one read task is handed: where the clip is and its rows of the binned actions."""
+
+    session_id: str
+    video: str
+    fps: float
+    gop: int
+    start: int
+    stop: int
+    actions: dict[str, Any]
+
+
+def _clip_block(clip: _Clip, resolution: tuple[int, int], k: int) -> Iterator[Any]:
+    """One read task: the samples of frames ``start..stop-1`` of one session, as one block.
+    ``actions`` holds those frames' rows (:func:`_clip_actions`); only the video is read."""
     import numpy as np
     import pyarrow as pa
     from ray.data.extensions import ArrowTensorArray
 
-    from ._actions import bin_actions
     from ._decode import iter_clip
-    from ._session import open_session
 
-    session = open_session(path)
-    n = session.frame_count
-    acts = bin_actions(session, spec, frame_count=n)
-    gop = session.keyframe_interval or max(1, round(session.fps))
-    first = max(0, start - k + 1) // gop * gop
+    start, stop, actions = clip.start, clip.stop, clip.actions
+    first = max(0, start - k + 1) // clip.gop * clip.gop
     window: list[Any] = []
     stacks, index = [], []
-    for i, array in iter_clip(session.video_path, session.fps, first, stop, resolution):
+    for i, array in iter_clip(Path(clip.video), clip.fps, first, stop, resolution):
         window.append(array)
         if len(window) > k:
             window.pop(0)
@@ -69,17 +98,19 @@ def _clip_block(
             stacks.append(np.stack([window[0]] * (k - len(window)) + window))
             index.append(i)
     rows = np.asarray(index, dtype=np.int64)
+    at = rows - start
+    tensor = {"action", "keys", "buttons", "mouse"}
     yield pa.table(
         {
-            "session_id": pa.array([session.id] * len(rows)),
+            "session_id": pa.array([clip.session_id] * len(rows)),
             "frame_index": pa.array(rows),
             "frames": ArrowTensorArray.from_numpy(np.stack(stacks)),
-            "action": ArrowTensorArray.from_numpy(acts.action[rows].astype(np.float32)),
-            "keys": ArrowTensorArray.from_numpy(acts.keys[rows].astype(np.float32)),
-            "buttons": ArrowTensorArray.from_numpy(acts.buttons[rows].astype(np.float32)),
-            "mouse": ArrowTensorArray.from_numpy(acts.mouse[rows]),
-            "mouse_known": pa.array(acts.mouse_known[rows]),
-            "scroll": pa.array(acts.scroll[rows]),
+            **{
+                name: ArrowTensorArray.from_numpy(actions[name][at])
+                if name in tensor
+                else pa.array(actions[name][at])
+                for name in _ACTION_COLUMNS
+            },
         }
     )
 
@@ -125,30 +156,36 @@ def read_sessions(
         paths, spec=spec, resolution=(size[0], size[1]), frame_stack=k, split=split,  # type: ignore[arg-type]
         clip_frames=clip_frames, shuffle=False, **kw,
     )  # fmt: skip
-    clips = [(str(plan.sources[s].session.path), a, b) for s, a, b in plan.clips]
+    # The plan opened, validated and binned every session once. A read task runs in another
+    # process (on a cluster, another machine), so it cannot share the plan's objects: it is
+    # handed its clip's rows of the binned actions instead (a few numbers per frame, clips are
+    # a few GOPs: far below the size Ray inlines into a task) and decodes only the video.
+    clips = []
+    for s, a, b in plan.clips:
+        src = plan.sources[s]
+        video = str(src.session.video_path)
+        clips.append(_Clip(src.id, video, src.fps, src.gop, a, b, _clip_actions(src, a, b)))
     frame_bytes = 3 * size[0] * size[1] * k
-
-    the_spec: ActionSpec = spec
 
     class _Sessions(Datasource):
         def estimate_inmemory_data_size(self) -> int:
-            total: int = sum(b - a for _, a, b in clips) * frame_bytes
+            total: int = sum(c.stop - c.start for c in clips) * frame_bytes
             return total
 
         def get_read_tasks(
             self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
         ) -> list[Any]:
             tasks = []
-            for path, a, b in clips:
+            for clip in clips:
                 meta = BlockMetadata(
-                    num_rows=b - a,
-                    size_bytes=(b - a) * frame_bytes,
-                    input_files=(path,),
+                    num_rows=clip.stop - clip.start,
+                    size_bytes=(clip.stop - clip.start) * frame_bytes,
+                    input_files=(clip.video,),
                     exec_stats=None,
                 )
 
-                def read(path: str = path, a: int = a, b: int = b) -> Iterator[Any]:
-                    return _clip_block(path, a, b, the_spec, (size[0], size[1]), k)
+                def read(clip: _Clip = clip) -> Iterator[Any]:
+                    return _clip_block(clip, (size[0], size[1]), k)
 
                 tasks.append(ReadTask(read, meta))
             return tasks
@@ -160,20 +197,19 @@ def read_sessions(
 
 
 def export_episodes(
-    paths: Sequence[str],
-    out: str,
-    spec: ActionSpec,
-    fps: int,
+    jobs: Sequence[tuple[Any, ...]],
     progress: Callable[[int], None] | None = None,
     *,
     work: Callable[..., dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """``work`` (the export's :func:`~aiconfig.sessions._lerobot.export_episode`, passed in so
-    the two modules do not import each other) for every session, as Ray tasks
-    (``out`` must be on storage the workers share); results in episode order."""
+    """``work(*job)`` for every job, as Ray tasks; results in job order. ``work`` is the
+    export's :func:`~aiconfig.sessions._lerobot.export_video` (passed in so the two modules do
+    not import each other) and each job its small arguments (paths and numbers: the actions
+    were binned by the plan, in this process); what it writes must be on storage the workers
+    share."""
     ray = _ray()
     task = ray.remote(work)
-    refs = [task.remote(p, e, out, spec, fps) for e, p in enumerate(paths)]
+    refs = [task.remote(*job) for job in jobs]
     results: dict[Any, Any] = {}
     pending = list(refs)
     while pending:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -18,9 +20,12 @@ import pytest
 
 from aiconfig import AIConfig
 from aiconfig.sessions import ActionSpec, SessionDataset, export_lerobot, open_session
+from aiconfig.sessions._catalog import read_row
 from aiconfig.sessions._decode import to_array
+from aiconfig.sessions._report import render_session
 from tests.capture.capture_helpers import REPO, run_env
 
+from ..reads import count_binning, count_event_reads
 from .conftest import TimedRoot
 
 pytestmark = [pytest.mark.x11, pytest.mark.slow]
@@ -190,3 +195,48 @@ def test_the_cli(timed: TimedRoot, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cli"]  # nothing half-written
     usage = _cli(str(timed.root), str(tmp_path / "u"), "--fps", "0")
     assert usage.returncode == 2
+
+
+def test_the_export_reads_and_bins_each_session_once(
+    timed: TimedRoot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan reads, validates and bins every session; the episodes are made from that."""
+    reads, bins = count_event_reads(monkeypatch), count_binning(monkeypatch)
+    res = export_lerobot([timed.root], tmp_path / "out", spec=SPEC, fps=15)
+    assert res.episodes == 2
+    once = {inj.session.resolve(): 1 for inj in timed.injected}
+    assert reads == once and bins == once
+
+
+def _report_provenance(session: Path) -> dict[str, str]:
+    text = render_session(session)
+    table = re.search(r"<h2>Provenance</h2><table>(.*?)</table>", text)
+    assert table is not None
+    return {
+        html.unescape(k): html.unescape(v)
+        for k, v in re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", table.group(1))
+    }
+
+
+def test_the_catalog_the_report_and_the_export_agree_on_provenance(
+    timed: TimedRoot, exported: Path
+) -> None:
+    episodes = pq.read_table(exported / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    by_session = {e["aiconfig/session_id"]: e for e in episodes}
+    for inj in timed.injected:
+        row = read_row(inj.session, timed.root)
+        ep = by_session[row["session_id"]]
+        shown = _report_provenance(inj.session)
+        assert ep["aiconfig/session_path"] == str(inj.session)
+        assert ep["aiconfig/format_version"] == row["format_version"] == "1.0.0"
+        assert ep["aiconfig/run_id"] == row["run_id"] == shown["run id"]
+        assert ep["aiconfig/config_name"] == row["config_name"]
+        assert ep["aiconfig/config_path"] == row["config_path"]
+        assert ep["aiconfig/config_digest"] == row["config_digest"]
+        assert shown["config"] == (row["config_path"] or "-")
+        assert shown["sha256"] == (row["config_digest"] or "-")
+        assert ep["aiconfig/signers"] == (row["signers"] or [])
+        listed = [] if shown["signers"] == "-" else shown["signers"].split(", ")
+        assert [s.split(" (")[0] for s in listed] == ep["aiconfig/signers"]
+    signed = read_row(timed.injected[1].session, timed.root)
+    assert signed["config_name"] == "lol-bc-baseline"  # the config's meta.name

@@ -4,8 +4,11 @@ and the LeRobot export with --engine ray equal to the local one."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -15,6 +18,7 @@ from aiconfig import AIConfig
 from aiconfig.sessions import ActionSpec, SessionDataset, export_lerobot
 from tests.capture.capture_helpers import REPO
 
+from ..reads import count_binning, count_event_reads
 from .conftest import TimedRoot
 
 ray = pytest.importorskip("ray")  # the 'ray' extra; CI installs it (scripts/setup.sh)
@@ -80,3 +84,55 @@ def test_export_with_ray_equals_the_local_export(
     assert (tmp_path / "local/meta/stats.json").read_text() == (
         tmp_path / "ray/meta/stats.json"
     ).read_text()
+
+
+@contextmanager
+def _events_hidden(root: Path) -> Iterator[None]:
+    """Every session's events.parquet moved away: what still works needs only the videos."""
+    moved = [(p, p.with_name("events.parquet.away")) for p in root.rglob("events.parquet")]
+    for src, dst in moved:
+        src.rename(dst)
+    try:
+        yield
+    finally:
+        for src, dst in moved:
+            dst.rename(src)
+
+
+def test_read_tasks_are_handed_the_planned_actions(
+    timed: TimedRoot, cluster: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan reads and bins each session once; the read tasks (other processes) decode
+    the video and are handed the rest."""
+    from aiconfig.sessions.ray import read_sessions
+
+    root = tmp_path / "sessions"
+    shutil.copytree(timed.root, root)
+    reads, bins = count_event_reads(monkeypatch), count_binning(monkeypatch)
+    ds = read_sessions([root], config=CFG)
+    once = {p.parent.resolve(): 1 for p in root.rglob("events.parquet")}
+    assert len(once) == 2 and reads == once and bins == once
+    with _events_hidden(root):
+        rows = ds.take_all()
+    assert len(rows) == 180
+
+
+def test_export_tasks_are_handed_the_planned_episodes(
+    timed: TimedRoot, cluster: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiconfig.sessions import ray as sessions_ray
+
+    root = tmp_path / "sessions"
+    shutil.copytree(timed.root, root)
+    reads, bins = count_event_reads(monkeypatch), count_binning(monkeypatch)
+    real = sessions_ray.export_episodes
+
+    def tasks_without_events(*args: Any, **kwargs: Any) -> Any:
+        with _events_hidden(root):
+            return real(*args, **kwargs)
+
+    monkeypatch.setattr(sessions_ray, "export_episodes", tasks_without_events)
+    spec = ActionSpec.from_model(CFG.model)
+    res = export_lerobot([root], tmp_path / "ray", spec=spec, engine="ray")
+    once = {p.parent.resolve(): 1 for p in root.rglob("events.parquet")}
+    assert res.episodes == 2 and reads == once and bins == once

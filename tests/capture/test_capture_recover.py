@@ -290,8 +290,16 @@ def test_recover_with_links_fits_where_copies_would_not(
 ) -> None:
     session = _copy(killed, tmp_path)
     inode = (session / "frames.mp4").stat().st_ino
-    _fake_free(monkeypatch, session, _between_one_and_two_copies(session))
+    before = _state(session)
+    rewritten, _, _ = _sizes(session)
+    _fake_free(monkeypatch, session, rewritten)  # not even room for the new video
+    with pytest.raises(ConfigFileError, match="nothing was changed") as caught:
+        recover_session(session)
+    assert "hard links" not in str(caught.value)
+    # The reserve is still there, and the link tried is gone again.
+    assert _state(session) == before and not (session / BACKUP_DIR).exists()
 
+    _fake_free(monkeypatch, session, _between_one_and_two_copies(session))
     meta = recover_session(session)
 
     assert meta["status"] == "recovered" and validate_session(session) == []

@@ -183,6 +183,7 @@ def finalize_session(
     damage: list[str] | None = None,
     failure: dict[str, Any] | None = None,
     events_from: str | None = None,
+    events: tuple[Any, bool] | None = None,
 ) -> dict[str, Any]:
     """Write ``events.parquet``, ``metadata.json`` and ``manifest.json``; return the metadata.
 
@@ -190,25 +191,39 @@ def finalize_session(
     window moves, focus segments); ``recover`` has none of it. A recovery says its ``cause``:
     ``killed`` (the recorder died), ``failed`` (a write failed: ``failure`` from the metadata)
     or ``damaged`` (a finished session's files were damaged later: ``damage`` lists the
-    validator's findings).
+    validator's findings). ``events`` is the table recover already read (and whether some
+    events were lost), so no file is read twice; without it the events are read from disk.
+    A recovery rewrites ``frames.mp4`` once, with its readable frames that have an event row.
     """
     refuse_symlinked_members(session)
     meta: dict[str, Any] = json.loads((session / METADATA_FILE).read_text())
     fps = int(meta["fps"])
     t0 = int(meta["start_monotonic_ns"]) if meta.get("start_monotonic_ns") is not None else None
-    table, journal_truncated = _load_events(session, salvage=recovered)
-    video = probe_video(session / FRAMES_FILE, fps) if (session / FRAMES_FILE).is_file() else None
-    n_video = video.frames if video is not None else 0
-    readable = {"screen": n_video, "webcam": _video_frames(session / WEBCAM_FILE, meta)}
-    trimmed = _trim_to_video(table, readable)
-    n_frames = trimmed.frames
-    if recovered and video is not None and n_video > n_frames:
-        # The events end before the video (a journal cut short, a damaged row group): the
-        # video keeps only the frames that have a row.
-        from ._remux import remux_readable
+    table, journal_truncated = (
+        events if events is not None else _load_events(session, salvage=recovered)
+    )
+    frames_path = session / FRAMES_FILE
+    readable = {"screen": 0, "webcam": _video_frames(session / WEBCAM_FILE, meta)}
+    video: VideoInfo | None = None
+    if recovered and frames_path.is_file():
+        # A torn fragmented MP4 cannot be probed as a whole: count its readable packets (one
+        # pass, nothing written), then rewrite it once with the frames that have a row (the
+        # events may end before the video: a journal cut short, a damaged row group).
+        from ._remux import count_readable, remux_readable
 
-        remux_readable(session / FRAMES_FILE, limit=n_frames)
-        video = probe_video(session / FRAMES_FILE, fps)
+        readable["screen"] = count_readable(frames_path)
+        trimmed = _trim_to_video(table, readable)
+        remux_readable(frames_path, limit=trimmed.frames)
+        video = probe_video(frames_path, fps)
+        if video.frames < trimmed.frames:  # the muxer refused a packet: fewer frames kept
+            trimmed = _trim_to_video(table, {**readable, "screen": video.frames})
+    else:
+        if frames_path.is_file():
+            video = probe_video(frames_path, fps)
+            readable["screen"] = video.frames
+        trimmed = _trim_to_video(table, readable)
+    n_video = readable["screen"]
+    n_frames = trimmed.frames
     journal_to_parquet(trimmed.events, session / EVENTS_FILE, rows_per_group=fps)
     fresh, padded, dropped, counts = _frame_counts(trimmed.events)
 

@@ -10,14 +10,18 @@ rows and input events past the last readable frame, and finalizes with ``status:
 a ``recovery`` block in the metadata that says what was lost and why.
 
 The original bytes are never lost: every file recovery replaces is first hard-linked (no copy,
-no extra space) into ``SESSION/.original/`` (hidden: manifests skip it). Recovery refuses, in one
-line, when the disk lacks the room for the rewritten files, or when nothing can be rebuilt (no
-readable metadata or events).
+no extra space) into ``SESSION/.original/`` (hidden: manifests skip it), or copied there where
+the file system refuses hard links (FAT/exFAT, some network shares). Recovery refuses, in one
+line and before changing anything, when the disk lacks the room for the rewritten files (and,
+where links are refused, for the copies of the originals as well), or when nothing can be
+rebuilt (no readable metadata or events).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -47,7 +51,9 @@ from ._storage import RESERVE_FILE
 __all__ = ["BACKUP_DIR", "recover_session", "remux_readable"]
 
 BACKUP_DIR = ".original"
-_SLACK = 1024 * 1024  # metadata, manifest and the journal's Parquet beside the rewritten videos
+_SLACK = 1024 * 1024  # metadata and manifest beside the rewritten videos and events
+_REWRITTEN = (FRAMES_FILE, WEBCAM_FILE, AUDIO_FILE)
+_KEPT = (*_REWRITTEN, EVENTS_FILE, EVENTS_JOURNAL, METADATA_FILE, MANIFEST_FILE)
 
 
 def backup(session: Path, name: str) -> Path | None:
@@ -126,12 +132,40 @@ def _damage(session: Path) -> list[str]:
     return validate_session(session)
 
 
-def _check_space(session: Path, names: list[str]) -> None:
-    need = sum((session / n).stat().st_size for n in names if (session / n).is_file()) + _SLACK
-    free = shutil.disk_usage(session).free
+def _links_work(session: Path) -> bool:
+    """Whether a hard link into ``.original/`` can be made (FAT/exFAT, another file system and
+    some network shares refuse them): tried on ``metadata.json`` with a temporary name, removed
+    at once, so nothing is left behind."""
+    folder = session / BACKUP_DIR
+    where = folder if folder.is_dir() and not folder.is_symlink() else session
+    probe = where / f".link-probe.{secrets.token_hex(4)}.tmp"
+    try:
+        os.link(session / METADATA_FILE, probe)
+    except OSError:
+        return False
+    with contextlib.suppress(OSError):
+        probe.unlink()
+    return True
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0
+
+
+def _check_space(session: Path, rewritten: list[str], events_from: str) -> None:
+    """Refuse, changing nothing, unless the disk has room for the rewritten files (the videos,
+    the WAV, events.parquet from ``events_from``) and, where hard links are refused, for a copy
+    of every original kept in ``.original/``. The recorder's space reserve counts as free: it
+    is deleted before anything is written."""
+    need = sum(_size(session / n) for n in rewritten) + _size(session / events_from) + _SLACK
+    links = _links_work(session)
+    if not links:
+        need += sum(_size(session / n) for n in _KEPT if not (session / BACKUP_DIR / n).exists())
+    free = shutil.disk_usage(session).free + _size(session / RESERVE_FILE)
     if free < need:
+        why = "" if links else " (this disk refuses hard links, so the originals are copied)"
         raise ConfigFileError(
-            f"not enough free space to recover: about {need / 1e6:.1f} MB needed, "
+            f"not enough free space to recover: about {need / 1e6:.1f} MB needed{why}, "
             f"{free / 1e6:.1f} MB free; nothing was changed",
             file=str(session),
             hint="free some space on that disk (or copy the session elsewhere) and run recover "
@@ -139,19 +173,20 @@ def _check_space(session: Path, names: list[str]) -> None:
         )
 
 
-def _events_source(session: Path) -> str:
-    """Which event file recovery reads; a one-line error when none can be read."""
-    from ._events import read_events_salvage
+def _events_source(session: Path) -> tuple[str, tuple[Any, bool]]:
+    """Which event file recovery reads, its table and whether some events were lost (read
+    once, handed on to finalize); a one-line error when none can be read."""
+    from ._events import read_events_salvage, read_journal
 
     if (session / EVENTS_JOURNAL).is_file():
-        return EVENTS_JOURNAL
+        return EVENTS_JOURNAL, read_journal(session / EVENTS_JOURNAL)
     if not (session / EVENTS_FILE).is_file():
         raise ConfigFileError(
             f"neither {EVENTS_JOURNAL} nor {EVENTS_FILE} exists; the events are lost",
             file=str(session),
             hint="nothing was changed",
         )
-    _, problem = read_events_salvage(session / EVENTS_FILE)
+    table, problem = read_events_salvage(session / EVENTS_FILE)
     if problem is not None and problem.startswith("unreadable"):
         raise ConfigFileError(
             f"{EVENTS_FILE} is {problem} and no journal remains; the events cannot be "
@@ -159,7 +194,7 @@ def _events_source(session: Path) -> str:
             file=str(session),
             hint="restore events.parquet from a backup copy of the session",
         )
-    return EVENTS_FILE
+    return EVENTS_FILE, (table, problem is not None)
 
 
 def recover_session(session: Path) -> dict[str, Any]:
@@ -179,15 +214,14 @@ def recover_session(session: Path) -> dict[str, Any]:
                 hint="'python -m capture validate' checks it",
             )
         cause = "damaged"
-    source = _events_source(session)
+    source, events = _events_source(session)
+    rewritten = [n for n in _REWRITTEN if (session / n).is_file()]
+    _check_space(session, rewritten, source)
     (session / RESERVE_FILE).unlink(missing_ok=True)  # a killed recorder's space reserve
-    rewritten = [n for n in (FRAMES_FILE, WEBCAM_FILE, AUDIO_FILE) if (session / n).is_file()]
-    _check_space(session, rewritten)
-    for name in (*rewritten, EVENTS_FILE, EVENTS_JOURNAL, METADATA_FILE, MANIFEST_FILE):
+    for name in _KEPT:
         backup(session, name)
-    for video in (FRAMES_FILE, WEBCAM_FILE):
-        if (session / video).is_file():
-            remux_readable(session / video)
+    if (session / WEBCAM_FILE).is_file():
+        remux_readable(session / WEBCAM_FILE)  # frames.mp4: finalize rewrites it, once
     audio_frames = None
     if (session / AUDIO_FILE).is_file():
         audio_frames = _fix_wav(session / AUDIO_FILE)
@@ -199,6 +233,7 @@ def recover_session(session: Path) -> dict[str, Any]:
         damage=problems,
         failure=failure if isinstance(failure, dict) else None,
         events_from=source,
+        events=events,
     )
     if audio_frames is not None:
         info = dict(meta.get("audio_info") or {})

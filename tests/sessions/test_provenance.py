@@ -60,7 +60,8 @@ def test_a_fork_is_named_alike_by_the_catalog_the_report_and_the_export(
     assert "<th>signers</th><td>lead@aiconfig.dev (SHA256:x)</td>" in text
     assert "<th>lineage</th><td>/configs/baseline.yaml &lt;- /configs/lr-sweep.yaml</td>" in text
 
-    spec = ActionSpec.from_model(AIConfig.model_validate({"meta": {"name": "t", "version": 1}}).model)
+    config = AIConfig.model_validate({"meta": {"name": "t", "version": 1}})
+    spec = ActionSpec.from_model(config.model)
     export_lerobot([forked.parent], tmp_path / "out", spec=spec)
     (ep,) = pq.read_table(tmp_path / "out/meta/episodes/chunk-000/file-000.parquet").to_pylist()
     assert ep["aiconfig/config_name"] == row["config_name"]

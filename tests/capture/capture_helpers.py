@@ -147,6 +147,16 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def record_session(out: Path, display: str, seconds: int = 4) -> Path:
+    """A finished ``seconds``-long recording of ``display`` under ``out`` (no game state)."""
+    os.environ["DISPLAY"] = display
+    proc = run_cli(
+        "--allow-any", "--quiet", "--duration", str(seconds), "--no-game-state", "--out", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    return Path(proc.stdout.strip())
+
+
 def start_xvfb(size: str = "1920x1080x24") -> tuple[subprocess.Popen[bytes], str]:
     """A private Xvfb; the server picks a free display number (-displayfd)."""
     read_fd, write_fd = os.pipe()

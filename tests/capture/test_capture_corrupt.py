@@ -14,22 +14,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.capture.capture_helpers import run_cli
+from tests.capture.capture_helpers import record_session, run_cli
 
 pytestmark = [pytest.mark.x11, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory, xvfb_server: str) -> Path:
-    import os
-
-    os.environ["DISPLAY"] = xvfb_server
-    out = tmp_path_factory.mktemp("recorded")
-    proc = run_cli(
-        "--allow-any", "--quiet", "--duration", "4", "--no-game-state", "--out", str(out)
-    )
-    assert proc.returncode == 0, proc.stderr
-    return Path(proc.stdout.strip())
+    return record_session(tmp_path_factory.mktemp("recorded"), xvfb_server)
 
 
 def _digests(folder: Path) -> dict[str, str]:

@@ -31,7 +31,7 @@ from capture._events import read_journal
 from capture._recover import _SLACK, BACKUP_DIR, recover_session
 from capture._storage import RESERVE_FILE
 from capture._validate import validate_session
-from tests.capture.capture_helpers import REPO, run_cli, start_recording
+from tests.capture.capture_helpers import REPO, record_session, run_cli, start_recording
 
 pytestmark = [pytest.mark.x11, pytest.mark.slow]
 
@@ -48,13 +48,7 @@ KEPT = (
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory, xvfb_server: str) -> Path:
-    os.environ["DISPLAY"] = xvfb_server
-    out = tmp_path_factory.mktemp("finished")
-    proc = run_cli(
-        "--allow-any", "--quiet", "--duration", "4", "--no-game-state", "--out", str(out)
-    )
-    assert proc.returncode == 0, proc.stderr
-    return Path(proc.stdout.strip())
+    return record_session(tmp_path_factory.mktemp("finished"), xvfb_server)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from aiconfig.harness import RunContext, verify_manifest
+from aiconfig.sessions import INPUT_EVENT_TYPES
 
 from .plugin_dist import install_frame_tools
 from .sessions import make_session
@@ -150,30 +151,31 @@ def test_a_capture_run_manifest_is_accepted_as_input(tmp_path: Path) -> None:
     assert report["sessions"][0]["session_id"] == "session_20261121_130000"
 
 
-def test_template_with_unknown_key_is_refused(tmp_path: Path, data_root: Path) -> None:
-    template = tmp_path / "t.json"
-    template.write_text(json.dumps({"max_drop_rate": 0.1, "max_dorp": 1}))
+def _pipeline_with_template(
+    tmp_path: Path, data_root: Path, template: dict[str, object]
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``aiconfig pipeline`` over one fixture session with ``template`` as its config template."""
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(template))
     manifest = write_sessions_manifest(tmp_path / "m.json", [data_root / "session_20261121_100000"])
     res = run_cli(
         ["pipeline", "--manifest", str(manifest), "--out", str(tmp_path / "o"),
-         "--config-template", str(template)],
+         "--config-template", str(path)],
         env=child_env(tmp_path),
         cwd=tmp_path,
     )  # fmt: skip
+    return res, path
+
+
+def test_template_with_unknown_key_is_refused(tmp_path: Path, data_root: Path) -> None:
+    res, _ = _pipeline_with_template(tmp_path, data_root, {"max_drop_rate": 0.1, "max_dorp": 1})
     assert res.returncode == 1
     assert "unknown key 'max_dorp'" in res.stderr and "Traceback" not in res.stderr
 
 
-# Every input event type the recorder writes (docs/capture.md; tests/capture/test_capture_e2e.py
-# records each of them for real).
-RECORDED_INPUTS = (
-    "key_press",
-    "key_release",
-    "mouse_move",
-    "mouse_press",
-    "mouse_release",
-    "mouse_scroll",
-)
+# Every input event type the recorder writes (tests/capture/test_capture_e2e.py holds the list
+# equal to what a real recording writes).
+RECORDED_INPUTS = INPUT_EVENT_TYPES
 
 
 def test_actions_count_the_recorders_presses_and_scrolls(tmp_path: Path) -> None:
@@ -193,15 +195,9 @@ def test_actions_count_the_recorders_presses_and_scrolls(tmp_path: Path) -> None
 def test_template_naming_an_event_type_the_recorder_never_writes_is_refused(
     tmp_path: Path, data_root: Path
 ) -> None:
-    template = tmp_path / "t.json"
-    template.write_text(json.dumps({"action_event_types": ["key_press", "scroll"]}))
-    manifest = write_sessions_manifest(tmp_path / "m.json", [data_root / "session_20261121_100000"])
-    res = run_cli(
-        ["pipeline", "--manifest", str(manifest), "--out", str(tmp_path / "o"),
-         "--config-template", str(template)],
-        env=child_env(tmp_path),
-        cwd=tmp_path,
-    )  # fmt: skip
+    res, template = _pipeline_with_template(
+        tmp_path, data_root, {"action_event_types": ["key_press", "scroll"]}
+    )
     assert res.returncode == 1 and "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr

@@ -50,7 +50,9 @@ class FakeMsvcrt(types.ModuleType):
                 raise OSError(errno.EACCES, "Permission denied")
             del self.held[key]
         elif mode in (self.LK_NBLCK, self.LK_LOCK):
-            if holder is not None and holder != fd:
+            # Windows byte-range locks are not reentrant: a region locked through this very
+            # descriptor refuses a second lock just as one held through another does.
+            if holder is not None:
                 if mode == self.LK_LOCK and self.free_after_failures is not None:
                     self.free_after_failures -= 1
                     if self.free_after_failures <= 0:

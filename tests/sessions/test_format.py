@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
 from aiconfig import SessionError, sessions
@@ -111,7 +110,14 @@ def test_missing_session_is_one_clear_error(tmp_path: Path) -> None:
         open_session(tmp_path / "empty")
 
 
-def test_event_schema_is_the_seed_table() -> None:
-    assert sessions.EVENT_COLUMNS[0] == ("t_ns", "int64")
-    assert sessions.event_schema().field("mouse_x").type == pa.float32()
-    assert sessions.event_schema() is sessions.event_schema()  # one object, not rebuilt
+def test_the_recorder_writes_the_one_event_schema() -> None:
+    """One definition: what the recorder writes is the reader's schema object itself (the
+    columns' match with the seed is held by tests/capture/test_capture_units.py)."""
+    from capture._events import COLUMNS, event_schema
+
+    assert COLUMNS is sessions.EVENT_COLUMNS
+    assert event_schema() is sessions.event_schema() is sessions.event_schema()
+    assert [(f.name, str(f.type)) for f in sessions.event_schema()] == [
+        (name, {"bool": "bool", "float32": "float"}.get(kind, kind))
+        for name, kind in sessions.EVENT_COLUMNS
+    ]

@@ -183,9 +183,10 @@ def bench_overhead(blocks: int, per_block: int, tmp: Path) -> dict[str, Any]:
                 ns, wall = await _wrapped_block(
                     interfaces[mode], x, per_block, yield_between=yield_between
                 )
-                interfaces[mode].flush_telemetry()  # what the last calls deferred
+                t0 = time.perf_counter_ns()
+                interfaces[mode].flush_telemetry()  # what the block's last calls deferred
                 results[mode] += ns
-                walls[mode] += wall + flush(mode)
+                walls[mode] += wall + (time.perf_counter_ns() - t0) + flush(mode)
         for m in interfaces.values():
             await m.aclose()
 
@@ -218,7 +219,12 @@ def bench_overhead(blocks: int, per_block: int, tmp: Path) -> dict[str, Any]:
         s["cost_per_call_us"] = round(per_call_us(mode) - per_call_us(ref), 2)
         out[mode] = s
     out["target_overhead_p50_us"] = TARGET_OVERHEAD_US
+    # The target is the call's latency with its telemetry recorded on the loop's turn after it;
+    # a caller that never yields pays it inside its calls (``inline_back_to_back``).
     out["meets_target_inline_telemetry_on"] = out["inline"]["overhead_p50_us"] <= TARGET_OVERHEAD_US
+    out["meets_target_back_to_back"] = (
+        out["inline_back_to_back"]["overhead_p50_us"] <= TARGET_OVERHEAD_US
+    )
     floor = _sdk_floor(tmp)
     out["sdk_floor"] = floor
     # The wrapper alone (no SDK), and what telemetry adds to a call when it is recorded before

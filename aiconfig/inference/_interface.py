@@ -12,10 +12,10 @@ Telemetry goes through ``opentelemetry-api`` only: without a configured SDK ever
 no-op, so the library costs nothing extra when monitoring is off.
 
 A call's telemetry (its span, metrics and observers) is recorded after the caller has its result:
-on the event loop's next turn, which in an agent's loop is the wait for the next observation. A
-caller that never yields to the loop pays it as before, one record a call (the oldest one once
-``_MAX_DEFERRED`` are waiting), never in a burst. Spans opened up front (the vLLM client's) end
-with their call.
+on the event loop's next turn, which in an agent's loop is the wait for the next observation, in
+the context the call ended in. A caller that never yields to the loop pays it as before, one
+record a call (the oldest one once ``_MAX_DEFERRED`` are waiting; those are recorded together on
+the next turn). Spans opened up front (the vLLM client's) end with their call.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         #: Record each call's span, metrics and observers after its caller has the result
         #: (see the module docstring); False records them before ``infer`` returns.
         self.defer_telemetry = defer_telemetry
-        self._deferred: deque[tuple[_Call, BaseException | None, context.Context]] = deque()
+        self._deferred: deque[tuple[_Call, _Failure | None, context.Context]] = deque()
         self._flush_on: asyncio.AbstractEventLoop | None = None
         self._tracer = trace.get_tracer("aiconfig.inference", tracer_provider=tracer_provider)
         meter = metrics.get_meter("aiconfig.inference", meter_provider=meter_provider)
@@ -381,12 +381,19 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         """Record the call's telemetry now (a span opened up front, or deferral off) or queue it
         for the loop's next turn, with the context it ended in (the span's parent)."""
         ctx = context.get_current()
+        # What telemetry needs of an error is its type and first line: keeping the exception
+        # would keep its traceback's frames (and the call's inputs) alive while it waits.
+        failed = None if error is None else _Failure(error)
         if span is not None or not self.defer_telemetry:
-            self._finish(span, call, error, ctx)
+            self._finish(span, call, failed, ctx)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not under asyncio (another runner): nothing to defer to
+            self._finish(None, call, failed, ctx)
             return
         deferred = self._deferred
-        deferred.append((call, error, ctx))
-        loop = asyncio.get_running_loop()
+        deferred.append((call, failed, ctx))
         if self._flush_on is not loop:  # no flush is scheduled on this loop yet
             self._flush_on = loop
             loop.call_soon(self._flush_scheduled)
@@ -404,18 +411,23 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         while deferred:
             self._record(*deferred.popleft())
 
-    def _record(self, call: _Call, error: BaseException | None, ctx: context.Context) -> None:
-        """One deferred record; its caller has returned, so a failure is logged, not raised."""
+    def _record(self, call: _Call, failed: _Failure | None, ctx: context.Context) -> None:
+        """One deferred record, in the context its call ended in (observers see that call's
+        parent span, as they would have inside the call); its caller has returned, so an SDK
+        failure is logged, not raised."""
+        token = context.attach(ctx)
         try:
-            self._finish(None, call, error, ctx)
-        except Exception:  # noqa: BLE001 - an observer's bug must not stop the other records
+            self._finish(None, call, failed, ctx)
+        except Exception:  # noqa: BLE001 - one record's failure must not stop the others
             _log.exception("recording the telemetry of a call to %r failed", self.name)
+        finally:
+            context.detach(token)
 
     def _finish(
         self,
         span: trace.Span | None,
         call: _Call,
-        error: BaseException | None,
+        failed: _Failure | None,
         ctx: context.Context,
     ) -> None:
         """Metrics, the span (created now, backdated, unless it was opened up front), observers.
@@ -446,8 +458,8 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         }
         if call.batch_size:
             attrs["aiconfig.inference.batch_size"] = call.batch_size
-        if error is not None:
-            attrs["error.type"] = type(error).__name__
+        if failed is not None:
+            attrs["error.type"] = failed.type
         if span is None:
             # Every attribute in one SDK call: the span is created now, backdated.
             span = self._tracer.start_span(
@@ -462,13 +474,16 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         elif span.is_recording():
             span.set_attributes(attrs)
         try:
-            if error is not None and span.is_recording():
-                span.set_status(Status(StatusCode.ERROR, str(error).splitlines()[0][:200]))
+            if failed is not None and span.is_recording():
+                span.set_status(Status(StatusCode.ERROR, failed.message))
             if self._observers:
-                ok = error is None
+                ok = failed is None
                 total_ms = total_s * 1000.0
                 for observer in self._observers:
-                    observer(self.name, total_ms, ok, span)
+                    try:
+                        observer(self.name, total_ms, ok, span)
+                    except Exception:  # noqa: BLE001 - an observer's bug never fails the call
+                        _log.exception("an observer of %r failed", self.name)
         finally:
             span.end(call.t0_wall + (t_end - t0))
 
@@ -476,3 +491,14 @@ class AIModelInterface(ABC, Generic[InT, OutT]):
         """Record deferred telemetry and release resources (thread pools, HTTP connections).
         Safe to call twice."""
         self.flush_telemetry()
+
+
+class _Failure:
+    """What a call's telemetry records of its error: the type's name and the first line."""
+
+    __slots__ = ("message", "type")
+
+    def __init__(self, error: BaseException) -> None:
+        self.type = type(error).__name__
+        lines = str(error).splitlines()
+        self.message = (lines[0] if lines else self.type)[:200]

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 import torch
+from opentelemetry import trace
 
-from aiconfig.inference import Overloaded, TorchModelInterface
+from aiconfig.inference import ModelError, Overloaded, TorchModelInterface
 from aiconfig.inference._interface import _MAX_DEFERRED
 
 from .otel_helpers import OTel
@@ -116,8 +117,9 @@ def test_refusals_are_recorded_too_and_keep_their_error(otel: OTel) -> None:
     assert span.status.status_code.name == "ERROR"
 
 
-def test_a_failing_observer_is_logged_and_the_other_records_go_on(
-    otel: OTel, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("defer", [True, False])
+def test_a_failing_observer_is_logged_and_never_fails_a_call(
+    otel: OTel, caplog: pytest.LogCaptureFixture, defer: bool
 ) -> None:
     calls: list[float] = []
 
@@ -126,19 +128,90 @@ def test_a_failing_observer_is_logged_and_the_other_records_go_on(
         if len(calls) == 1:
             raise RuntimeError("observer bug")
 
-    m = _model(otel, observers=(broken,))
+    m = _model(otel, observers=(broken,), defer_telemetry=defer)
 
-    async def run() -> None:
-        await m.infer(torch.ones(1, 4))  # the caller gets its result: the observer runs later
-        await m.infer(torch.ones(1, 4))
+    async def run() -> list[Any]:
+        out = [await m.infer(torch.ones(1, 4)), await m.infer(torch.ones(1, 4))]
         await asyncio.sleep(0)
+        return out
 
     with caplog.at_level(logging.ERROR, logger="aiconfig.inference._interface"):
-        asyncio.run(run())
+        results = asyncio.run(run())
+    assert [r.output.shape for r in results] == [(1, 2), (1, 2)]  # both calls got their result
     assert len(calls) == 2
     assert len(otel.spans.get_finished_spans()) == 2  # the span ends even when its observer fails
     assert any("observer bug" in (r.exc_text or "") for r in caplog.records)
-    assert "recording the telemetry of a call to 'policy' failed" in caplog.text
+    assert "an observer of 'policy' failed" in caplog.text
+
+
+def test_observers_see_the_parent_of_their_own_call(otel: OTel) -> None:
+    """Two calls under two parents, recorded on one later turn: each observer runs in the
+    context its call ended in (an alert's log record carries that call's trace)."""
+    seen: list[tuple[str, int]] = []
+
+    def observer(model: str, total_ms: float, ok: bool, span: Any) -> None:
+        seen.append((span.name, trace.get_current_span().get_span_context().span_id))
+
+    m = _model(otel, observers=(observer,))
+    tracer = otel.tracer_provider.get_tracer("test")
+    parents: dict[str, int] = {}
+
+    async def episode(name: str) -> None:
+        with tracer.start_as_current_span(name) as parent:
+            parents[name] = parent.get_span_context().span_id
+            await m.infer(torch.ones(1, 4))
+
+    async def run() -> None:
+        await asyncio.gather(episode("a"), episode("b"))
+        await asyncio.sleep(0)
+
+    asyncio.run(run())
+    assert sorted(s for _, s in seen) == sorted(parents.values())
+
+
+def test_a_waiting_record_does_not_keep_the_error_alive(otel: OTel) -> None:
+    """The record keeps the error's type and first line, not the exception: its traceback
+    would keep the failed call's frames and inputs alive until the loop turns."""
+    import gc
+    import weakref
+
+    m = _model(otel)
+    refs: list[weakref.ref[BaseException]] = []
+
+    async def run() -> None:
+        try:
+            await m.infer(torch.ones(1, 3))  # the wrong width: the model raises
+        except ModelError as exc:
+            refs.append(weakref.ref(exc))
+        gc.collect()
+        assert len(m._deferred) == 1 and refs[0]() is None  # waiting, and the error is gone
+        await asyncio.sleep(0)
+
+    asyncio.run(run())
+    (span,) = otel.spans.get_finished_spans()
+    assert span.attributes is not None and span.attributes["error.type"] == "ModelError"
+
+
+@pytest.mark.parametrize("defer", [True, False])
+def test_a_cancelled_call_is_recorded_and_stays_cancelled(otel: OTel, defer: bool) -> None:
+    """A cancellation has no message; the span's status says what it was."""
+    m = _model(otel, max_concurrency=1, defer_telemetry=defer)
+
+    async def run() -> None:
+        assert m.admission.try_take()  # the one slot is busy: the call queues
+        task = asyncio.create_task(m.infer(torch.ones(1, 4)))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        m.admission.release()
+        await asyncio.sleep(0)
+
+    asyncio.run(run())
+    (span,) = otel.spans.get_finished_spans()
+    assert span.status.status_code.name == "ERROR"
+    assert span.status.description == "CancelledError"
+    assert span.attributes is not None and span.attributes["error.type"] == "CancelledError"
 
 
 def test_flush_and_aclose_record_what_waits(otel: OTel) -> None:

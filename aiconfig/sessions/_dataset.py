@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from .._errors import AiconfigError, SessionError
+from .._errors import AiconfigError, BudgetError, SessionError
 from ._actions import ActionSpec, FrameActions, bin_actions
 from ._catalog import discover
 from ._decode import FrameReader, iter_clip
@@ -157,7 +157,7 @@ def _source(
     """
     try:
         events = session.events()
-    except SessionError:
+    except (SessionError, BudgetError):  # the validator streams it and says why
         events = None
     check = validate_session(session.path, verify_hashes=False, events=events)
     if not check.valid:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import SessionError
+from .._errors import BudgetError, SessionError
 from ._format import METADATA_FILE
 from ._provenance import session_provenance
 from ._write import write_text_atomic
@@ -202,7 +202,7 @@ def render_session(path: Path) -> str:
     # Unreadable, it is left to the validator, which says why.
     try:
         events = session.events() if session.events_path.is_file() else None
-    except SessionError:
+    except (SessionError, BudgetError):  # the validator streams it and says why
         events = None
     check = validate_session(path, events=events)
     n = int(check.stats.get("video_frames") or 0)

@@ -115,3 +115,25 @@ def test_an_unknown_action_in_the_key_map_is_a_validation_error(tmp_path: Path) 
     assert len(error) == 1
     assert f"{cfg}:4: model.action_map:" in error[0]
     assert "'mouse_right' maps to 'mvoe'" in error[0] and "did you mean 'move'" in error[0]
+
+
+def test_a_session_too_big_to_load_whole_is_still_judged_by_the_validator(
+    damaged: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading a session's whole event table can run out of the run's memory budget; the
+    validator then streams it (as it always did) and the damaged sessions are still skipped
+    with their reasons, instead of the dataset failing on the first one."""
+    from aiconfig._errors import BudgetError
+    from aiconfig.sessions import _session
+
+    real = _session.Session.events
+
+    def events(self: _session.Session, **kw: object) -> object:
+        if self.id != "session_20990101_000000":  # the damaged ones are "too big"
+            raise BudgetError("reading events.parquet ran out of the memory budget")
+        return real(self, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_session.Session, "events", events)
+    ds = SessionDataset([damaged], spec=SPEC)
+    assert [s.id for s in ds.sources] == ["session_20990101_000000"]
+    assert ds.summary()["skipped"] == {"invalid": 3, "unfinished": 1}

@@ -157,6 +157,30 @@ def record_session(out: Path, display: str, seconds: int = 4) -> Path:
     return Path(proc.stdout.strip())
 
 
+def cut_journal(session: Path, keep: float = 1.0) -> None:
+    """``session`` as a killed recorder leaves it: manifest 'recording', the events in a
+    journal cut mid-record (about ``keep`` of it kept: 1.0 cuts the last batch only), no
+    events.parquet."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(session / "events.parquet")
+    journal = session / "events.journal.arrows"
+    with pa.OSFile(str(journal), "wb") as sink:
+        writer = pa.ipc.new_stream(sink, table.schema)
+        for batch in table.to_batches(max_chunksize=40):
+            writer.write_batch(batch)
+        writer.close()
+    data = journal.read_bytes()
+    journal.write_bytes(data[: int(len(data) * keep) - 700])
+    (session / "events.parquet").unlink()
+    manifest = json.loads((session / "manifest.json").read_text())
+    manifest["status"] = "recording"
+    (session / "manifest.json").write_text(json.dumps(manifest))
+
+
 def start_xvfb(size: str = "1920x1080x24") -> tuple[subprocess.Popen[bytes], str]:
     """A private Xvfb; the server picks a free display number (-displayfd)."""
     read_fd, write_fd = os.pipe()

@@ -10,11 +10,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from tests.capture.capture_helpers import record_session, run_cli
+from tests.capture.capture_helpers import cut_journal, record_session, run_cli
 
 pytestmark = [pytest.mark.x11, pytest.mark.slow]
 
@@ -54,30 +52,13 @@ def _garbage_metadata(s: Path) -> None:
     (s / "metadata.json").write_bytes(b'{"format_version": "1.0.0", "fps": \x00\xff garbage')
 
 
-def _journal_cut(s: Path) -> None:
-    """The session as a killed recorder leaves it: manifest 'recording', the events in a
-    journal whose last batch is cut mid-record, no events.parquet."""
-    table = pq.read_table(s / "events.parquet")
-    with pa.OSFile(str(s / "events.journal.arrows"), "wb") as sink:
-        writer = pa.ipc.new_stream(sink, table.schema)
-        for batch in table.to_batches(max_chunksize=40):
-            writer.write_batch(batch)
-        writer.close()
-    data = (s / "events.journal.arrows").read_bytes()
-    (s / "events.journal.arrows").write_bytes(data[: len(data) - 700])
-    (s / "events.parquet").unlink()
-    manifest = json.loads((s / "manifest.json").read_text())
-    manifest["status"] = "recording"
-    (s / "manifest.json").write_text(json.dumps(manifest))
-
-
 # (damage, recover's exit status, what its one line says)
 CASES: dict[str, tuple[Callable[[Path], None], int, str]] = {
     "truncated frames.mp4": (_truncate_video, 0, "recovered"),
     "flipped bytes in events.parquet": (_flip_events, 0, "recovered"),
     "events.parquet without footer": (_no_footer, 1, "no journal remains"),
     "garbage metadata.json": (_garbage_metadata, 1, "metadata.json: unreadable"),
-    "journal cut mid-record": (_journal_cut, 0, "recovered"),
+    "journal cut mid-record": (cut_journal, 0, "recovered"),
 }
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import av
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -31,7 +30,13 @@ from capture._events import read_journal
 from capture._recover import _SLACK, BACKUP_DIR, recover_session
 from capture._storage import RESERVE_FILE
 from capture._validate import validate_session
-from tests.capture.capture_helpers import REPO, record_session, run_cli, start_recording
+from tests.capture.capture_helpers import (
+    REPO,
+    cut_journal,
+    record_session,
+    run_cli,
+    start_recording,
+)
 
 pytestmark = [pytest.mark.x11, pytest.mark.slow]
 
@@ -106,23 +111,6 @@ def _packets(path: Path) -> list[bytes]:
         return [bytes(p) for p in src.demux(stream) if p.size and p.dts is not None]
 
 
-def _cut_journal(s: Path) -> None:
-    """What a killed recorder leaves when its journal lost more than its video: manifest
-    'recording', the events in a journal whose last batches are cut, no events.parquet."""
-    table = pq.read_table(s / "events.parquet")
-    with pa.OSFile(str(s / "events.journal.arrows"), "wb") as sink:
-        writer = pa.ipc.new_stream(sink, table.schema)
-        for batch in table.to_batches(max_chunksize=40):
-            writer.write_batch(batch)
-        writer.close()
-    data = (s / "events.journal.arrows").read_bytes()
-    (s / "events.journal.arrows").write_bytes(data[: len(data) // 2 - 700])
-    (s / "events.parquet").unlink()
-    manifest = json.loads((s / "manifest.json").read_text())
-    manifest["status"] = "recording"
-    (s / "manifest.json").write_text(json.dumps(manifest))
-
-
 def _count_video_writes(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
     """Record every ``av.open`` that writes ``name`` (through its temp file beside it)."""
     real: Any = av.open
@@ -141,7 +129,7 @@ def test_frames_are_rewritten_once_when_the_events_end_before_the_video(
     finished: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     session = _copy(finished, tmp_path)
-    _cut_journal(session)
+    cut_journal(session, keep=0.5)  # more lost from the journal than from the video
     original = _packets(session / "frames.mp4")
     journal, truncated = read_journal(session / "events.journal.arrows")
     rows = journal.to_pydict()

@@ -100,99 +100,88 @@ async def _bare_block(
     return out, time.perf_counter_ns() - start
 
 
-def bench_overhead(blocks: int, per_block: int, tmp: Path) -> dict[str, Any]:
-    torch.set_num_threads(1)
-    model = small_model()
-    x = torch.randn(1, 64)
-    tel = setup_telemetry(
-        MonitoringConfig(exporters=("jsonl",), jsonl_path=str(tmp / "bench.jsonl")),
-        run_id="bench",
-    )
-    kw: dict[str, Any] = {
-        "tracer_provider": tel.tracer_provider,
-        "meter_provider": tel.meter_provider,
-        "observers": (tel.alerts,),
-    }
+# (mode, yield between calls): "inline" is the target (offload=False, every span sampled,
+# telemetry recorded on the loop's turn after the call, as it is by default).
+OVERHEAD_MODES = (
+    ("inline", True),
+    ("inline_back_to_back", False),
+    ("inline_telemetry_not_deferred", True),
+    ("offload", True),
+    ("inline_sampled_10pct", True),
+    ("inline_no_sdk", True),
+)
+
+
+def _overhead_interfaces(model: torch.nn.Module, tel: Any, sampled: Any) -> dict[str, Any]:
+    """One interface per mode (the back-to-back mode reuses the inline one)."""
     common: dict[str, Any] = {
+        "name": "bench",
         "device": "cpu",
         "latency_budget_ms": 1_000,
         "max_concurrency": 1,
         "max_queue": 64,
     }
-    sampled = setup_telemetry(
-        MonitoringConfig(
-            exporters=("jsonl",), jsonl_path=str(tmp / "bench10.jsonl"), sample_ratio=0.1
-        ),
-        run_id="bench",
-    )
-    kw10: dict[str, Any] = {
-        "tracer_provider": sampled.tracer_provider,
-        "meter_provider": sampled.meter_provider,
-        "observers": (sampled.alerts,),
-    }
-    # (mode, yield between calls): "inline" is the target (offload=False, every span sampled,
-    # telemetry recorded on the loop's turn after the call, as it is by default).
-    modes = (
-        ("inline", True),
-        ("inline_back_to_back", False),
-        ("inline_telemetry_not_deferred", True),
-        ("offload", True),
-        ("inline_sampled_10pct", True),
-        ("inline_no_sdk", True),
-    )
-    results: dict[str, list[int]] = {"bare": [], "bare_back_to_back": []}
-    results.update({m: [] for m, _ in modes})
-    walls: dict[str, int] = dict.fromkeys(results, 0)
 
-    async def run() -> None:
-        inline = TorchModelInterface(model, name="bench", offload=False, **common, **kw)
-        interfaces = {
-            "inline": inline,
-            "inline_back_to_back": inline,
-            "inline_telemetry_not_deferred": TorchModelInterface(
-                model, name="bench", offload=False, defer_telemetry=False, **common, **kw
-            ),
-            "offload": TorchModelInterface(model, name="bench", offload=True, **common, **kw),
-            "inline_sampled_10pct": TorchModelInterface(
-                model, name="bench", offload=False, **common, **kw10
-            ),
-            "inline_no_sdk": TorchModelInterface(model, name="bench", offload=False, **common),
+    def sdk(t: Any) -> dict[str, Any]:
+        return {
+            "tracer_provider": t.tracer_provider,
+            "meter_provider": t.meter_provider,
+            "observers": (t.alerts,),
         }
-        for m in interfaces.values():  # warm-up
-            await _wrapped_block(m, x, 200)
-        await _bare_block(model, x, 200)
 
-        flushes: dict[str, Any] = {"inline_sampled_10pct": sampled.tracer_provider}
+    inline = TorchModelInterface(model, offload=False, **common, **sdk(tel))
+    return {
+        "inline": inline,
+        "inline_back_to_back": inline,
+        "inline_telemetry_not_deferred": TorchModelInterface(
+            model, offload=False, defer_telemetry=False, **common, **sdk(tel)
+        ),
+        "offload": TorchModelInterface(model, offload=True, **common, **sdk(tel)),
+        "inline_sampled_10pct": TorchModelInterface(model, offload=False, **common, **sdk(sampled)),
+        "inline_no_sdk": TorchModelInterface(model, offload=False, **common),
+    }
 
-        def flush(mode: str) -> int:
-            # The batch span processor's thread encodes and writes the spans: waiting for it
-            # puts that work into the block it belongs to (and out of the next block's time).
-            t0 = time.perf_counter_ns()
-            flushes.get(mode, tel.tracer_provider).force_flush()
-            return time.perf_counter_ns() - t0
 
-        async def bare(yield_between: bool) -> None:
+async def _overhead_blocks(
+    model: torch.nn.Module, x: torch.Tensor, tel: Any, sampled: Any, blocks: int, per_block: int
+) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """Alternating bare and wrapped blocks: each call's time, and each mode's total wall time
+    (the block, what its last calls deferred, the exporter's flush of its spans)."""
+    results: dict[str, list[int]] = {"bare": [], "bare_back_to_back": []}
+    results.update({m: [] for m, _ in OVERHEAD_MODES})
+    walls: dict[str, int] = dict.fromkeys(results, 0)
+    interfaces = _overhead_interfaces(model, tel, sampled)
+    for m in interfaces.values():  # warm-up
+        await _wrapped_block(m, x, 200)
+    await _bare_block(model, x, 200)
+    flushes: dict[str, Any] = {"inline_sampled_10pct": sampled.tracer_provider}
+
+    def flush(mode: str) -> int:
+        # The batch span processor's thread encodes and writes the spans: waiting for it puts
+        # that work into the block it belongs to (and out of the next block's time).
+        t0 = time.perf_counter_ns()
+        flushes.get(mode, tel.tracer_provider).force_flush()
+        return time.perf_counter_ns() - t0
+
+    for _ in range(blocks):  # alternating blocks: a load spike hits bare and wrapped alike
+        for mode, yield_between in OVERHEAD_MODES:
             key = "bare" if yield_between else "bare_back_to_back"
             ns, wall = await _bare_block(model, x, per_block, yield_between=yield_between)
             results[key] += ns
             walls[key] += wall + flush(key)
+            ns, wall = await _wrapped_block(
+                interfaces[mode], x, per_block, yield_between=yield_between
+            )
+            t0 = time.perf_counter_ns()
+            interfaces[mode].flush_telemetry()  # what the block's last calls deferred
+            results[mode] += ns
+            walls[mode] += wall + (time.perf_counter_ns() - t0) + flush(mode)
+    for m in interfaces.values():
+        await m.aclose()
+    return results, walls
 
-        for _ in range(blocks):  # alternating blocks: a load spike hits bare and wrapped alike
-            for mode, yield_between in modes:
-                await bare(yield_between)
-                ns, wall = await _wrapped_block(
-                    interfaces[mode], x, per_block, yield_between=yield_between
-                )
-                t0 = time.perf_counter_ns()
-                interfaces[mode].flush_telemetry()  # what the block's last calls deferred
-                results[mode] += ns
-                walls[mode] += wall + (time.perf_counter_ns() - t0) + flush(mode)
-        for m in interfaces.values():
-            await m.aclose()
 
-    asyncio.run(run())
-    tel.shutdown()
-    sampled.shutdown()
+def _overhead_report(results: dict[str, list[int]], walls: dict[str, int]) -> dict[str, Any]:
     bare = {k: statistics.median(results[k]) / 1000 for k in ("bare", "bare_back_to_back")}
 
     def per_call_us(key: str) -> float:
@@ -208,7 +197,7 @@ def bench_overhead(blocks: int, per_block: int, tmp: Path) -> dict[str, Any]:
             "per_call_us": round(per_call_us("bare_back_to_back"), 2),
         },
     }
-    for mode, yield_between in modes:
+    for mode, yield_between in OVERHEAD_MODES:
         ref = "bare" if yield_between else "bare_back_to_back"
         s: dict[str, Any] = stats_us(results[mode])
         s["overhead_p50_us"] = round(s["p50_us"] - bare[ref], 2)
@@ -225,8 +214,6 @@ def bench_overhead(blocks: int, per_block: int, tmp: Path) -> dict[str, Any]:
     out["meets_target_back_to_back"] = (
         out["inline_back_to_back"]["overhead_p50_us"] <= TARGET_OVERHEAD_US
     )
-    floor = _sdk_floor(tmp)
-    out["sdk_floor"] = floor
     # The wrapper alone (no SDK), and what telemetry adds to a call when it is recorded before
     # the call returns (the SDK calls plus their running slower in place than in a tight loop).
     out["wrapper_alone_p50_us"] = out["inline_no_sdk"]["overhead_p50_us"]
@@ -235,6 +222,28 @@ def bench_overhead(blocks: int, per_block: int, tmp: Path) -> dict[str, Any]:
         - out["inline_no_sdk"]["overhead_p50_us"],
         2,
     )
+    return out
+
+
+def bench_overhead(blocks: int, per_block: int, tmp: Path) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    model = small_model()
+    x = torch.randn(1, 64)
+    tel = setup_telemetry(
+        MonitoringConfig(exporters=("jsonl",), jsonl_path=str(tmp / "bench.jsonl")),
+        run_id="bench",
+    )
+    sampled = setup_telemetry(
+        MonitoringConfig(
+            exporters=("jsonl",), jsonl_path=str(tmp / "bench10.jsonl"), sample_ratio=0.1
+        ),
+        run_id="bench",
+    )
+    results, walls = asyncio.run(_overhead_blocks(model, x, tel, sampled, blocks, per_block))
+    tel.shutdown()
+    sampled.shutdown()
+    out = _overhead_report(results, walls)
+    out["sdk_floor"] = _sdk_floor(tmp)
     return out
 
 

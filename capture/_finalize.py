@@ -174,34 +174,12 @@ def _commit(session: Path, meta: dict[str, Any], status: str, video: VideoInfo |
     write_manifest(session, status)
 
 
-def finalize_session(
-    session: Path,
-    *,
-    recovered: bool,
-    live: dict[str, Any] | None = None,
-    cause: str = "killed",
-    damage: list[str] | None = None,
-    failure: dict[str, Any] | None = None,
-    events_from: str | None = None,
-    events: tuple[Any, bool] | None = None,
-) -> dict[str, Any]:
-    """Write ``events.parquet``, ``metadata.json`` and ``manifest.json``; return the metadata.
+def _kept_frames(
+    session: Path, table: Any, meta: dict[str, Any], fps: int, *, recovered: bool
+) -> tuple[_Trimmed, VideoInfo | None, int]:
+    """The events trimmed to the readable video, the video kept, its readable frame count.
 
-    ``live`` is what only a running recorder knows (stop time and reason, stream outcomes,
-    window moves, focus segments); ``recover`` has none of it. A recovery says its ``cause``:
-    ``killed`` (the recorder died), ``failed`` (a write failed: ``failure`` from the metadata)
-    or ``damaged`` (a finished session's files were damaged later: ``damage`` lists the
-    validator's findings). ``events`` is the table recover already read (and whether some
-    events were lost), so no file is read twice; without it the events are read from disk.
-    A recovery rewrites ``frames.mp4`` once, with its readable frames that have an event row.
-    """
-    refuse_symlinked_members(session)
-    meta: dict[str, Any] = json.loads((session / METADATA_FILE).read_text())
-    fps = int(meta["fps"])
-    t0 = int(meta["start_monotonic_ns"]) if meta.get("start_monotonic_ns") is not None else None
-    table, journal_truncated = (
-        events if events is not None else _load_events(session, salvage=recovered)
-    )
+    A recovery rewrites ``frames.mp4`` once, with its readable frames that have a row."""
     frames_path = session / FRAMES_FILE
     readable = {"screen": 0, "webcam": _video_frames(session / WEBCAM_FILE, meta)}
     video: VideoInfo | None = None
@@ -222,7 +200,73 @@ def finalize_session(
             video = probe_video(frames_path, fps)
             readable["screen"] = video.frames
         trimmed = _trim_to_video(table, readable)
-    n_video = readable["screen"]
+    return trimmed, video, readable["screen"]
+
+
+def _record_recovery(
+    meta: dict[str, Any],
+    trimmed: _Trimmed,
+    n_video: int,
+    *,
+    journal_truncated: bool,
+    events_from: str | None,
+    cause: str,
+    damage: list[str] | None,
+    failure: dict[str, Any] | None,
+) -> None:
+    """``meta["recovery"]``: what was readable, what was lost and why; the stop reason."""
+    n_frames = trimmed.frames
+    meta["recovery"] = {
+        "recovered_at": _now_iso(),
+        "video_frames_readable": n_video,
+        "frame_rows_in_journal": trimmed.frame_rows,
+        "lost_frames": trimmed.frame_rows - n_frames,
+        "video_frames_without_rows": max(0, n_video - n_frames),
+        "lost_input_events": trimmed.lost_inputs,
+        "journal_truncated": journal_truncated,
+        "events_from": events_from,
+        "cause": cause,
+        "originals": ".original/",
+        "note": _RECOVERY_NOTES[cause],
+    }
+    if damage:
+        meta["recovery"]["damage"] = damage
+    if cause == "killed":
+        meta["stop_reason"] = "killed"
+    elif cause == "failed":
+        reason = (failure or {}).get("reason", "write failed")
+        meta["stop_reason"] = f"error: {reason}"
+        meta["failure"] = failure
+
+
+def finalize_session(
+    session: Path,
+    *,
+    recovered: bool,
+    live: dict[str, Any] | None = None,
+    cause: str = "killed",
+    damage: list[str] | None = None,
+    failure: dict[str, Any] | None = None,
+    events_from: str | None = None,
+    events: tuple[Any, bool] | None = None,
+) -> dict[str, Any]:
+    """Write ``events.parquet``, ``metadata.json`` and ``manifest.json``; return the metadata.
+
+    ``live`` is what only a running recorder knows (stop time and reason, stream outcomes,
+    window moves, focus segments); ``recover`` has none of it. A recovery says its ``cause``:
+    ``killed`` (the recorder died), ``failed`` (a write failed: ``failure`` from the metadata)
+    or ``damaged`` (a finished session's files were damaged later: ``damage`` lists the
+    validator's findings). ``events`` is the table recover already read (and whether some
+    events were lost), so no file is read twice; without it the events are read from disk.
+    """
+    refuse_symlinked_members(session)
+    meta: dict[str, Any] = json.loads((session / METADATA_FILE).read_text())
+    fps = int(meta["fps"])
+    t0 = int(meta["start_monotonic_ns"]) if meta.get("start_monotonic_ns") is not None else None
+    table, journal_truncated = (
+        events if events is not None else _load_events(session, salvage=recovered)
+    )
+    trimmed, video, n_video = _kept_frames(session, table, meta, fps, recovered=recovered)
     n_frames = trimmed.frames
     journal_to_parquet(trimmed.events, session / EVENTS_FILE, rows_per_group=fps)
     fresh, padded, dropped, counts = _frame_counts(trimmed.events)
@@ -261,26 +305,15 @@ def finalize_session(
     if t0 is not None:
         meta["trajectories"] = _timed_segments(meta.get("trajectories", []), t0, fps, n_frames)
     if recovered:
-        meta["recovery"] = {
-            "recovered_at": _now_iso(),
-            "video_frames_readable": n_video,
-            "frame_rows_in_journal": trimmed.frame_rows,
-            "lost_frames": trimmed.frame_rows - n_frames,
-            "video_frames_without_rows": max(0, n_video - n_frames),
-            "lost_input_events": trimmed.lost_inputs,
-            "journal_truncated": journal_truncated,
-            "events_from": events_from,
-            "cause": cause,
-            "originals": ".original/",
-            "note": _RECOVERY_NOTES[cause],
-        }
-        if damage:
-            meta["recovery"]["damage"] = damage
-        if cause == "killed":
-            meta["stop_reason"] = "killed"
-        elif cause == "failed":
-            reason = (failure or {}).get("reason", "write failed")
-            meta["stop_reason"] = f"error: {reason}"
-            meta["failure"] = failure
+        _record_recovery(
+            meta,
+            trimmed,
+            n_video,
+            journal_truncated=journal_truncated,
+            events_from=events_from,
+            cause=cause,
+            damage=damage,
+            failure=failure,
+        )
     _commit(session, meta, STATUS_RECOVERED if recovered else STATUS_COMPLETE, video)
     return meta

@@ -94,25 +94,21 @@ def windows(xvfb: str) -> Any:
         other.close()
 
 
-def test_recording_matches_injected_input(
-    windows: tuple[XWindow, XWindow], injector: Injector, tmp_path: Path
-) -> None:
-    import av
-    import pyarrow.parquet as pq
-
-    lol, other = windows
-    injector.focus(lol.handle)
-    cap = start_capture(tmp_path, "--duration", str(DURATION), "--fps", str(FPS))
+def _play(
+    injector: Injector, lol: XWindow, other: XWindow
+) -> tuple[list[tuple[str, tuple[int, int]]], list[tuple[int, int]]]:
+    """Keys, a move, a click and a scroll into the game window, then keys typed while another
+    window has focus, then keys into the game again: (focused events by type with their time
+    brackets, unfocused brackets)."""
     rng = random.Random(5)
     code_a = injector.keycode("a")
     code_b = injector.keycode("b")
     focused: list[tuple[str, tuple[int, int]]] = []  # (event_type, time bracket)
     unfocused: list[tuple[int, int]] = []
 
-    def press_release(code: int, into: list[Any], typed: bool = True) -> None:
+    def press_release(code: int, into: list[tuple[str, tuple[int, int]]]) -> None:
         for kind, fn in (("key_press", injector.key_press), ("key_release", injector.key_release)):
-            bracket = fn(code)
-            into.append((kind, bracket) if typed else bracket)
+            into.append((kind, fn(code)))
             time.sleep(0.03 + rng.random() * 0.05)
 
     time.sleep(0.3)
@@ -138,32 +134,14 @@ def test_recording_matches_injected_input(
     time.sleep(0.05)
     for _ in range(2):
         press_release(code_a, focused)
-    rc, out = cap.finish(DURATION + 30)
-    assert rc == 0, "".join(cap.lines)
-    session = Path(out.strip())
+    return focused, unfocused
 
-    # The session validates on its own.
-    check = subprocess.run(
-        check=False,
-        args=capture_cmd("validate", str(session)),
-        capture_output=True,
-        text=True,
-        env=run_env(),
-    )
-    assert check.returncode == 0, check.stderr
 
-    table = pq.read_table(session / "events.parquet").to_pydict()
-    meta = json.loads((session / "metadata.json").read_text())
-    n = len(table["t_ns"])
-    frame_rows = [i for i in range(n) if table["event_type"][i] == "frame"]
-    inputs = [i for i in range(n) if table["stream"][i] == "input"]
-    frame_t = np.array([table["t_ns"][i] for i in frame_rows], dtype=np.int64)
-    capture_t = [table["t_capture_ns"][i] for i in frame_rows]
-    assert len(frame_rows) == DURATION * FPS == meta["frame_count"]
-
-    # Every injected event (focused) is recorded, in order, with tight timestamps.
+def _match(
+    table: dict[str, list[Any]], inputs: list[int], focused: list[tuple[str, tuple[int, int]]]
+) -> tuple[list[int], list[float]]:
+    """Each injected event's recorded row, in order, and its stamp's delay (ms)."""
     recorded = [(table["event_type"][i], table["t_ns"][i]) for i in inputs]
-    kinds_wanted = [kind for kind, _ in focused]
     matched: list[int] = []
     errors_ms: list[float] = []
     cursor = 0
@@ -177,42 +155,14 @@ def test_recording_matches_injected_input(
         errors_ms.append((t_rec - before) / 1e6)
         matched.append(inputs[cursor])
         cursor += 1
-    assert len(matched) == len(kinds_wanted)
-    # The session format names exactly the input event types the recorder writes.
-    assert {table["event_type"][i] for i in inputs} == set(INPUT_EVENT_TYPES)
-    assert set(ACTION_EVENT_TYPES) < set(INPUT_EVENT_TYPES)
-    assert min(errors_ms) >= 0
-    # Each event is stamped after its injection and long before the next one (injections are
-    # spaced apart): this checks the matching, not speed. The timestamp-error p99 is a
-    # measurement, reported by benchmarks/bench_capture.py, not asserted on a shared machine.
-    assert max(errors_ms) < 100.0, errors_ms
+    assert len(matched) == len(focused)
+    return matched, errors_ms
 
-    # Keystrokes while another window had focus are not logged.
-    first_u, last_u = unfocused[0][0], unfocused[-1][1]
-    leaked = [
-        i
-        for i in inputs
-        if first_u <= table["t_ns"][i] <= last_u and table["event_type"][i].startswith("key")
-    ]
-    assert leaked == []
-    assert max(p for p, _ in other.paints) == 3  # the keys did reach the other window
 
-    # frame_ref is the frame on screen at the event's time.
-    for i in inputs:
-        expected = int(np.searchsorted(frame_t, table["t_ns"][i], side="right")) - 1
-        assert table["frame_ref"][i] == expected
+def _check_video(session: Path, frame_rows: list[int], capture_t: list[Any], lol: XWindow) -> None:
+    """The video is the window's size and shows each repaint at the right frame."""
+    import av
 
-    # Mouse coordinates are relative to the window (= video pixels); absolute in metadata.
-    move = next(i for i in matched if table["event_type"][i] == "mouse_move")
-    assert (table["mouse_x"][move], table["mouse_y"][move]) == (100.0, 50.0)
-    extra = json.loads(table["metadata"][move])
-    assert (extra["abs_x"], extra["abs_y"]) == (x0 + 100, y0 + 50)
-    click = next(i for i in matched if table["event_type"][i] == "mouse_press")
-    assert table["mouse_button"][click] == "left"
-    scroll = next(i for i in matched if table["event_type"][i] == "mouse_scroll")
-    assert table["delta"][scroll] == 1.0
-
-    # The video is the window's size and shows each repaint at the right frame.
     probe = json.loads(
         subprocess.run(
             [
@@ -258,3 +208,74 @@ def test_recording_matches_injected_input(
         checked += 1
     assert checked > len(frame_rows) * 0.9
     assert max(shown) == 7
+
+
+def test_recording_matches_injected_input(
+    windows: tuple[XWindow, XWindow], injector: Injector, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    lol, other = windows
+    injector.focus(lol.handle)
+    cap = start_capture(tmp_path, "--duration", str(DURATION), "--fps", str(FPS))
+    focused, unfocused = _play(injector, lol, other)
+    rc, out = cap.finish(DURATION + 30)
+    assert rc == 0, "".join(cap.lines)
+    session = Path(out.strip())
+
+    # The session validates on its own.
+    check = subprocess.run(
+        check=False,
+        args=capture_cmd("validate", str(session)),
+        capture_output=True,
+        text=True,
+        env=run_env(),
+    )
+    assert check.returncode == 0, check.stderr
+
+    table = pq.read_table(session / "events.parquet").to_pydict()
+    meta = json.loads((session / "metadata.json").read_text())
+    n = len(table["t_ns"])
+    frame_rows = [i for i in range(n) if table["event_type"][i] == "frame"]
+    inputs = [i for i in range(n) if table["stream"][i] == "input"]
+    frame_t = np.array([table["t_ns"][i] for i in frame_rows], dtype=np.int64)
+    capture_t = [table["t_capture_ns"][i] for i in frame_rows]
+    assert len(frame_rows) == DURATION * FPS == meta["frame_count"]
+
+    # Every injected event (focused) is recorded, in order, with tight timestamps.
+    matched, errors_ms = _match(table, inputs, focused)
+    # The session format names exactly the input event types the recorder writes.
+    assert {table["event_type"][i] for i in inputs} == set(INPUT_EVENT_TYPES)
+    assert set(ACTION_EVENT_TYPES) < set(INPUT_EVENT_TYPES)
+    assert min(errors_ms) >= 0
+    # Each event is stamped after its injection and long before the next one (injections are
+    # spaced apart): this checks the matching, not speed. The timestamp-error p99 is a
+    # measurement, reported by benchmarks/bench_capture.py, not asserted on a shared machine.
+    assert max(errors_ms) < 100.0, errors_ms
+
+    # Keystrokes while another window had focus are not logged.
+    first_u, last_u = unfocused[0][0], unfocused[-1][1]
+    leaked = [
+        i
+        for i in inputs
+        if first_u <= table["t_ns"][i] <= last_u and table["event_type"][i].startswith("key")
+    ]
+    assert leaked == []
+    assert max(p for p, _ in other.paints) == 3  # the keys did reach the other window
+
+    # frame_ref is the frame on screen at the event's time.
+    for i in inputs:
+        expected = int(np.searchsorted(frame_t, table["t_ns"][i], side="right")) - 1
+        assert table["frame_ref"][i] == expected
+
+    # Mouse coordinates are relative to the window (= video pixels); absolute in metadata.
+    move = next(i for i in matched if table["event_type"][i] == "mouse_move")
+    assert (table["mouse_x"][move], table["mouse_y"][move]) == (100.0, 50.0)
+    extra = json.loads(table["metadata"][move])
+    assert (extra["abs_x"], extra["abs_y"]) == (LOL_RECT[0] + 100, LOL_RECT[1] + 50)
+    click = next(i for i in matched if table["event_type"][i] == "mouse_press")
+    assert table["mouse_button"][click] == "left"
+    scroll = next(i for i in matched if table["event_type"][i] == "mouse_scroll")
+    assert table["delta"][scroll] == 1.0
+
+    _check_video(session, frame_rows, capture_t, lol)
